@@ -1,0 +1,1 @@
+"""The splatter node: FastAPI service, job store, lease engine, worker supervisor, runner."""

@@ -1,0 +1,93 @@
+"""Errors raised by the pipeline.
+
+Every error carries a one-line, user-facing message: the CLI prints ``str(error)`` on stderr and
+exits non-zero, and the node forwards that line into the task's failure reason.
+
+::
+
+    PipelineError
+    ├── InputError                  the job's inputs are missing or malformed
+    │   ├── ColmapFormatError       a COLMAP binary is corrupt or truncated (file, record, offset)
+    │   ├── UnsupportedCameraError  a camera model the pipeline cannot undistort
+    │   ├── VideoError              a recording cannot be decoded (file named)
+    │   ├── MissingFramesError      the model names frames a recording does not contain
+    │   └── PlyFormatError          a PLY file is not a usable 3DGS PLY
+    ├── BackendUnavailableError     the requested rasterizer backend cannot run here
+    └── TrainingError               training diverged or produced no Gaussians
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "BackendUnavailableError",
+    "ColmapFormatError",
+    "InputError",
+    "MissingFramesError",
+    "PipelineError",
+    "PlyFormatError",
+    "TrainingError",
+    "UnsupportedCameraError",
+    "VideoError",
+]
+
+
+class PipelineError(Exception):
+    """Base class: a failure with a message fit for a user."""
+
+
+class InputError(PipelineError):
+    """The job's inputs are missing or malformed."""
+
+
+class ColmapFormatError(InputError):
+    """A COLMAP binary file is corrupt or truncated.
+
+    Attributes:
+        path: the offending file.
+        record: which record was being read (e.g. ``"image 3 of 120"``), or ``None``.
+        offset: byte offset in the file where reading failed, or ``None``.
+    """
+
+    def __init__(
+        self, path: Path | str, detail: str, record: str | None = None, offset: int | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.detail = detail
+        self.record = record
+        self.offset = offset
+        where = [f"{self.path.name}"]
+        if record is not None:
+            where.append(record)
+        if offset is not None:
+            where.append(f"byte offset {offset}")
+        super().__init__(f"corrupt COLMAP file {', '.join(where)}: {detail}")
+
+
+class UnsupportedCameraError(InputError):
+    """A camera model that the pipeline can neither use directly nor undistort."""
+
+
+class VideoError(InputError):
+    """A recording cannot be opened or decoded."""
+
+    def __init__(self, path: Path | str, detail: str) -> None:
+        self.path = Path(path)
+        super().__init__(f"cannot decode video {self.path}: {detail}")
+
+
+class MissingFramesError(InputError):
+    """The COLMAP model references frames that the recordings do not contain."""
+
+
+class PlyFormatError(InputError):
+    """A PLY file is malformed or lacks the properties of a 3DGS PLY."""
+
+
+class BackendUnavailableError(PipelineError):
+    """The requested rasterizer backend cannot run on this machine."""
+
+
+class TrainingError(PipelineError):
+    """Training failed: non-finite loss, or no Gaussians left."""

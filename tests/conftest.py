@@ -1,0 +1,10 @@
+"""Suite-wide test settings."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+# Parallel pytest workers (and the node's child processes) must not oversubscribe 2 cores.
+torch.set_num_threads(int(os.environ.get("SPLATTER_TEST_THREADS", "2")))
