@@ -1,0 +1,1 @@
+"""Subcommands of ``python -m pipeline`` (see :mod:`pipeline.cli`)."""
