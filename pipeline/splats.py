@@ -37,7 +37,7 @@ class Splats:
     @property
     def sh_degree(self) -> int:
         """Degree of the stored SH (0..3)."""
-        return round(self.sh.shape[1] ** 0.5) - 1
+        return int(round(self.sh.shape[1] ** 0.5)) - 1
 
     def activated(self) -> Gaussians:
         """The rasterizer's view: ``exp`` scales and ``sigmoid`` opacities (differentiable)."""
