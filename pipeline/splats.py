@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +38,7 @@ class Splats:
     @property
     def sh_degree(self) -> int:
         """Degree of the stored SH (0..3)."""
-        return int(round(self.sh.shape[1] ** 0.5)) - 1
+        return math.isqrt(int(self.sh.shape[1])) - 1
 
     def activated(self) -> Gaussians:
         """The rasterizer's view: ``exp`` scales and ``sigmoid`` opacities (differentiable)."""
