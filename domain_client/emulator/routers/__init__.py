@@ -1,0 +1,1 @@
+"""One router per emulated service (DDS, DMS, domain server) plus the admin API."""

@@ -1,0 +1,114 @@
+"""Run the emulator under uvicorn: in a background thread (tests, demo) or in the foreground (CLI).
+
+The listening socket is bound before uvicorn starts, so port 0 (any free port) works and the
+public URL, which tokens and leases carry, is known up front.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+
+from domain_client.emulator.app import create_app
+from domain_client.emulator.config import EmulatorConfig
+from domain_client.emulator.state import EmulatorState
+
+STARTUP_TIMEOUT_S = 15.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port); port 0 picks a free one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def url_for(sock: socket.socket) -> str:
+    """`http://host:port` of a bound socket (IPv6 hosts in brackets)."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def prepare(
+    config: EmulatorConfig, host: str, port: int
+) -> tuple[socket.socket, EmulatorState, uvicorn.Server]:
+    """Bind, fill in `public_url` if unset, and build state, app and uvicorn server."""
+    sock = bind_socket(host, port)
+    if config.public_url is None:
+        config = dataclasses.replace(config, public_url=url_for(sock))
+    state = EmulatorState(config)
+    uvicorn_config = uvicorn.Config(
+        create_app(state=state), log_level="warning", timeout_graceful_shutdown=2
+    )
+    return sock, state, uvicorn.Server(uvicorn_config)
+
+
+class EmulatorServer:
+    """The emulator on a loopback port in a daemon thread; use as a context manager.
+
+    >>> with EmulatorServer(EmulatorConfig(lease_ttl=5)) as emulator:
+    ...     emulator.dms_base_url   # 'http://127.0.0.1:<port>/v1'
+    """
+
+    def __init__(
+        self, config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self._sock, self.state, self._server = prepare(config or EmulatorConfig(), host, port)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:<port>`: DDS base URL and domain server URL."""
+        return self.state.public_url()
+
+    @property
+    def dds_base_url(self) -> str:
+        """Value for the node's `DDS_BASE_URL`."""
+        return self.base_url
+
+    @property
+    def dms_base_url(self) -> str:
+        """Value for the node's `DMS_BASE_URL` (with the `/v1` base path)."""
+        return f"{self.base_url}/v1"
+
+    @property
+    def domain_server_url(self) -> str:
+        """What leases carry as `domain_server_url`."""
+        return self.base_url
+
+    def start(self) -> EmulatorServer:
+        """Start serving; returns once uvicorn accepts connections."""
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the emulator's uvicorn server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Ask uvicorn to exit and wait for its thread."""
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=STARTUP_TIMEOUT_S)
+        self._sock.close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
