@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
 
+from domain_client.emulator.app import current_state
 from domain_client.emulator.config import EmulatorConfig, RotationPolicy
 from domain_client.emulator.server import prepare
 
@@ -136,10 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, bind, print the banner, serve until interrupted."""
     args = build_parser().parse_args(argv)
     try:
-        sock, state, server = prepare(config_from_args(args), args.host, args.port)
+        sock, app, server = prepare(config_from_args(args), args.host, args.port)
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
+    state = current_state(app)
     print(banner(state.public_url(), state.config), flush=True)
     try:
         server.run(sockets=[sock])

@@ -30,10 +30,14 @@ def create_app(config: EmulatorConfig | None = None, state: EmulatorState | None
         app.include_router(module.router)
     app.add_exception_handler(EmulatorError, _emulator_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_middleware(
-        EmulatorMiddleware, faults=state.faults, log=state.requests, clock=state.clock
-    )
+    app.add_middleware(EmulatorMiddleware, traffic=lambda: current_state(app))
     return app
+
+
+def current_state(app: FastAPI) -> EmulatorState:
+    """The state an app serves now (`EmulatorServer.reset` swaps it)."""
+    state: EmulatorState = app.state.emulator
+    return state
 
 
 async def _emulator_error(request: Request, exc: Exception) -> JSONResponse:

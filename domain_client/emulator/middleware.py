@@ -13,8 +13,9 @@ import itertools
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -158,28 +159,36 @@ class RequestLog:
             self._records.clear()
 
 
+class Traffic(Protocol):
+    """What the middleware needs of the emulator state (looked up per request, so that the
+    state can be swapped by a reset)."""
+
+    faults: FaultBook
+    requests: RequestLog
+    clock: Clock
+
+
 class EmulatorMiddleware:
     """Records every HTTP request and applies armed faults before the app sees it."""
 
-    def __init__(self, app: ASGIApp, faults: FaultBook, log: RequestLog, clock: Clock) -> None:
+    def __init__(self, app: ASGIApp, traffic: Callable[[], Traffic]) -> None:
         self.app = app
-        self.faults = faults
-        self.log = log
-        self.clock = clock
+        self.traffic = traffic
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        record = self._record(scope)
-        self.log.append(record)
+        traffic = self.traffic()
+        record = _record(scope, traffic.clock)
+        traffic.requests.append(record)
 
         async def send_recording(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = int(message["status"])
             await send(message)
 
-        fault = self.faults.take(record.service, record.method, record.path)
+        fault = traffic.faults.take(record.service, record.method, record.path)
         if fault is not None:
             record.fault = fault.id
             await asyncio.sleep(fault.delay_s)
@@ -189,20 +198,20 @@ class EmulatorMiddleware:
                 return
         await self.app(scope, receive, send_recording)
 
-    def _record(self, scope: Scope) -> RequestRecord:
-        headers = {
-            key.decode("latin-1").lower(): value.decode("latin-1")
-            for key, value in scope["headers"]
-        }
-        path = str(scope["path"])
-        return RequestRecord(
-            at=rfc3339(self.clock.now()),
-            service=classify(path),
-            method=str(scope["method"]),
-            path=path,
-            query=bytes(scope.get("query_string", b"")).decode("latin-1"),
-            headers={name: headers[name] for name in LOGGED_HEADERS if name in headers},
-        )
+
+def _record(scope: Scope, clock: Clock) -> RequestRecord:
+    headers = {
+        key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]
+    }
+    path = str(scope["path"])
+    return RequestRecord(
+        at=rfc3339(clock.now()),
+        service=classify(path),
+        method=str(scope["method"]),
+        path=path,
+        query=bytes(scope.get("query_string", b"")).decode("latin-1"),
+        headers={name: headers[name] for name in LOGGED_HEADERS if name in headers},
+    )
 
 
 async def _drain(receive: Receive) -> None:

@@ -88,7 +88,9 @@ def login(http: httpx.Client, key: str = TEST_KEY) -> httpx.Response:
     return http.post("/internal/v1/auth/siwe/verify", json=body)
 
 
-def node_token(http: httpx.Client, key: str = TEST_KEY, capabilities: list[str] | None = None) -> str:
+def node_token(
+    http: httpx.Client, key: str = TEST_KEY, capabilities: list[str] | None = None
+) -> str:
     """Register and log in; the DMS bearer."""
     register(http, key, capabilities).raise_for_status()
     response = login(http, key)
@@ -141,7 +143,9 @@ def bearer(token: str) -> dict[str, str]:
 def jwt_claims(token: str) -> dict[str, Any]:
     """Payload of a JWT, unverified."""
     payload = token.split(".")[1]
-    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
     return claims
 
 
