@@ -134,7 +134,7 @@ def banner(base_url: str, config: EmulatorConfig) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, bind, print the banner, serve until interrupted."""
+    """Parse arguments, bind, print the banner, serve until Ctrl-C (exit 0) or SIGTERM."""
     args = build_parser().parse_args(argv)
     try:
         sock, app, server = prepare(config_from_args(args), args.host, args.port)
@@ -145,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(banner(state.public_url(), state.config), flush=True)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down for
+        print("emulator stopped", file=sys.stderr)
     finally:
         sock.close()
     return 0

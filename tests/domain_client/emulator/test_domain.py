@@ -231,9 +231,14 @@ def test_multipart_download_survives_the_boundary_inside_content(
     boundary = "feedface" * 7 + "abcd"
     emulator = start_emulator(download_boundary=boundary)
     tricky = (
-        b"\r\n--" + boundary.encode() + b"\r\nContent-Disposition: x\r\n\r\n"
-        + bytes(range(256)) + b"--" + boundary.encode() + b"--\r\n"
-    )  # fmt: skip
+        b"\r\n--"
+        + boundary.encode()
+        + b"\r\nContent-Disposition: x\r\n\r\n"
+        + bytes(range(256))
+        + b"--"
+        + boundary.encode()
+        + b"--\r\n"
+    )
     item = _seed(emulator, "tricky", "binary", tricky)
     after = _seed(emulator, "after", "binary", b"")
     response = httpx.get(

@@ -48,9 +48,15 @@ def test_capabilities() -> None:
 
 @pytest.mark.parametrize(
     ("version", "valid"),
-    [("1.2.3", True), ("0.0.0-local", True), ("1.0.0+build.5", True), ("v1.2.3", False),
-     ("1.2", False), ("01.2.3", False)],
-)  # fmt: skip
+    [
+        ("1.2.3", True),
+        ("0.0.0-local", True),
+        ("1.0.0+build.5", True),
+        ("v1.2.3", False),
+        ("1.2", False),
+        ("01.2.3", False),
+    ],
+)
 def test_semver(version: str, valid: bool) -> None:
     assert is_semver(version) is valid
 

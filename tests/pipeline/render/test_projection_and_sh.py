@@ -21,9 +21,13 @@ def test_projection_matches_gsplat_reference(seed: int) -> None:
         gaussians.quats, gaussians.scales, compute_preci=False
     )
     radii, means2d, depths, conics, _ = gsplat_impl._fully_fused_projection(
-        gaussians.means, covars, camera.world_to_camera[None], camera.K[None],
-        camera.width, camera.height,
-    )  # fmt: skip
+        gaussians.means,
+        covars,
+        camera.world_to_camera[None],
+        camera.K[None],
+        camera.width,
+        camera.height,
+    )
     assert torch.allclose(ours.means2d, means2d[0], atol=1e-9)
     assert torch.allclose(ours.depths, depths[0], atol=1e-12)
     assert torch.allclose(ours.conics, conics[0], rtol=1e-9, atol=1e-9)
