@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -143,7 +143,7 @@ class TaskRecord:
             "spec": self.spec(),
             "lease": self.lease.to_json() if self.lease else None,
             "lease_history": list(self.lease_history),
-            "heartbeats": [beat.__dict__ for beat in self.heartbeats],
+            "heartbeats": [asdict(beat) for beat in self.heartbeats],
             "progress": self.heartbeats[-1].progress if self.heartbeats else None,
             "progress_history": self.progress_history,
             "events": self.events,

@@ -30,13 +30,19 @@ def bind_socket(host: str, port: int) -> socket.socket:
     # Accepted connections inherit this; without it, uvicorn's separate header and body writes
     # meet Nagle + delayed ACK and every JSON response takes ~40 ms on loopback.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
 def url_for(sock: socket.socket) -> str:
-    """`http://host:port` of a bound socket (IPv6 hosts in brackets)."""
+    """`http://host:port` of a bound socket (IPv6 hosts in brackets). A wildcard address is
+    replaced by loopback: tokens and leases must name an address clients can connect to."""
     host, port = sock.getsockname()[:2]
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 

@@ -43,6 +43,7 @@ async def authorize(
     try:
         bearer = bearer_from_header(authorization)
         with state.lock:
+            state.queue.sweep()  # an expired lease's token is revoked (if revocation is on)
             state.domain_tokens.check(bearer, domain_id, public_url(request, state))
     except EmulatorError:
         await drain(request)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from domain_client.emulator.__main__ import build_parser, config_from_args, main
+from domain_client.emulator.server import bind_socket, url_for
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -116,3 +117,11 @@ def test_options_map_onto_the_config() -> None:
     assert config.public_url == "http://node.test:1" and config.rotate == "always"
     assert config.unique_names is False and config.empty_list_404 is True
     assert config.default_max_attempts == 5 and config.revoke_superseded_tokens is True
+
+
+def test_wildcard_host_is_published_as_loopback() -> None:
+    sock = bind_socket("0.0.0.0", 0)
+    try:
+        assert url_for(sock) == f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
