@@ -302,10 +302,7 @@ class TaskQueue:
         self, task_id: str, wallet: str, progress: Any, events: list[dict[str, Any]]
     ) -> dict[str, Any]:
         """Record progress/events; extend the lease, maybe rotate the token, or deliver a cancel."""
-        task = self._leased_task(task_id, wallet)
-        lease = task.lease
-        if lease is None:  # _leased_task guarantees a lease; this keeps the type checker calm
-            raise gone(f"task {task_id} has no live lease")
+        task, lease = self._live_lease(task_id, wallet)
         now = self._clock.now()
         rotated = not task.cancel_requested and self._needs_rotation(lease.grant, now)
         task.heartbeats.append(HeartbeatRecord(rfc3339(now), wallet, progress, events, rotated))
@@ -360,15 +357,16 @@ class TaskQueue:
         task = self._known(task_id)
         if task.cancel_requested or task.status == "cancelled":
             raise conflict(f"task {task_id} was cancelled")
-        return self._leased_task(task_id, wallet)
+        return self._live_lease(task_id, wallet)[0]
 
-    def _leased_task(self, task_id: str, wallet: str) -> TaskRecord:
-        """404 for an unknown task, 410 unless `wallet` holds its live lease."""
+    def _live_lease(self, task_id: str, wallet: str) -> tuple[TaskRecord, Lease]:
+        """The task and its lease; 404 for an unknown task, 410 unless `wallet` holds it."""
         self.sweep()
         task = self._known(task_id)
-        if task.lease is None or task.lease.wallet != wallet:
+        lease = task.lease
+        if lease is None or lease.wallet != wallet:
             raise gone(f"task {task_id} has no live lease held by this node (status {task.status})")
-        return task
+        return task, lease
 
     def _known(self, task_id: str) -> TaskRecord:
         task = self.tasks.get(task_id)
