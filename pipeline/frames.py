@@ -27,7 +27,14 @@ from pipeline.layout import JobLayout, frame_name
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.video import DecodeReport, decode_frames
 
-__all__ = ["FramesConfig", "FramesResult", "extract_frames", "parse_frame_name", "plan_frames"]
+__all__ = [
+    "FramesConfig",
+    "FramesResult",
+    "extract_frames",
+    "parse_frame_name",
+    "plan_frames",
+    "sample_names",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +106,7 @@ def plan_frames(layout: JobLayout, image_names: Iterable[str]) -> tuple[dict[str
     if unparsable:
         raise MissingFramesError(
             f"{len(unparsable)} model images are neither in {layout.frames_dir} nor named "
-            f"<scan>_<index:06d>.jpg after a recording: {_sample(unparsable)}",
+            f"<scan>_<index:06d>.jpg after a recording: {sample_names(unparsable)}",
             unparsable,
         )
     _check_videos_exist(layout, todo)
@@ -205,7 +212,7 @@ def _check_scan(
         names = [frame_name(scan, i) for i in missing]
         raise MissingFramesError(
             f"{video} holds {report.frames_decoded} frames (0..{report.frames_decoded - 1}), "
-            f"but the model needs {len(names)} frames it lacks: {_sample(names)}",
+            f"but the model needs {len(names)} frames it lacks: {sample_names(names)}",
             names,
         )
 
@@ -220,7 +227,7 @@ def _save_jpeg(rgb: NDArray[np.uint8], path: Path, quality: int) -> None:
         raise PipelineError(f"cannot write frame {path}: {exc.strerror or exc}") from exc
 
 
-def _sample(names: Sequence[str], limit: int = 8) -> str:
+def sample_names(names: Sequence[str], limit: int = 8) -> str:
     """``a, b, c`` or ``a, b, … and 12 more``."""
     shown = ", ".join(names[:limit])
     return shown if len(names) <= limit else f"{shown}, … and {len(names) - limit} more"

@@ -40,8 +40,9 @@ class PinholeIntrinsics:
     def scaled_to(self, width: int, height: int) -> PinholeIntrinsics:
         """The same camera for the image resized to ``width × height`` (pixel edges scale)."""
         sx, sy = width / self.width, height / self.height
-        return PinholeIntrinsics(self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy,
-                                 width, height)  # fmt: skip
+        return PinholeIntrinsics(
+            self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height
+        )
 
 
 @dataclass(frozen=True)

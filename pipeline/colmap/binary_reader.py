@@ -219,8 +219,9 @@ def _read_image(cursor: _Cursor, record: str) -> ColmapImage:
     count_offset = cursor.offset
     num_points = int(cursor.unpack(_U64, record)[0])
     if num_points * _POINT2D.itemsize > len(cursor.data) - cursor.offset:
-        raise cursor.fail(f"claims {num_points} 2D points, more than the file holds", record,
-                          count_offset)  # fmt: skip
+        raise cursor.fail(
+            f"claims {num_points} 2D points, more than the file holds", record, count_offset
+        )
     points = cursor.array(_POINT2D, num_points, record)
     return ColmapImage(
         image_id=image_id,
@@ -292,13 +293,17 @@ def _check_points(cursor: _Cursor, points: Points3D, heads: NDArray[np.int64]) -
     bad = np.flatnonzero(~np.isfinite(points.xyz).all(axis=1))
     if bad.size:
         i = int(bad[0])
-        raise cursor.fail(f"non-finite position {points.xyz[i].tolist()}",
-                          f"point {i + 1} (id {points.ids[i]})", int(heads[i]))  # fmt: skip
+        raise cursor.fail(
+            f"non-finite position {points.xyz[i].tolist()}",
+            f"point {i + 1} (id {points.ids[i]})",
+            int(heads[i]),
+        )
     unique, first = np.unique(points.ids, return_index=True)
     if unique.size != len(points):
         dup = np.setdiff1d(np.arange(len(points)), first)[0]
-        raise cursor.fail(f"duplicate point id {points.ids[dup]}", f"point {dup + 1}",
-                          int(heads[dup]))  # fmt: skip
+        raise cursor.fail(
+            f"duplicate point id {points.ids[dup]}", f"point {dup + 1}", int(heads[dup])
+        )
 
 
 def read_rigs(path: Path) -> dict[int, ColmapRig]:
@@ -320,8 +325,9 @@ def _read_rig(cursor: _Cursor, record: str) -> ColmapRig:
     count_offset = cursor.offset
     num_sensors = cursor.u32(record)
     if num_sensors * _SENSOR.size > len(cursor.data) - cursor.offset:
-        raise cursor.fail(f"claims {num_sensors} sensors, more than the file holds", record,
-                          count_offset)  # fmt: skip
+        raise cursor.fail(
+            f"claims {num_sensors} sensors, more than the file holds", record, count_offset
+        )
     if num_sensors == 0:
         return ColmapRig(rig_id, None)
     ref_type, ref_id = cursor.unpack(_SENSOR, record)
@@ -348,8 +354,9 @@ def read_frames(path: Path) -> dict[int, ColmapFrame]:
         head = cursor.unpack(_FRAME_HEAD, record)
         num_data = int(head[9])
         if num_data * _DATA_ID.size > len(cursor.data) - cursor.offset:
-            raise cursor.fail(f"claims {num_data} data ids, more than the file holds", record,
-                              start)  # fmt: skip
+            raise cursor.fail(
+                f"claims {num_data} data ids, more than the file holds", record, start
+            )
         data_ids = []
         for _ in range(num_data):
             sensor_type, sensor_id, data_id = cursor.unpack(_DATA_ID, record)

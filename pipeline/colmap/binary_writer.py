@@ -104,8 +104,9 @@ def encode_frames(frames: dict[int, ColmapFrame]) -> bytes:
     parts = [_U64.pack(len(frames))]
     for frame_id in sorted(frames):
         frame = frames[frame_id]
-        head = struct.pack("<II7dI", frame_id, frame.rig_id, *frame.qvec, *frame.tvec,
-                           len(frame.data_ids))  # fmt: skip
+        head = struct.pack(
+            "<II7dI", frame_id, frame.rig_id, *frame.qvec, *frame.tvec, len(frame.data_ids)
+        )
         parts.append(head)
         parts += [struct.pack("<iIQ", *data_id) for data_id in frame.data_ids]
     return b"".join(parts)
