@@ -188,7 +188,7 @@ def _read_camera(cursor: _Cursor, record: str) -> ColmapCamera:
 def read_images(path: Path) -> dict[int, ColmapImage]:
     """All images of an ``images.bin``, by image id, in file order."""
     cursor = _open(path)
-    min_size = _IMAGE_HEAD.size + 2 + _U64.size  # 1-character name + NUL
+    min_size = _IMAGE_HEAD.size + 1 + _U64.size  # at least the name's NUL
     count = cursor.count("images", min_size)
     images: dict[int, ColmapImage] = {}
     names: set[str] = set()
@@ -212,7 +212,7 @@ def _read_image(cursor: _Cursor, record: str) -> ColmapImage:
     qvec = np.array(head[1:5], dtype=np.float64)
     tvec = np.array(head[5:8], dtype=np.float64)
     record = f"{record} (id {image_id})"
-    if not (_finite(qvec) and _finite(tvec)) or np.linalg.norm(qvec) < 1e-12:
+    if not (_finite(qvec) and _finite(tvec)) or np.abs(qvec).max() < 1e-12:
         raise cursor.fail(f"invalid pose q={qvec.tolist()} t={tvec.tolist()}", record, start)
     name = cursor.c_string(record)
     record = f"image {name!r} (id {image_id})"
@@ -248,14 +248,15 @@ def read_points3d(path: Path) -> Points3D:
             cursor.offset = offset
             raise cursor.fail("file ends inside a point record", f"point {i + 1} of {count}")
         length = _U64.unpack_from(data, offset + _POINT_HEAD.size - 8)[0]
-        heads[i], track_lengths[i] = offset, length
-        offset += _POINT_HEAD.size + 8 * length
-        if offset > size:
+        end = offset + _POINT_HEAD.size + 8 * length
+        if end > size:
             raise cursor.fail(
                 f"track of {length} elements runs past the end of the file",
                 f"point {i + 1} of {count}",
-                int(heads[i]),
+                offset,
             )
+        heads[i], track_lengths[i] = offset, length
+        offset = end
     cursor.offset = offset
     cursor.finish()
     return _gather_points(cursor, heads, track_lengths)

@@ -38,7 +38,9 @@ F64 = NDArray[np.float64]
 
 def qvec_to_rotmat(qvec: F64) -> F64:
     """Rotation matrix ``[3, 3]`` from a quaternion ``[4]`` ``(w, x, y, z)`` (normalised first)."""
-    w, x, y, z = np.asarray(qvec, dtype=np.float64) / np.linalg.norm(qvec)
+    q = np.asarray(qvec, dtype=np.float64)
+    q = q / np.abs(q).max()  # first bring it near 1, so the norm cannot overflow
+    w, x, y, z = q / np.linalg.norm(q)
     return np.array(
         [
             [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
