@@ -131,7 +131,20 @@ def unproject(
         converged = np.hypot(step_x, step_y) < tolerance * (1 + np.hypot(x, y))
         if converged.all():
             break
-    return np.where(converged, x, np.nan), np.where(converged, y, np.nan)
+    valid = converged & _before_fold(camera, x, y)
+    return np.where(valid, x, np.nan), np.where(valid, y, np.nan)
+
+
+def _before_fold(camera: ColmapCamera, x: F64, y: F64, steps: int = 32) -> NDArray[np.bool_]:
+    """Whether the distorted radius grows all along the ray from the centre to ``(x, y)``.
+
+    Strong radial coefficients fold the image back onto itself beyond some radius; a point
+    there also solves ``distort(p) = target`` but is not what the lens saw.
+    """
+    fractions = np.linspace(0.0, 1.0, steps + 1).reshape((-1,) + (1,) * np.ndim(x))
+    with np.errstate(invalid="ignore"):
+        xd, yd = distort(camera, fractions * np.nan_to_num(x), fractions * np.nan_to_num(y))
+    return np.asarray((np.diff(np.hypot(xd, yd), axis=0) > 0).all(axis=0) | (np.hypot(x, y) == 0))
 
 
 def _initial_guess(camera: ColmapCamera, xd: F64, yd: F64) -> tuple[F64, F64]:
