@@ -50,7 +50,8 @@ class FramesConfig:
         workers: recordings decoded at the same time (each runs one ffmpeg process).
         decode_errors: what a recording with decoder errors (a damaged or truncated stream)
             does: ``"tolerate"`` logs them and fails only if the model needs frames the video
-            lacks; ``"fail"`` fails the step on any decoder error.
+            lacks; ``"fail"`` decodes every recording to its end and fails the step on any
+            decoder error.
     """
 
     jpeg_quality: int = 95
@@ -188,7 +189,8 @@ def _extract_scan(
     video = layout.video(scan)
     report = DecodeReport()
     found: set[int] = set()
-    for index, rgb in decode_frames(video, indices, report):
+    strict = config.decode_errors == "fail"
+    for index, rgb in decode_frames(video, indices, report, to_end=strict):
         _save_jpeg(rgb, layout.frames_dir / frame_name(scan, index), config.jpeg_quality)
         found.add(index)
         on_frame()

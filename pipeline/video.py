@@ -46,12 +46,16 @@ class DecodeReport:
 
 
 def decode_frames(
-    path: Path, wanted: Iterable[int], report: DecodeReport | None = None
+    path: Path,
+    wanted: Iterable[int],
+    report: DecodeReport | None = None,
+    to_end: bool = False,
 ) -> Iterator[tuple[int, NDArray[np.uint8]]]:
     """Yield ``(index, [H, W, 3] uint8 RGB)`` for each wanted frame index the video contains.
 
-    Frames are yielded in increasing index order; decoding stops after the last wanted frame.
-    Indices the video does not reach are simply not yielded (compare with ``report``).
+    Frames are yielded in increasing index order. Decoding stops after the last wanted frame,
+    or, with ``to_end``, runs through the whole stream (to see every decoder error). Indices
+    the video does not reach are simply not yielded (compare with ``report``).
 
     Raises:
         VideoError: the file is missing, is not a video, or ffmpeg fails on it.
@@ -69,6 +73,8 @@ def decode_frames(
     reader.start()
     try:
         yield from _select(process.stdout, targets, report)
+        if to_end:
+            _drain(process.stdout, report)
     finally:
         if not report.reached_end:  # every wanted frame found (or the caller stopped)
             process.kill()
@@ -111,6 +117,12 @@ def _select(
         if frame is not None:
             position += 1
             yield index, frame
+
+
+def _drain(stdout: IO[bytes], report: DecodeReport) -> None:
+    while _read_ppm(stdout, keep=False)[0]:
+        report.frames_decoded += 1
+    report.reached_end = True
 
 
 def _read_ppm(stream: IO[bytes], keep: bool) -> tuple[bool, NDArray[np.uint8] | None]:
