@@ -39,8 +39,8 @@ from pipeline.colmap.distortion import project
 from pipeline.layout import JobLayout, frame_name
 from pipeline.render.sh import sh_to_rgb
 from pipeline.render.types import Camera, Gaussians, RenderSettings
-from pipeline.synthetic.render import FrameRenderer, RenderedFrame
-from pipeline.synthetic.scene import build_room
+from pipeline.synthetic.render import FrameRenderer
+from pipeline.synthetic.scene import SPHERES, SceneParts, build_room
 from pipeline.video import encode_video
 
 __all__ = ["SyntheticCameraModel", "SyntheticConfig", "SyntheticScene", "make_synthetic_job"]
@@ -166,14 +166,13 @@ def make_synthetic_job(job_root: Path, config: SyntheticConfig | None = None) ->
     camera = _colmap_camera(config)
     poses = _orbit(config)
     renderer = FrameRenderer(room.gaussians, camera, RenderSettings(sh_degree=0))
-    rendered = [renderer.render(torch.from_numpy(pose)) for pose in poses]
-    frames = np.stack([frame.image for frame in rendered])
+    frames = np.stack([renderer.render(torch.from_numpy(pose)) for pose in poses])
     layout.video(config.scan).parent.mkdir(parents=True, exist_ok=True)
     encode_video(
         layout.video(config.scan), frames, (config.width, config.height), config.fps, crf=config.crf
     )
     registered = [i for i in range(config.views) if not _skipped(i, config)]
-    model = _build_model(config, camera, poses, rendered, registered, room.gaussians, rng)
+    model = _build_model(config, camera, poses, registered, room, rng)
     write_model(model, layout.model_dir)
     manifest = _manifest(config)
     layout.manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -258,20 +257,15 @@ def _build_model(
     config: SyntheticConfig,
     camera: ColmapCamera,
     poses: list[NDArray[np.float64]],
-    rendered: list[RenderedFrame],
     registered: list[int],
-    gaussians: Gaussians,
+    room: SceneParts,
     rng: np.random.Generator,
 ) -> ColmapModel:
     # Shuffled ids: image id order differs from name order, as in real models.
-    image_ids = {
-        index: int(i)
-        for index, i in zip(registered, rng.permutation(len(registered)) + 1, strict=True)
-    }
-    xyz, rgb = _sample_points(config, gaussians, rng)
-    observations = {
-        index: _observe(camera, poses[index], rendered[index], xyz, rng) for index in registered
-    }
+    shuffled = rng.permutation(len(registered)) + 1
+    image_ids = {index: int(i) for index, i in zip(registered, shuffled, strict=True)}
+    xyz, rgb, sphere = _sample_points(config, room, rng)
+    observations = {index: _observe(camera, poses[index], xyz, sphere, rng) for index in registered}
     points, keypoints = _tracks(xyz, rgb, observations, image_ids, rng)
     images = {}
     for index in sorted(registered, key=lambda i: image_ids[i]):
@@ -288,43 +282,64 @@ def _build_model(
 
 
 def _sample_points(
-    config: SyntheticConfig, gaussians: Gaussians, rng: np.random.Generator
-) -> tuple[NDArray[np.float64], NDArray[np.uint8]]:
-    """SfM-like points: Gaussian centres with ~1 cm noise and their (noisy) colours."""
+    config: SyntheticConfig, room: SceneParts, rng: np.random.Generator
+) -> tuple[NDArray[np.float64], NDArray[np.uint8], NDArray[np.int64]]:
+    """SfM-like points: Gaussian centres with ~1 cm noise, their (noisy) colours, and the
+    index of the sphere each lies on (-1 for floor and wall)."""
+    gaussians = room.gaussians
     count = min(config.points, len(gaussians))
     chosen = np.sort(rng.choice(len(gaussians), size=count, replace=False))
     xyz = gaussians.means.numpy().astype(np.float64)[chosen] + rng.normal(0, 0.01, (count, 3))
     colour = sh_to_rgb(gaussians.sh[:, 0]).numpy().astype(np.float64)[chosen]
     rgb = np.clip(np.rint(colour * 255 + rng.normal(0, 3, (count, 3))), 0, 255).astype(np.uint8)
-    return xyz, rgb
+    sphere = room.part.numpy()[chosen] - 2
+    return xyz, rgb, np.where(sphere >= 0, sphere, -1)
 
 
 def _observe(
     camera: ColmapCamera,
     pose: NDArray[np.float64],
-    frame: RenderedFrame,
     xyz: NDArray[np.float64],
+    sphere: NDArray[np.int64],
     rng: np.random.Generator,
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """``(point rows, [n, 2] keypoints)`` of the points visible in one frame.
 
-    A point is visible when it projects inside the image and is not behind the rendered surface.
-    Keypoints are its distorted pixel coordinates plus 0.3 px of noise.
+    Visibility uses the room's exact geometry: a point must project inside the image, face the
+    camera if it lies on a sphere, and have no sphere between it and the camera (the floor and
+    the wall face every camera inside the room). Keypoints are distorted pixel coordinates plus
+    0.3 px of noise.
     """
     cam = xyz @ pose[:3, :3].T + pose[:3, 3]
     z = cam[:, 2]
     in_front = z > 0.1
-    x, y = cam[:, 0] / np.where(in_front, z, 1), cam[:, 1] / np.where(in_front, z, 1)
-    u, v = project(camera, x, y)
+    safe_z = np.where(in_front, z, 1.0)
+    u, v = project(camera, cam[:, 0] / safe_z, cam[:, 1] / safe_z)
     inside = in_front & (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
-    K = frame.canvas.K.numpy().astype(np.float64)
-    col = np.clip((x * K[0, 0] + K[0, 2]).astype(np.int64), 0, frame.canvas.width - 1)
-    row = np.clip((y * K[1, 1] + K[1, 2]).astype(np.int64), 0, frame.canvas.height - 1)
-    surface = frame.depth[row, col]
-    visible = inside & np.isfinite(surface) & (z <= surface * 1.03 + 0.08)
+    centre = -pose[:3, :3].T @ pose[:3, 3]
+    visible = inside & ~_behind_a_sphere(xyz, sphere, centre)
     rows = np.flatnonzero(visible)
     keypoints = np.stack([u[rows], v[rows]], axis=-1) + rng.normal(0, 0.3, (len(rows), 2))
     return rows, keypoints
+
+
+def _behind_a_sphere(
+    xyz: NDArray[np.float64], sphere: NDArray[np.int64], eye: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """``[P]`` whether a sphere hides each point from ``eye`` (its own sphere: when the point
+    is on the far side)."""
+    hidden = np.zeros(len(xyz), dtype=bool)
+    to_eye = eye - xyz
+    for k, (centre, radius) in enumerate(SPHERES):
+        c = np.asarray(centre)
+        own = sphere == k
+        hidden |= own & (np.einsum("ij,ij->i", xyz - c, to_eye) <= 0)
+        # Distance from the sphere's centre to the segment point → eye.
+        along = np.einsum("ij,ij->i", c - xyz, to_eye) / np.einsum("ij,ij->i", to_eye, to_eye)
+        t = np.clip(along, 0.0, 1.0)
+        closest = xyz + t[:, None] * to_eye
+        hidden |= ~own & (np.linalg.norm(closest - c, axis=1) < 0.97 * radius)
+    return hidden
 
 
 def _tracks(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,25 +29,9 @@ from pipeline.render.projection import project
 from pipeline.render.types import Camera, Gaussians, RenderSettings
 from pipeline.undistort import PinholeIntrinsics, remap_bilinear
 
-__all__ = ["FrameRenderer", "RenderedFrame", "render_pinhole"]
+__all__ = ["FrameRenderer", "render_pinhole"]
 
 _TILE = 16  # pixels; small tiles keep the oracle's [pixels × Gaussians] tensors small
-
-
-@dataclass
-class RenderedFrame:
-    """One rendered frame.
-
-    Attributes:
-        image: ``[H, W, 3]`` uint8, the frame as the (possibly distorted) camera sees it.
-        canvas: the pinhole camera actually rendered (equal to the frame's camera when the
-            camera has no distortion).
-        depth: ``[h, w]`` float32 expected depth of the canvas (``NaN`` where nothing is hit).
-    """
-
-    image: NDArray[np.uint8]
-    canvas: Camera
-    depth: NDArray[np.float32]
 
 
 class FrameRenderer:
@@ -62,20 +45,19 @@ class FrameRenderer:
         if is_distorted(camera):
             self.source_u, self.source_v = _canvas_lookup(camera, self.canvas)
 
-    def render(self, world_to_camera: Tensor) -> RenderedFrame:
-        """The frame seen from ``world_to_camera`` (``[4, 4]``, OpenCV axes)."""
+    def render(self, world_to_camera: Tensor) -> NDArray[np.uint8]:
+        """The ``[H, W, 3]`` uint8 frame seen from ``world_to_camera`` (``[4, 4]``, OpenCV)."""
         canvas = Camera(
             world_to_camera.to(torch.float32),
             torch.from_numpy(self.canvas.matrix().astype(np.float32)),
             self.canvas.width,
             self.canvas.height,
         )
-        rgb, depth, alpha = render_pinhole(self.gaussians, canvas, self.settings)
-        image = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        rgb, _, _ = render_pinhole(self.gaussians, canvas, self.settings)
+        image: NDArray[np.uint8] = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
         if self.source_u is not None and self.source_v is not None:
             image = remap_bilinear(image, self.source_u, self.source_v)
-        expected = torch.where(alpha > 0.5, depth / alpha.clamp_min(1e-6), float("nan"))
-        return RenderedFrame(image, canvas, expected.numpy().astype(np.float32))
+        return image
 
 
 def _canvas_intrinsics(camera: ColmapCamera, margin: int = 2) -> PinholeIntrinsics:

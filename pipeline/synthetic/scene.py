@@ -19,18 +19,20 @@ from torch import Tensor
 from pipeline.render.sh import rgb_to_sh
 from pipeline.render.types import Gaussians
 
-__all__ = ["ROOM_HEIGHT", "ROOM_RADIUS", "SceneParts", "build_room"]
+__all__ = ["ROOM_HEIGHT", "ROOM_RADIUS", "SPHERES", "SceneParts", "build_room"]
 
 ROOM_RADIUS = 4.5  # metres, wall radius (and floor disc radius)
 ROOM_HEIGHT = 3.6  # metres, wall height above the floor
 _FLOOR_SHARE, _WALL_SHARE = 0.45, 0.30  # of the Gaussian budget; the rest goes to objects
 _CHECKER = 0.6  # metres, floor checker cell
-_OBJECTS = (  # centre x, z, radius, base colour
-    (0.75, 0.35, 0.35, (0.85, 0.25, 0.2)),
-    (-0.7, -0.45, 0.3, (0.2, 0.45, 0.85)),
-    (-0.2, 0.85, 0.25, (0.95, 0.8, 0.2)),
-    (0.3, -0.9, 0.4, (0.3, 0.75, 0.35)),
+# Spheres resting on the floor: (centre, radius) in metres; y = -radius.
+SPHERES: tuple[tuple[tuple[float, float, float], float], ...] = (
+    ((0.75, -0.35, 0.35), 0.35),
+    ((-0.7, -0.3, -0.45), 0.3),
+    ((-0.2, -0.25, 0.85), 0.25),
+    ((0.3, -0.4, -0.9), 0.4),
 )
+_COLOURS = ((0.85, 0.25, 0.2), (0.2, 0.45, 0.85), (0.95, 0.8, 0.2), (0.3, 0.75, 0.35))
 _WALL_COLOURS = (
     (0.8, 0.55, 0.45),
     (0.45, 0.6, 0.75),
@@ -48,7 +50,7 @@ class SceneParts:
     Attributes:
         gaussians: activated parameters, float32, SH degree 0.
         rgb: ``[N, 3]`` float32 colour in [0, 1] (the DC colour).
-        part: ``[N]`` int64: 0 floor, 1 wall, 2 objects.
+        part: ``[N]`` int64: 0 floor, 1 wall, ``2 + k`` sphere ``k`` of ``SPHERES``.
     """
 
     gaussians: Gaussians
@@ -63,8 +65,7 @@ def build_room(num_gaussians: int, generator: torch.Generator) -> SceneParts:
     floor = _floor(int(num_gaussians * _FLOOR_SHARE), generator)
     wall = _wall(int(num_gaussians * _WALL_SHARE), generator)
     budget = num_gaussians - len(floor[0]) - len(wall[0])
-    objects = _objects(max(budget, 40), generator)
-    parts = [floor, wall, objects]
+    parts = [floor, wall, *_spheres(max(budget, 40), generator)]
     means, scales, quats, rgb = (torch.cat([p[i] for p in parts]) for i in range(4))
     labels = torch.cat([torch.full((len(p[0]),), k) for k, p in enumerate(parts)]).long()
     noise = (torch.rand(rgb.shape, generator=generator) - 0.5) * 0.12
@@ -122,15 +123,14 @@ def _wall(count: int, generator: torch.Generator) -> _Part:
     return means, scales, quats, palette[band] * shade
 
 
-def _objects(count: int, generator: torch.Generator) -> _Part:
-    """Spheres standing on the floor, striped by latitude."""
-    areas = torch.tensor([r * r for _, _, r, _ in _OBJECTS])
+def _spheres(count: int, generator: torch.Generator) -> list[_Part]:
+    """The spheres of ``SPHERES``, striped by latitude, Gaussians shared by surface area."""
+    areas = torch.tensor([radius * radius for _, radius in SPHERES])
     shares = (areas / areas.sum() * count).round().long().clamp(min=10)
-    parts = [
-        _sphere(int(n), (x, -r, z), r, colour, generator)
-        for n, (x, z, r, colour) in zip(shares.tolist(), _OBJECTS, strict=True)
+    return [
+        _sphere(int(n), centre, radius, colour, generator)
+        for n, (centre, radius), colour in zip(shares.tolist(), SPHERES, _COLOURS, strict=True)
     ]
-    return tuple(torch.cat([p[i] for p in parts]) for i in range(4))  # type: ignore[return-value]
 
 
 def _sphere(
