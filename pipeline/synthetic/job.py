@@ -91,6 +91,8 @@ class SyntheticConfig:
         orbit_height: mean camera height above the floor, metres (varies ±25 % along the orbit).
         fps: frame rate of the recording.
         crf: x264 quality of the recording (lower is better; 12 is near lossless).
+        lens: the camera's lens coefficients in COLMAP order (e.g. ``k1, k2, p1, p2`` for
+            ``OPENCV``) instead of the mild defaults.
         unregistered_every: leave every N-th frame out of the model (like frames SfM could not
             register); 0 registers every frame.
         write_rigs: also write COLMAP 3.12 ``rigs.bin``/``frames.bin``.
@@ -106,6 +108,7 @@ class SyntheticConfig:
     seed: int = 0
     scan: str = "2025-01-01_10-00-00"
     camera_model: SyntheticCameraModel = "PINHOLE"
+    lens: tuple[float, ...] | None = None
     hfov_deg: float = 65.0
     orbit_radius: float = 3.0
     orbit_height: float = 1.0
@@ -215,6 +218,13 @@ def _colmap_camera(config: SyntheticConfig) -> ColmapCamera:
     }
     spec = model_by_name(config.camera_model)
     params = tuple(float(values.get(name, 0.0)) for name in spec.params)
+    if config.lens is not None:
+        intrinsic = sum(name in ("f", "fx", "fy", "cx", "cy") for name in spec.params)
+        if len(config.lens) != spec.num_params - intrinsic:
+            raise ValueError(f"{spec.name} takes {spec.num_params - intrinsic} lens "
+                             f"coefficients ({', '.join(spec.params[intrinsic:])}), "
+                             f"got {len(config.lens)}")  # fmt: skip
+        params = params[:intrinsic] + tuple(float(c) for c in config.lens)
     return ColmapCamera(1, spec.name, config.width, config.height, params)
 
 

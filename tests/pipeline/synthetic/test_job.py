@@ -125,3 +125,10 @@ def test_config_is_validated() -> None:
         SyntheticConfig(width=65, height=48)
     with pytest.raises(ValueError, match="at least 3 views"):
         SyntheticConfig(views=2)
+
+
+def test_lens_override_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"OPENCV takes 4 lens coefficients \(k1, k2, p1, p2\)"):
+        make_tiny_job(tmp_path, camera_model="OPENCV", lens=(0.1,))
+    scene = make_tiny_job(tmp_path, camera_model="RADIAL", lens=(-0.2, 0.03), views=3)
+    assert scene.model.cameras[1].params[3:] == (-0.2, 0.03)
