@@ -199,16 +199,25 @@ def encode_video(
     output_params += ["-movflags", "+faststart"] if faststart else []
     # quality=None: no imageio-chosen quality flags; macro_block_size=2: no silent resizing.
     writer = imageio_ffmpeg.write_frames(
-        str(path), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-        quality=None, macro_block_size=2, ffmpeg_log_level="error", output_params=output_params,
-    )  # fmt: skip
+        str(path),
+        (width, height),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        quality=None,
+        macro_block_size=2,
+        ffmpeg_log_level="error",
+        output_params=output_params,
+    )
     writer.send(None)
     count = 0
     try:
         for frame in frames:
             if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
-                raise ValueError(f"frame {count} is {frame.shape} {frame.dtype}, "
-                                 f"expected ({height}, {width}, 3) uint8")  # fmt: skip
+                raise ValueError(
+                    f"frame {count} is {frame.shape} {frame.dtype}, "
+                    f"expected ({height}, {width}, 3) uint8"
+                )
             writer.send(np.ascontiguousarray(frame).tobytes())
             count += 1
     finally:

@@ -63,11 +63,19 @@ def run(args: argparse.Namespace) -> int:
     width, height = args.size
     try:
         config = SyntheticConfig(
-            views=args.views, width=width, height=height, gaussians=args.gaussians,
-            points=args.points, seed=args.seed, scan=args.scan, camera_model=args.camera_model,
-            fps=args.fps, crf=args.crf, unregistered_every=args.unregistered_every,
+            views=args.views,
+            width=width,
+            height=height,
+            gaussians=args.gaussians,
+            points=args.points,
+            seed=args.seed,
+            scan=args.scan,
+            camera_model=args.camera_model,
+            fps=args.fps,
+            crf=args.crf,
+            unregistered_every=args.unregistered_every,
             write_rigs=not args.no_rigs,
-        )  # fmt: skip
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

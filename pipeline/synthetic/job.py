@@ -221,9 +221,11 @@ def _colmap_camera(config: SyntheticConfig) -> ColmapCamera:
     if config.lens is not None:
         intrinsic = sum(name in ("f", "fx", "fy", "cx", "cy") for name in spec.params)
         if len(config.lens) != spec.num_params - intrinsic:
-            raise ValueError(f"{spec.name} takes {spec.num_params - intrinsic} lens "
-                             f"coefficients ({', '.join(spec.params[intrinsic:])}), "
-                             f"got {len(config.lens)}")  # fmt: skip
+            raise ValueError(
+                f"{spec.name} takes {spec.num_params - intrinsic} lens "
+                f"coefficients ({', '.join(spec.params[intrinsic:])}), "
+                f"got {len(config.lens)}"
+            )
         params = params[:intrinsic] + tuple(float(c) for c in config.lens)
     return ColmapCamera(1, spec.name, config.width, config.height, params)
 

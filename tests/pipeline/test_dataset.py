@@ -166,8 +166,9 @@ def test_model_image_without_frame(job_copy: Path) -> None:
 def test_frame_of_the_wrong_size(job_copy: Path) -> None:
     frame = sorted((job_copy / "Frames").iterdir())[2]
     Image.new("RGB", (32, 24)).save(frame)
-    with pytest.raises(InputError, match=f"frame {frame} is 32x24, but its camera 1 in the model "
-                       "is 64x48"):  # fmt: skip
+    with pytest.raises(
+        InputError, match=f"frame {frame} is 32x24, but its camera 1 in the model is 64x48"
+    ):
         load_scene(job_copy)
 
 
@@ -201,8 +202,9 @@ def truth_image(scene: SyntheticScene, camera: Camera) -> np.ndarray:
 
 @pytest.mark.parametrize("model", sorted(STRONG_LENSES))
 def test_distorted_frames_become_the_true_pinhole_images(tmp_path: Path, model: str) -> None:
-    scene = prepared_job(tmp_path, camera_model=model, lens=STRONG_LENSES[model], views=4,
-                         width=96, height=72)  # fmt: skip
+    scene = prepared_job(
+        tmp_path, camera_model=model, lens=STRONG_LENSES[model], views=4, width=96, height=72
+    )
     views = load_scene(scene.layout.root, DatasetConfig(eval_every=0)).train
     undistorted, skipped, unchanged = [], [], []
     for view in views:

@@ -61,8 +61,12 @@ def test_encoder_rejects_odd_sizes_and_wrong_frames(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="even frame sizes, got 33x18"):
         encode_video(tmp_path / "a.mp4", [], (33, 18), fps=5)
     with pytest.raises(ValueError, match=r"frame 1 is \(18, 32, 3\) uint8, expected \(18, 34, 3\)"):
-        encode_video(tmp_path / "b.mp4", [counting_frame(0, 34, 18), counting_frame(1, 32, 18)],
-                     (34, 18), fps=5)  # fmt: skip
+        encode_video(
+            tmp_path / "b.mp4",
+            [counting_frame(0, 34, 18), counting_frame(1, 32, 18)],
+            (34, 18),
+            fps=5,
+        )
 
 
 def test_missing_file_and_non_video_are_named(tmp_path: Path) -> None:

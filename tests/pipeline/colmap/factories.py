@@ -122,7 +122,10 @@ def _trivial_rigs(
     for image in images.values():
         rig_id = camera_ids.index(image.camera_id) + 1
         frames[image.image_id] = ColmapFrame(
-            image.image_id, rig_id, image.qvec, image.tvec,
+            image.image_id,
+            rig_id,
+            image.qvec,
+            image.tvec,
             ((SENSOR_CAMERA, image.camera_id, image.image_id),),
-        )  # fmt: skip
+        )
     return rigs, frames

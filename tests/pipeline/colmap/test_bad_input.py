@@ -15,8 +15,14 @@ from tests.pipeline.colmap.factories import random_model
 
 FILES = ["cameras.bin", "images.bin", "points3D.bin", "rigs.bin", "frames.bin"]
 # Every way a cut-off file can be reported.
-TRUNCATION_REASONS = ("ends early", "header claims", "runs past", "inside a point record",
-                      "NUL-terminated", "claims")  # fmt: skip
+TRUNCATION_REASONS = (
+    "ends early",
+    "header claims",
+    "runs past",
+    "inside a point record",
+    "NUL-terminated",
+    "claims",
+)
 
 
 @pytest.fixture
@@ -49,8 +55,11 @@ def test_garbage_record_count_is_reported(model_dir: Path, file_name: str) -> No
     data = bytearray(path.read_bytes())
     data[:8] = struct.pack("<Q", 2**60 + 3)
     path.write_bytes(bytes(data))
-    with pytest.raises(ColmapFormatError, match=rf"{file_name}, header, byte offset 0: "
-                       rf"header claims {2**60 + 3} \w+, but only \d+ bytes follow"):  # fmt: skip
+    with pytest.raises(
+        ColmapFormatError,
+        match=rf"{file_name}, header, byte offset 0: "
+        rf"header claims {2**60 + 3} \w+, but only \d+ bytes follow",
+    ):
         read_model(model_dir)
 
 

@@ -27,8 +27,9 @@ def test_pycolmap_reads_what_we_write(tmp_path: Path) -> None:
     for image_id, image in model.images.items():
         theirs = reconstruction.images[image_id]
         assert theirs.name == image.name and theirs.camera_id == image.camera_id
-        np.testing.assert_allclose(theirs.cam_from_world().matrix(),
-                                   image.world_to_camera()[:3], atol=1e-12)  # fmt: skip
+        np.testing.assert_allclose(
+            theirs.cam_from_world().matrix(), image.world_to_camera()[:3], atol=1e-12
+        )
         xy = np.array([p.xy for p in theirs.points2D]).reshape(-1, 2)
         np.testing.assert_array_equal(xy, image.points2d)
     for row in range(len(model.points3d)):
@@ -55,8 +56,9 @@ def test_we_read_what_pycolmap_writes(tmp_path: Path) -> None:
     for image_id, image in model.images.items():
         theirs = reconstruction.images[image_id]
         assert image.name == theirs.name
-        np.testing.assert_allclose(image.world_to_camera()[:3],
-                                   theirs.cam_from_world().matrix(), atol=1e-12)  # fmt: skip
+        np.testing.assert_allclose(
+            image.world_to_camera()[:3], theirs.cam_from_world().matrix(), atol=1e-12
+        )
     for rig in model.rigs.values():
         theirs = reconstruction.rigs[rig.rig_id]
         assert rig.ref_sensor == (int(theirs.ref_sensor_id.type.value), theirs.ref_sensor_id.id)

@@ -63,8 +63,9 @@ def _assert_rigs_equal(a: ColmapRig, b: ColmapRig) -> None:
         assert (x.sensor_type, x.sensor_id) == (y.sensor_type, y.sensor_id)
         assert (x.sensor_from_rig is None) == (y.sensor_from_rig is None)
         if x.sensor_from_rig is not None:
-            np.testing.assert_array_equal(np.concatenate(x.sensor_from_rig),
-                                          np.concatenate(y.sensor_from_rig))  # fmt: skip
+            np.testing.assert_array_equal(
+                np.concatenate(x.sensor_from_rig), np.concatenate(y.sensor_from_rig)
+            )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -86,12 +87,25 @@ def test_every_colmap_camera_model_survives_a_round_trip(tmp_path: Path) -> None
 def test_camera_model_table_matches_colmap_ids_and_param_counts() -> None:
     # From COLMAP's sensor/models.h: id -> (name, number of parameters).
     expected = {
-        0: ("SIMPLE_PINHOLE", 3), 1: ("PINHOLE", 4), 2: ("SIMPLE_RADIAL", 4), 3: ("RADIAL", 5),
-        4: ("OPENCV", 8), 5: ("OPENCV_FISHEYE", 8), 6: ("FULL_OPENCV", 12), 7: ("FOV", 5),
-        8: ("SIMPLE_RADIAL_FISHEYE", 4), 9: ("RADIAL_FISHEYE", 5), 10: ("THIN_PRISM_FISHEYE", 12),
-        11: ("RAD_TAN_THIN_PRISM_FISHEYE", 16), 12: ("SIMPLE_DIVISION", 4), 13: ("DIVISION", 5),
-        14: ("SIMPLE_FISHEYE", 3), 15: ("FISHEYE", 4), 16: ("EUCM", 6), 17: ("EQUIRECTANGULAR", 2),
-    }  # fmt: skip
+        0: ("SIMPLE_PINHOLE", 3),
+        1: ("PINHOLE", 4),
+        2: ("SIMPLE_RADIAL", 4),
+        3: ("RADIAL", 5),
+        4: ("OPENCV", 8),
+        5: ("OPENCV_FISHEYE", 8),
+        6: ("FULL_OPENCV", 12),
+        7: ("FOV", 5),
+        8: ("SIMPLE_RADIAL_FISHEYE", 4),
+        9: ("RADIAL_FISHEYE", 5),
+        10: ("THIN_PRISM_FISHEYE", 12),
+        11: ("RAD_TAN_THIN_PRISM_FISHEYE", 16),
+        12: ("SIMPLE_DIVISION", 4),
+        13: ("DIVISION", 5),
+        14: ("SIMPLE_FISHEYE", 3),
+        15: ("FISHEYE", 4),
+        16: ("EUCM", 6),
+        17: ("EQUIRECTANGULAR", 2),
+    }
     assert {s.model_id: (s.name, s.num_params) for s in CAMERA_MODELS} == expected
     assert model_by_id(99) is None
     assert model_by_name("OPENCV").model_id == 4

@@ -33,9 +33,12 @@ def test_job_folder_has_the_reference_layout(scene: SyntheticScene) -> None:
     assert files == [
         "datasets/2025-01-01_10-00-00/Frames.mp4",
         "refined/global/refined_manifest.json",
-        f"{model}/cameras.bin", f"{model}/frames.bin", f"{model}/images.bin",
-        f"{model}/points3D.bin", f"{model}/rigs.bin",
-    ]  # fmt: skip
+        f"{model}/cameras.bin",
+        f"{model}/frames.bin",
+        f"{model}/images.bin",
+        f"{model}/points3D.bin",
+        f"{model}/rigs.bin",
+    ]
 
 
 def test_recording_holds_every_frame(scene: SyntheticScene) -> None:
