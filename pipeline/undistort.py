@@ -17,7 +17,13 @@ from pipeline.colmap.distortion import intrinsics, is_distorted, project, unproj
 from pipeline.colmap.model import ColmapCamera
 from pipeline.errors import UnsupportedCameraError
 
-__all__ = ["PinholeIntrinsics", "UndistortionPlan", "plan_undistortion", "remap_bilinear"]
+__all__ = [
+    "BilinearSampler",
+    "PinholeIntrinsics",
+    "UndistortionPlan",
+    "plan_undistortion",
+    "remap_bilinear",
+]
 
 F64 = NDArray[np.float64]
 
@@ -54,17 +60,17 @@ class UndistortionPlan:
         source_u: ``[H, W]`` float32 column coordinate (pixels, centre +0.5) in the input image
             that each output pixel samples; ``None`` when the camera has no distortion.
         source_v: ``[H, W]`` float32 row coordinate, likewise.
+        sampler: the prepared resampling (``None`` when there is nothing to resample).
     """
 
     pinhole: PinholeIntrinsics
     source_u: NDArray[np.float32] | None = None
     source_v: NDArray[np.float32] | None = None
+    sampler: BilinearSampler | None = None
 
     def apply(self, image: NDArray[np.uint8]) -> NDArray[np.uint8]:
         """``[H, W, C]`` uint8 input image → ``[H, W, C]`` uint8 pinhole image."""
-        if self.source_u is None or self.source_v is None:
-            return image
-        return remap_bilinear(image, self.source_u, self.source_v)
+        return image if self.sampler is None else self.sampler(image)
 
 
 def plan_undistortion(camera: ColmapCamera, border_samples: int = 512) -> UndistortionPlan:
@@ -81,8 +87,9 @@ def plan_undistortion(camera: ColmapCamera, border_samples: int = 512) -> Undist
     cols = (np.arange(camera.width) + 0.5 - pinhole.cx) / pinhole.fx
     rows = (np.arange(camera.height) + 0.5 - pinhole.cy) / pinhole.fy
     x, y = np.meshgrid(cols, rows)
-    u, v = project(camera, x, y)
-    return UndistortionPlan(pinhole, u.astype(np.float32), v.astype(np.float32))
+    u, v = (a.astype(np.float32) for a in project(camera, x, y))
+    sampler = BilinearSampler(u, v, camera.width, camera.height)
+    return UndistortionPlan(pinhole, u, v, sampler)
 
 
 def _inner_pinhole(camera: ColmapCamera, samples: int) -> PinholeIntrinsics:
@@ -105,6 +112,52 @@ def _inner_pinhole(camera: ColmapCamera, samples: int) -> PinholeIntrinsics:
     return PinholeIntrinsics(fx, fy, 0.5 - x0 * fx, 0.5 - y0 * fy, w, h)
 
 
+class BilinearSampler:
+    """Bilinear resampling at fixed pixel coordinates, prepared once and applied per image.
+
+    Args:
+        source_u: ``[h, w]`` column coordinates to sample (pixels, centres at +0.5).
+        source_v: ``[h, w]`` row coordinates.
+        width: width of the images that will be sampled.
+        height: their height.
+
+    Coordinates outside the image are clamped to its edge pixels.
+    """
+
+    def __init__(
+        self,
+        source_u: NDArray[np.float32],
+        source_v: NDArray[np.float32],
+        width: int,
+        height: int,
+    ) -> None:
+        col = np.clip(source_u.astype(np.float64) - 0.5, 0, width - 1)
+        row = np.clip(source_v.astype(np.float64) - 0.5, 0, height - 1)
+        # Left/top neighbour, kept one short of the edge so the right/bottom one exists.
+        c0 = np.minimum(col.astype(np.int64), max(width - 2, 0))
+        r0 = np.minimum(row.astype(np.int64), max(height - 2, 0))
+        fc, fr = (col - c0).reshape(-1, 1), (row - r0).reshape(-1, 1)
+        step_c, step_r = int(width > 1), width * int(height > 1)
+        self.shape = source_u.shape
+        self.size = (width, height)
+        self.index = (r0 * width + c0).reshape(-1)
+        self.offsets = (0, step_c, step_r, step_r + step_c)
+        weights = ((1 - fc) * (1 - fr), fc * (1 - fr), (1 - fc) * fr, fc * fr)
+        self.weights = tuple(w.astype(np.float32) for w in weights)
+
+    def __call__(self, image: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        """``[H, W, C]`` uint8 → ``[h, w, C]`` uint8 (rounded to nearest)."""
+        height, width, channels = image.shape
+        if (width, height) != self.size:
+            raise ValueError(f"sampler prepared for {self.size}, got a {width}x{height} image")
+        flat = image.reshape(-1, channels)
+        out = np.zeros((self.index.size, channels), dtype=np.float32)
+        for offset, weight in zip(self.offsets, self.weights, strict=True):
+            out += flat[self.index + offset] * weight
+        result: NDArray[np.uint8] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        return result.reshape(*self.shape, channels)
+
+
 def remap_bilinear(
     image: NDArray[np.uint8], source_u: NDArray[np.float32], source_v: NDArray[np.float32]
 ) -> NDArray[np.uint8]:
@@ -114,17 +167,4 @@ def remap_bilinear(
     for maps of shape ``[h, w]`` (rounded to nearest).
     """
     height, width = image.shape[:2]
-    col = np.clip(source_u - 0.5, 0, width - 1)
-    row = np.clip(source_v - 0.5, 0, height - 1)
-    # Left/top neighbour, kept one short of the edge so the right/bottom one exists.
-    c0 = np.minimum(col.astype(np.int32), max(width - 2, 0))
-    r0 = np.minimum(row.astype(np.int32), max(height - 2, 0))
-    c1, r1 = np.minimum(c0 + 1, width - 1), np.minimum(r0 + 1, height - 1)
-    fc = (col - c0)[..., None]
-    fr = (row - r0)[..., None]
-    pixels = image.astype(np.float32)
-    top = pixels[r0, c0] * (1 - fc) + pixels[r0, c1] * fc
-    bottom = pixels[r1, c0] * (1 - fc) + pixels[r1, c1] * fc
-    out = top * (1 - fr) + bottom * fr
-    result: NDArray[np.uint8] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    return result
+    return BilinearSampler(source_u, source_v, width, height)(image)

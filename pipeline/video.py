@@ -135,12 +135,29 @@ def _read_ppm(stream: IO[bytes], keep: bool) -> tuple[bool, NDArray[np.uint8] | 
     if magic != b"P6" or maxval != b"255":
         raise ValueError(f"unexpected PPM header from ffmpeg: {header!r}")
     size = int(width) * int(height) * 3
+    if not keep:
+        return _skip(stream, size), None
     data = stream.read(size)
     if len(data) < size:
         return False, None
-    if not keep:
-        return True, None
     return True, np.frombuffer(data, dtype=np.uint8).reshape(int(height), int(width), 3)
+
+
+_SKIP_BUFFER = threading.local()
+
+
+def _skip(stream: IO[bytes], size: int) -> bool:
+    """Consume ``size`` bytes into a reused per-thread buffer; false if the stream ends first."""
+    buffer = getattr(_SKIP_BUFFER, "data", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _SKIP_BUFFER.data = bytearray(size)
+    view = memoryview(buffer)[:size]
+    while view:
+        count = stream.readinto(view)  # type: ignore[attr-defined]
+        if not count:
+            return False
+        view = view[count:]
+    return True
 
 
 def _read_tokens(stream: IO[bytes], count: int) -> list[bytes] | None:

@@ -27,7 +27,7 @@ from pipeline.render import DenseRasterizer, get_rasterizer
 from pipeline.render.dense import composite_dense, view_colors
 from pipeline.render.projection import project
 from pipeline.render.types import Camera, Gaussians, RenderSettings
-from pipeline.undistort import PinholeIntrinsics, remap_bilinear
+from pipeline.undistort import BilinearSampler, PinholeIntrinsics
 
 __all__ = ["FrameRenderer", "render_pinhole"]
 
@@ -40,10 +40,10 @@ class FrameRenderer:
     def __init__(self, gaussians: Gaussians, camera: ColmapCamera, settings: RenderSettings):
         self.gaussians, self.camera, self.settings = gaussians, camera, settings
         self.canvas = _canvas_intrinsics(camera)
-        self.source_u: NDArray[np.float32] | None = None
-        self.source_v: NDArray[np.float32] | None = None
+        self.sampler: BilinearSampler | None = None
         if is_distorted(camera):
-            self.source_u, self.source_v = _canvas_lookup(camera, self.canvas)
+            u, v = _canvas_lookup(camera, self.canvas)
+            self.sampler = BilinearSampler(u, v, self.canvas.width, self.canvas.height)
 
     def render(self, world_to_camera: Tensor) -> NDArray[np.uint8]:
         """The ``[H, W, 3]`` uint8 frame seen from ``world_to_camera`` (``[4, 4]``, OpenCV)."""
@@ -55,9 +55,7 @@ class FrameRenderer:
         )
         rgb, _, _ = render_pinhole(self.gaussians, canvas, self.settings)
         image: NDArray[np.uint8] = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-        if self.source_u is not None and self.source_v is not None:
-            image = remap_bilinear(image, self.source_u, self.source_v)
-        return image
+        return image if self.sampler is None else self.sampler(image)
 
 
 def _canvas_intrinsics(camera: ColmapCamera, margin: int = 2) -> PinholeIntrinsics:
