@@ -23,24 +23,16 @@ import torch
 from numpy.typing import NDArray
 
 from pipeline.colmap import (
-    INVALID_POINT3D_ID,
-    SENSOR_CAMERA,
     ColmapCamera,
-    ColmapFrame,
-    ColmapImage,
     ColmapModel,
-    ColmapRig,
-    Points3D,
     model_by_name,
-    rotmat_to_qvec,
     write_model,
 )
-from pipeline.colmap.distortion import project
 from pipeline.layout import JobLayout, frame_name
-from pipeline.render.sh import sh_to_rgb
 from pipeline.render.types import Camera, Gaussians, RenderSettings
 from pipeline.synthetic.render import FrameRenderer
-from pipeline.synthetic.scene import SPHERES, SceneParts, build_room
+from pipeline.synthetic.scene import build_room
+from pipeline.synthetic.sfm import build_sfm_model
 from pipeline.video import encode_video
 
 __all__ = ["SyntheticCameraModel", "SyntheticConfig", "SyntheticScene", "make_synthetic_job"]
@@ -57,8 +49,11 @@ SyntheticCameraModel = Literal[
     "OPENCV_FISHEYE",
     "SIMPLE_RADIAL_FISHEYE",
     "RADIAL_FISHEYE",
+    "SIMPLE_FISHEYE",
+    "FISHEYE",
 ]
 
+_INTRINSIC_NAMES = ("f", "fx", "fy", "cx", "cy")
 # Mild, realistic lens coefficients per model (COLMAP parameter names).
 _LENS: dict[str, dict[str, float]] = {
     "SIMPLE_RADIAL": {"k": -0.06},
@@ -125,6 +120,12 @@ class SyntheticConfig:
             raise ValueError(f"need at least 3 views, got {self.views}")
         if self.unregistered_every == 1 or self.unregistered_every < 0:
             raise ValueError("unregistered_every must be 0 or ≥ 2")
+        names = _lens_names(self.camera_model)
+        if self.lens is not None and len(self.lens) != len(names):
+            raise ValueError(
+                f"{self.camera_model} takes {len(names)} lens coefficients "
+                f"({', '.join(names)}), got {len(self.lens)}"
+            )
 
 
 @dataclass
@@ -168,14 +169,11 @@ def make_synthetic_job(job_root: Path, config: SyntheticConfig | None = None) ->
     room = build_room(config.gaussians, generator)
     camera = _colmap_camera(config)
     poses = _orbit(config)
-    renderer = FrameRenderer(room.gaussians, camera, RenderSettings(sh_degree=0))
-    frames = np.stack([renderer.render(torch.from_numpy(pose)) for pose in poses])
-    layout.video(config.scan).parent.mkdir(parents=True, exist_ok=True)
-    encode_video(
-        layout.video(config.scan), frames, (config.width, config.height), config.fps, crf=config.crf
-    )
+    frames = _record(layout, config, room.gaussians, camera, poses)
     registered = [i for i in range(config.views) if not _skipped(i, config)]
-    model = _build_model(config, camera, poses, registered, room, rng)
+    model = build_sfm_model(
+        config.scan, config.points, config.write_rigs, camera, poses, registered, room, rng
+    )
     write_model(model, layout.model_dir)
     manifest = _manifest(config)
     layout.manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -200,6 +198,22 @@ def make_synthetic_job(job_root: Path, config: SyntheticConfig | None = None) ->
     )
 
 
+def _record(
+    layout: JobLayout,
+    config: SyntheticConfig,
+    gaussians: Gaussians,
+    camera: ColmapCamera,
+    poses: list[NDArray[np.float64]],
+) -> NDArray[np.uint8]:
+    """Render every frame and encode them as the scan's ``Frames.mp4``; returns the frames."""
+    renderer = FrameRenderer(gaussians, camera, RenderSettings(sh_degree=0))
+    frames = np.stack([renderer.render(torch.from_numpy(pose)) for pose in poses])
+    video = layout.video(config.scan)
+    video.parent.mkdir(parents=True, exist_ok=True)
+    encode_video(video, frames, (config.width, config.height), config.fps, crf=config.crf)
+    return frames
+
+
 def _skipped(index: int, config: SyntheticConfig) -> bool:
     every = config.unregistered_every
     return every > 0 and index % every == every - 1
@@ -217,17 +231,17 @@ def _colmap_camera(config: SyntheticConfig) -> ColmapCamera:
         **_LENS.get(config.camera_model, {}),
     }
     spec = model_by_name(config.camera_model)
-    params = tuple(float(values.get(name, 0.0)) for name in spec.params)
     if config.lens is not None:
-        intrinsic = sum(name in ("f", "fx", "fy", "cx", "cy") for name in spec.params)
-        if len(config.lens) != spec.num_params - intrinsic:
-            raise ValueError(
-                f"{spec.name} takes {spec.num_params - intrinsic} lens "
-                f"coefficients ({', '.join(spec.params[intrinsic:])}), "
-                f"got {len(config.lens)}"
-            )
-        params = params[:intrinsic] + tuple(float(c) for c in config.lens)
+        values.update(zip(_lens_names(config.camera_model), config.lens, strict=True))
+    params = tuple(float(values.get(name, 0.0)) for name in spec.params)
     return ColmapCamera(1, spec.name, config.width, config.height, params)
+
+
+def _lens_names(camera_model: str) -> tuple[str, ...]:
+    """The model's distortion parameter names (everything after focal lengths and centre)."""
+    return tuple(
+        name for name in model_by_name(camera_model).params if name not in _INTRINSIC_NAMES
+    )
 
 
 def _orbit(config: SyntheticConfig) -> list[NDArray[np.float64]]:
@@ -263,148 +277,6 @@ def _pinhole_camera(camera: ColmapCamera, pose: NDArray[np.float64]) -> Camera:
     return Camera(
         torch.from_numpy(pose).to(torch.float32), K.to(torch.float32), camera.width, camera.height
     )
-
-
-def _build_model(
-    config: SyntheticConfig,
-    camera: ColmapCamera,
-    poses: list[NDArray[np.float64]],
-    registered: list[int],
-    room: SceneParts,
-    rng: np.random.Generator,
-) -> ColmapModel:
-    # Shuffled ids: image id order differs from name order, as in real models.
-    shuffled = rng.permutation(len(registered)) + 1
-    image_ids = {index: int(i) for index, i in zip(registered, shuffled, strict=True)}
-    xyz, rgb, sphere = _sample_points(config, room, rng)
-    observations = {index: _observe(camera, poses[index], xyz, sphere, rng) for index in registered}
-    points, keypoints = _tracks(xyz, rgb, observations, image_ids, rng)
-    images = {}
-    for index in sorted(registered, key=lambda i: image_ids[i]):
-        image_id = image_ids[index]
-        rotation, translation = poses[index][:3, :3], poses[index][:3, 3]
-        points2d, point_ids = keypoints[index]
-        name = frame_name(config.scan, index)
-        qvec = rotmat_to_qvec(rotation)
-        images[image_id] = ColmapImage(
-            image_id, qvec, translation.copy(), 1, name, points2d, point_ids
-        )
-    rigs, frames = _rigs_and_frames(images) if config.write_rigs else (None, None)
-    return ColmapModel({1: camera}, images, points, rigs, frames)
-
-
-def _sample_points(
-    config: SyntheticConfig, room: SceneParts, rng: np.random.Generator
-) -> tuple[NDArray[np.float64], NDArray[np.uint8], NDArray[np.int64]]:
-    """SfM-like points: Gaussian centres with ~1 cm noise, their (noisy) colours, and the
-    index of the sphere each lies on (-1 for floor and wall)."""
-    gaussians = room.gaussians
-    count = min(config.points, len(gaussians))
-    chosen = np.sort(rng.choice(len(gaussians), size=count, replace=False))
-    xyz = gaussians.means.numpy().astype(np.float64)[chosen] + rng.normal(0, 0.01, (count, 3))
-    colour = sh_to_rgb(gaussians.sh[:, 0]).numpy().astype(np.float64)[chosen]
-    rgb = np.clip(np.rint(colour * 255 + rng.normal(0, 3, (count, 3))), 0, 255).astype(np.uint8)
-    sphere = room.part.numpy()[chosen] - 2
-    return xyz, rgb, np.where(sphere >= 0, sphere, -1)
-
-
-def _observe(
-    camera: ColmapCamera,
-    pose: NDArray[np.float64],
-    xyz: NDArray[np.float64],
-    sphere: NDArray[np.int64],
-    rng: np.random.Generator,
-) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """``(point rows, [n, 2] keypoints)`` of the points visible in one frame.
-
-    Visibility uses the room's exact geometry: a point must project inside the image, face the
-    camera if it lies on a sphere, and have no sphere between it and the camera (the floor and
-    the wall face every camera inside the room). Keypoints are distorted pixel coordinates plus
-    0.3 px of noise.
-    """
-    cam = xyz @ pose[:3, :3].T + pose[:3, 3]
-    z = cam[:, 2]
-    in_front = z > 0.1
-    safe_z = np.where(in_front, z, 1.0)
-    u, v = project(camera, cam[:, 0] / safe_z, cam[:, 1] / safe_z)
-    inside = in_front & (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
-    centre = -pose[:3, :3].T @ pose[:3, 3]
-    visible = inside & ~_behind_a_sphere(xyz, sphere, centre)
-    rows = np.flatnonzero(visible)
-    keypoints = np.stack([u[rows], v[rows]], axis=-1) + rng.normal(0, 0.3, (len(rows), 2))
-    return rows, keypoints
-
-
-def _behind_a_sphere(
-    xyz: NDArray[np.float64], sphere: NDArray[np.int64], eye: NDArray[np.float64]
-) -> NDArray[np.bool_]:
-    """``[P]`` whether a sphere hides each point from ``eye`` (its own sphere: when the point
-    is on the far side)."""
-    hidden = np.zeros(len(xyz), dtype=bool)
-    to_eye = eye - xyz
-    for k, (centre, radius) in enumerate(SPHERES):
-        c = np.asarray(centre)
-        own = sphere == k
-        hidden |= own & (np.einsum("ij,ij->i", xyz - c, to_eye) <= 0)
-        # Distance from the sphere's centre to the segment point → eye.
-        along = np.einsum("ij,ij->i", c - xyz, to_eye) / np.einsum("ij,ij->i", to_eye, to_eye)
-        t = np.clip(along, 0.0, 1.0)
-        closest = xyz + t[:, None] * to_eye
-        hidden |= ~own & (np.linalg.norm(closest - c, axis=1) < 0.97 * radius)
-    return hidden
-
-
-def _tracks(
-    xyz: NDArray[np.float64],
-    rgb: NDArray[np.uint8],
-    observations: dict[int, tuple[NDArray[np.int64], NDArray[np.float64]]],
-    image_ids: dict[int, int],
-    rng: np.random.Generator,
-) -> tuple[Points3D, dict[int, tuple[NDArray[np.float64], NDArray[np.uint64]]]]:
-    """Points seen in ≥ 2 images, with tracks, and every image's keypoints."""
-    seen = np.zeros(len(xyz), dtype=np.int64)
-    for rows, _ in observations.values():
-        seen[rows] += 1
-    kept = np.flatnonzero(seen >= 2)
-    point_ids = np.zeros(len(xyz), dtype=np.uint64)
-    point_ids[kept] = np.arange(1, len(kept) + 1, dtype=np.uint64)
-    tracks: dict[int, list[tuple[int, int]]] = {int(row): [] for row in kept}
-    keypoints = {}
-    for index, (rows, uv) in observations.items():
-        keep = seen[rows] >= 2
-        rows, uv = rows[keep], uv[keep]
-        for k, row in enumerate(rows.tolist()):
-            tracks[row].append((image_ids[index], k))
-        # Real models also hold keypoints that never became 3D points.
-        spare = rng.uniform(0, uv.max(initial=100.0), (5, 2))
-        ids = np.concatenate([point_ids[rows], np.full(5, INVALID_POINT3D_ID, dtype=np.uint64)])
-        keypoints[index] = (np.concatenate([uv, spare]), ids)
-    offsets = np.concatenate([[0], np.cumsum([len(tracks[int(r)]) for r in kept])])
-    elements = np.array([e for r in kept for e in tracks[int(r)]], dtype=np.uint32).reshape(-1, 2)
-    points = Points3D(
-        ids=point_ids[kept],
-        xyz=xyz[kept],
-        rgb=rgb[kept],
-        error=rng.uniform(0.2, 0.8, len(kept)),
-        track_offsets=offsets.astype(np.int64),
-        track_image_ids=elements[:, 0].copy(),
-        track_point2d_idx=elements[:, 1].copy(),
-    )
-    return points, keypoints
-
-
-def _rigs_and_frames(
-    images: dict[int, ColmapImage],
-) -> tuple[dict[int, ColmapRig], dict[int, ColmapFrame]]:
-    """One single-camera rig; one frame per image with the image's pose (COLMAP 3.12)."""
-    rigs = {1: ColmapRig(1, (SENSOR_CAMERA, 1))}
-    frames = {
-        image.image_id: ColmapFrame(
-            image.image_id, 1, image.qvec, image.tvec, ((SENSOR_CAMERA, 1, image.image_id),)
-        )
-        for image in images.values()
-    }
-    return rigs, frames
 
 
 def _manifest(config: SyntheticConfig) -> dict[str, Any]:
