@@ -140,8 +140,9 @@ class BilinearSampler:
         step_c, step_r = int(width > 1), width * int(height > 1)
         self.shape = source_u.shape
         self.size = (width, height)
-        self.index = (r0 * width + c0).reshape(-1)
-        self.offsets = (0, step_c, step_r, step_r + step_c)
+        first = (r0 * width + c0).reshape(-1)
+        offsets = (0, step_c, step_r, step_r + step_c)
+        self.indices = tuple((first + offset).astype(np.intp) for offset in offsets)
         weights = ((1 - fc) * (1 - fr), fc * (1 - fr), (1 - fc) * fr, fc * fr)
         self.weights = tuple(w.astype(np.float32) for w in weights)
 
@@ -151,10 +152,11 @@ class BilinearSampler:
         if (width, height) != self.size:
             raise ValueError(f"sampler prepared for {self.size}, got a {width}x{height} image")
         flat = image.reshape(-1, channels)
-        out = np.zeros((self.index.size, channels), dtype=np.float32)
-        for offset, weight in zip(self.offsets, self.weights, strict=True):
-            out += flat[self.index + offset] * weight
-        result: NDArray[np.uint8] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        out = np.zeros((self.indices[0].size, channels), dtype=np.float32)
+        for index, weight in zip(self.indices, self.weights, strict=True):
+            out += np.take(flat, index, axis=0) * weight  # take: much faster than fancy indexing
+        np.rint(out, out=out)
+        result: NDArray[np.uint8] = np.clip(out, 0, 255, out=out).astype(np.uint8)
         return result.reshape(*self.shape, channels)
 
 
