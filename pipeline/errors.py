@@ -18,6 +18,7 @@ exits non-zero, and the node forwards that line into the task's failure reason.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = [
@@ -78,7 +79,15 @@ class VideoError(InputError):
 
 
 class MissingFramesError(InputError):
-    """The COLMAP model references frames that the recordings do not contain."""
+    """The COLMAP model references frames that the recordings (or ``Frames/``) do not contain.
+
+    Attributes:
+        missing: the missing frames' file names, sorted.
+    """
+
+    def __init__(self, message: str, missing: Sequence[str] = ()) -> None:
+        self.missing = sorted(missing)
+        super().__init__(message)
 
 
 class PlyFormatError(InputError):
