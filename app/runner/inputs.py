@@ -192,7 +192,7 @@ class _Fetcher:
         folder = recording_folder(item.name, item.id)
         reason = unsafe_component_reason(folder)
         if reason is not None:
-            log.warning("recording name is no folder name; skipped", extra={"name": item.name})
+            log.warning("recording name is no folder name; skipped", extra={"item_name": item.name})
             self._counts.recording_failures += 1
             return
         target = self._layout.recording(folder)
@@ -278,12 +278,15 @@ class _Fetcher:
             raise
         except Exception as exc:
             log.warning(
-                "download failed", extra={"data_id": item.id, "name": item.name, "error": str(exc)}
+                "download failed",
+                extra={"data_id": item.id, "item_name": item.name, "error": str(exc)},
             )
             _discard(target)
             return False
         self._resolved.bytes_downloaded += written
-        log.info("downloaded", extra={"name": item.name, "bytes": written, "dest": str(target)})
+        log.info(
+            "downloaded", extra={"item_name": item.name, "bytes": written, "dest": str(target)}
+        )
         return True
 
 

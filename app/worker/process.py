@@ -226,6 +226,7 @@ class _LineSplitter:
         self._limit = limit
         self._buffer = bytearray()
         self._dropping = False
+        self._note = f"<line longer than {limit} bytes dropped>"
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
@@ -234,12 +235,14 @@ class _LineSplitter:
             del self._buffer[: end + 1]
             if self._dropping:  # the rest of an overlong line
                 self._dropping = False
-                continue
-            self._sink(_decode(line))
+            elif len(line) > self._limit:
+                self._sink(self._note)
+            else:
+                self._sink(_decode(line))
         if len(self._buffer) > self._limit:
             self._buffer.clear()
             if not self._dropping:
-                self._sink(f"<line longer than {self._limit} bytes dropped>")
+                self._sink(self._note)
             self._dropping = True
 
     def flush(self) -> None:

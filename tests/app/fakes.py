@@ -130,18 +130,22 @@ class FakeDomain:
         if data_id not in self.items:
             raise FakeDomainError("not found (404)")
         content = self.items[data_id][1]
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(content)
+        _write(dest, content)
         return len(content)
 
     async def upload(
         self, name: str, data_type: str, content: bytes | Path, existing_id: str | None
     ) -> FakeMetadata:
         kind = "update" if existing_id else "create"
-        self._record(kind, name=name, data_type=data_type, existing_id=existing_id,
-                     content_kind="path" if isinstance(content, Path) else "bytes")
+        self._record(
+            kind,
+            name=name,
+            data_type=data_type,
+            existing_id=existing_id,
+            content_kind="path" if isinstance(content, Path) else "bytes",
+        )
         await asyncio.sleep(0)
-        data = content.read_bytes() if isinstance(content, Path) else content
+        data = _read(content) if isinstance(content, Path) else content
         item_id = existing_id or str(uuid.uuid4())
         meta = FakeMetadata(item_id, name, data_type, len(data), self.domain_id)
         self.items[item_id] = (meta, data)
@@ -168,7 +172,8 @@ class FakeStorage:
         local = []
         for meta in items:
             folder = _download_folder(meta.name)
-            path = root / "datasets" / folder / f"{_sanitize(meta.name)}.{_sanitize(meta.data_type)}"
+            file_name = f"{_sanitize(meta.name)}.{_sanitize(meta.data_type)}"
+            path = root / "datasets" / folder / file_name
             await self.domain.download_raw(meta.id, path)
             local.append(FakeLocalItem(path, meta))
         return FakeMaterialized(root, local[0], local[1:])
@@ -265,3 +270,12 @@ def _sanitize(text: str) -> str:
 def _download_folder(name: str) -> str:
     match = _TIMESTAMP.search(name)
     return match.group(0) if match else _sanitize(name)
+
+
+def _write(dest: Path, content: bytes) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(content)
+
+
+def _read(source: Path) -> bytes:
+    return source.read_bytes()

@@ -76,8 +76,18 @@ def train_forever() -> None:
     step = 0
     while True:
         step += 1
-        emit({"event": "progress", "stage": "train", "pct": step % 100, "step": step,
-              "total": 10**9, "loss": 0.5, "gaussians": 1000, "eta_s": 1.0})
+        emit(
+            {
+                "event": "progress",
+                "stage": "train",
+                "pct": step % 100,
+                "step": step,
+                "total": 10**9,
+                "loss": 0.5,
+                "gaussians": 1000,
+                "eta_s": 1.0,
+            }
+        )
         time.sleep(0.01)
 
 
@@ -105,7 +115,7 @@ def run_action(action: str, args: argparse.Namespace) -> None:
             json.dumps(
                 {
                     "argv": sys.argv[1:],
-                    "cwd": os.getcwd(),
+                    "cwd": str(Path.cwd()),
                     "pythonpath": os.environ.get("PYTHONPATH", ""),
                     "unbuffered": os.environ.get("PYTHONUNBUFFERED"),
                 }

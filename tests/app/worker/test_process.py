@@ -14,34 +14,21 @@ import pytest
 
 from app.worker.process import TAIL_LINES, ChildOutcome, run_child
 from tests.app.factories import stub_command
+from tests.app.waiting import alive, eventually
 
 pytestmark = pytest.mark.anyio
 
 
-def alive(pid: int) -> bool:
+async def wait_gone(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        await eventually(lambda: not alive(pid), within_s=5.0)
+    except AssertionError:
         return False
-    # A zombie still answers kill(0); it is gone for our purposes.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] != "Z"
+    return True
 
 
-async def wait_gone(pid: int, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if not alive(pid):
-            return True
-        await asyncio.sleep(0.02)
-    return False
-
-
-async def wait_file(path: Path, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < end, f"{path} never appeared"
-        await asyncio.sleep(0.02)
+async def wait_file(path: Path) -> None:
+    await eventually(path.exists)
 
 
 async def run_stub(
@@ -102,8 +89,7 @@ async def test_death_by_sigkill_names_the_signal_and_suggests_out_of_memory(
     outcome = await run_stub(tmp_path, "kill-self:KILL")
     assert outcome.exit_code is None and outcome.signal_number == signal.SIGKILL
     assert outcome.failure_reason() == (
-        "python job failed: status=None (killed by SIGKILL; "
-        "the process may have run out of memory)"
+        "python job failed: status=None (killed by SIGKILL; the process may have run out of memory)"
     )
 
 
@@ -131,8 +117,9 @@ async def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period(tmp_pat
     cancel = asyncio.Event()
     ready = tmp_path / "ready"
     task = asyncio.create_task(
-        run_stub(tmp_path, "ignore-sigterm", f"touch:{ready}", "sleep:60", cancel=cancel,
-                 grace_s=0.5)
+        run_stub(
+            tmp_path, "ignore-sigterm", f"touch:{ready}", "sleep:60", cancel=cancel, grace_s=0.5
+        )
     )
     await wait_file(ready)
     begin = time.monotonic()
@@ -213,7 +200,25 @@ async def test_a_failing_callback_does_not_stop_the_reader(tmp_path: Path) -> No
 
     argv = [*shlex.split(stub_command("progress:2")), "run", "--job-root", str(tmp_path)]
     outcome = await run_child(
-        argv, env=dict(os.environ), cwd=tmp_path, on_event=explode, cancel=asyncio.Event(),
+        argv,
+        env=dict(os.environ),
+        cwd=tmp_path,
+        on_event=explode,
+        cancel=asyncio.Event(),
         grace_s=1.0,
     )
     assert outcome.succeeded and outcome.done is not None
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
+def test_line_splitting_is_independent_of_chunk_boundaries(chunk: int) -> None:
+    from app.worker.process import _LineSplitter
+
+    lines: list[str] = []
+    splitter = _LineSplitter(lines.append, limit=20)
+    data = b"short\r\n" + b"y" * 50 + b"\nafter\n" + "caf\u00e9".encode() + b"\nno-newline"
+    for start in range(0, len(data), chunk):
+        splitter.feed(data[start : start + chunk])
+    splitter.flush()
+    assert lines == ["short", "<line longer than 20 bytes dropped>", "after", "caf\u00e9",
+                     "no-newline"]  # fmt: skip
