@@ -12,7 +12,7 @@ Each app owns its registry (tests build many apps in one process). Exposed:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -25,12 +25,12 @@ _STAGE_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600
 
 
 class _JobsByState(Collector):
-    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+    def __init__(self, counts: Callable[[], Iterable[tuple[str, int]]]) -> None:
         self._counts = counts
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("splatter_jobs", "Jobs in the store by state", labels=["state"])
-        for state, count in self._counts().items():
+        for state, count in self._counts():
             family.add_metric([state], count)
         yield family
 
@@ -67,8 +67,8 @@ class NodeMetrics:
             registry=self.registry,
         )
 
-    def watch_jobs(self, counts: Callable[[], Mapping[str, int]]) -> None:
-        """Exports ``splatter_jobs{state}`` from ``counts()`` at every scrape."""
+    def watch_jobs(self, counts: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        """Exports ``splatter_jobs{state}`` from ``(state, count)`` pairs at every scrape."""
         self.registry.register(_JobsByState(counts))
 
     def observe_stage(self, stage: str, seconds: float) -> None:

@@ -279,3 +279,29 @@ def _write(dest: Path, content: bytes) -> None:
 
 def _read(source: Path) -> bytes:
     return source.read_bytes()
+
+
+class FakePushContexts:
+    """A push door context factory over one ``FakeDomain`` (``PushContextFactory``)."""
+
+    def __init__(self, domain: FakeDomain) -> None:
+        self.domain = domain
+        self.built: list[FakeTaskContext] = []
+
+    def __call__(self, lease: Any, reporter: Any, cancelled: asyncio.Event) -> FakeTaskContext:
+        task = FakeTaskSpec(
+            id=lease.task.id,
+            job_id=lease.task.job_id,
+            capability=lease.task.capability,
+            inputs_cids=list(lease.task.inputs_cids),
+            outputs_prefix=lease.task.outputs_prefix,
+        )
+        self.domain.token.set(lease.access_token)
+        ctx = FakeTaskContext(
+            lease=FakeLease(task=task, domain_id=lease.domain_id),
+            storage=FakeStorage(self.domain, str(task.id), task.outputs_prefix),
+            reporter=reporter,
+            cancelled=cancelled,
+        )
+        self.built.append(ctx)
+        return ctx

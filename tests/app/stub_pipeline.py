@@ -62,6 +62,13 @@ def emit_run(job_root: Path, steps: int) -> None:
     emit({"event": "done", "outputs": {"splat": str(job_root)}, "metrics": {}, "duration_s": 0.1})
 
 
+def atomic_write(path: Path, text: str) -> None:
+    """Tests poll for these files: they must never see one half written."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
 def write_outputs(job_root: Path, previews: bool) -> None:
     out = job_root / "refined" / "splatter"
     out.mkdir(parents=True, exist_ok=True)
@@ -111,7 +118,8 @@ def run_action(action: str, args: argparse.Namespace) -> None:
     elif name in ("write-outputs", "write-splat"):
         write_outputs(job_root, previews=name == "write-outputs" and not args.no_preview)
     elif name == "record-args":
-        Path(value).write_text(
+        atomic_write(
+            Path(value),
             json.dumps(
                 {
                     "argv": sys.argv[1:],
@@ -119,14 +127,14 @@ def run_action(action: str, args: argparse.Namespace) -> None:
                     "pythonpath": os.environ.get("PYTHONPATH", ""),
                     "unbuffered": os.environ.get("PYTHONUNBUFFERED"),
                 }
-            )
+            ),
         )
     elif name == "pid":
-        Path(value).write_text(str(os.getpid()))
+        atomic_write(Path(value), str(os.getpid()))
     elif name == "sleep":
         time.sleep(float(value))
     elif name == "touch":
-        Path(value).write_text("ok")
+        atomic_write(Path(value), "ok")
     elif name == "wait-file":
         while not Path(value).exists():
             time.sleep(0.01)
@@ -134,7 +142,7 @@ def run_action(action: str, args: argparse.Namespace) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     elif name == "spawn-grandchild":
         child = subprocess.Popen(["sleep", "600"])
-        Path(value).write_text(str(child.pid))
+        atomic_write(Path(value), str(child.pid))
     elif name == "kill-self":
         os.kill(os.getpid(), getattr(signal, f"SIG{value}"))
         time.sleep(5)
