@@ -26,6 +26,13 @@ class Node:
     app: FastAPI
     contexts: FakePushContexts
 
+    async def push(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POSTs an envelope, expects 202, returns the job."""
+        response = await self.client.post(CAPABILITY, json=body)
+        assert response.status_code == 202, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
     async def job(self, job_id: str) -> dict[str, Any]:
         response = await self.client.get(f"/jobs/{job_id}")
         assert response.status_code == 200, response.text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import json
 import os
 import signal
@@ -80,7 +80,7 @@ async def test_delete_cancels_a_running_job_and_stops_its_pipeline(tmp_path: Pat
     pidfile = tmp_path / "child.pid"
     settings = make_settings(tmp_path, f"pid:{pidfile}", "train-forever", cancel_grace_secs=3.0)
     async with running_node(settings, scene.domain) as node:
-        job = (await node.client.post(CAPABILITY, json=envelope(scene.domain, [scene.cid]))).json()
+        job = await node.push(envelope(scene.domain, [scene.cid]))
         await eventually(pidfile.exists)
         child = int(pidfile.read_text())
         response = await node.client.delete(f"/jobs/{job['id']}")
@@ -135,7 +135,7 @@ async def test_a_second_push_of_a_running_task_is_a_conflict(tmp_path: Path) -> 
 async def test_a_failing_job_records_the_reference_reason(tmp_path: Path) -> None:
     scene = seed_refined_scene()
     async with running_node(make_settings(tmp_path, "exit:1"), scene.domain) as node:
-        job = (await node.client.post(CAPABILITY, json=envelope(scene.domain, [scene.cid]))).json()
+        job = await node.push(envelope(scene.domain, [scene.cid]))
         done = await node.wait_state(job["id"], "failed")
     assert done["error"] == "runner failed: python job failed: status=Some(1)"
     assert done["progress"] == {"pct": 35, "stage": "python", "status": "failed"}
@@ -248,13 +248,7 @@ async def test_other_jobs_wait_for_the_slot_and_run_in_order(tmp_path: Path) -> 
     scene = seed_refined_scene()
     settings = make_settings(tmp_path, "sleep:0.3", "write-splat")
     async with running_node(settings, scene.domain) as node:
-        ids = [
-            (await node.client.post(CAPABILITY, json=envelope(scene.domain, [scene.cid]))).json()[
-                "id"
-            ]
-            for _ in range(3)
-        ]
+        ids = [(await node.push(envelope(scene.domain, [scene.cid])))["id"] for _ in range(3)]
         jobs = [await node.wait_state(i, "succeeded") for i in ids]
-    for before, after in zip(jobs, jobs[1:], strict=False):
+    for before, after in itertools.pairwise(jobs):
         assert before["finished_at"] <= after["started_at"]
-    await asyncio.sleep(0)
