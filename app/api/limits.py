@@ -32,7 +32,8 @@ class BodySizeLimit:
         await _LimitedExchange(self, receive, send).run(scope)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps({"detail": f"request body larger than {self.max_bytes} bytes"}).encode()
+        detail = {"detail": f"request body larger than {self.max_bytes} bytes"}
+        body = json.dumps(detail, separators=(",", ":")).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -59,7 +60,12 @@ class _LimitedExchange:
         self._started = False
 
     async def run(self, scope: Scope) -> None:
-        await self._limit.app(scope, self.receive, self.send)
+        try:
+            await self._limit.app(scope, self.receive, self.send)
+        except Exception:
+            if not self._rejected:
+                raise
+            # The application tripped over the disconnect we fed it; the 413 is already out.
 
     async def receive(self) -> Message:
         if self._rejected:

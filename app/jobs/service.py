@@ -257,6 +257,8 @@ class JobService:
     async def _work(self) -> None:
         while True:
             job_key = await self._queue.get()
+            if not self._accepting:
+                continue  # shutting down: stop() records what is still pending
             pending = self._pending.pop(job_key, None)
             if pending is None:
                 continue  # cancelled while queued
@@ -293,6 +295,12 @@ class JobService:
         handler: Handler = self._handler
         try:
             await handler(ctx)
+        except asyncio.CancelledError:
+            # Our own task was cancelled (shutdown past its bounds): the runner has already
+            # killed its child; record the end before unwinding.
+            artifacts = _entries(ctx.storage.artifacts())
+            self._finish(job_key, "cancelled", error="node shutting down", artifacts=artifacts)
+            raise
         except Exception as exc:
             self._record_failure(job_key, ctx, exc)
             if reraise:
