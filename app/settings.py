@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     """CPU threads of the pipeline child (``--threads``); unset = the pipeline's default."""
     splatter_previews: EnvBool = True
     """Render and upload the preview images and video (best effort)."""
+    pipeline_nice: int = Field(10, ge=0, le=19)
+    """CPU niceness of the pipeline child: the service answers first when both want the CPU."""
     cancel_grace_secs: float = Field(10.0, ge=0)
     """Seconds between SIGTERM and SIGKILL to the pipeline's process group."""
     shutdown_drain_secs: float = Field(0.0, ge=0)

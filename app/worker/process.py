@@ -137,6 +137,7 @@ async def run_child(
     on_event: EventCallback,
     cancel: asyncio.Event,
     grace_s: float,
+    nice: int = 0,
 ) -> ChildOutcome:
     """Runs ``argv`` to completion or until ``cancel`` is set, then stops its process group.
 
@@ -147,6 +148,7 @@ async def run_child(
         on_event: called with every JSON event object read from stdout, in order.
         cancel: when set, the group gets SIGTERM, then SIGKILL after ``grace_s`` seconds.
         grace_s: seconds between SIGTERM and SIGKILL.
+        nice: niceness added to the child (0–19), so that the service keeps the CPU it needs.
 
     Raises:
         OSError: the command could not be started (not found, not executable).
@@ -165,6 +167,10 @@ async def run_child(
         start_new_session=True,
     )
     pid = transport.get_pid()
+    if nice > 0:
+        # Threads the child starts later inherit this, so training never starves the service.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
     try:
         cancelled = await _wait_or_cancel(pid, child.exited, cancel, grace_s)
         # The leader is gone; whatever is left of its group (stragglers) goes with it.

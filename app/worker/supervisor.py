@@ -101,6 +101,7 @@ class WorkerSupervisor:
                 on_event=on_event,
                 cancel=cancel,
                 grace_s=self._settings.cancel_grace_secs,
+                nice=self._settings.pipeline_nice,
             )
         finally:
             self._running.pop(job_root, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -80,3 +81,17 @@ async def test_shutdown_stops_running_children_and_refuses_new_ones(tmp_path: Pa
     assert supervisor.running_children == 0
     with pytest.raises(RuntimeError, match="shutting down"):
         await supervisor.run_pipeline(tmp_path, asyncio.Event(), lambda e: None)
+
+
+async def test_the_child_runs_at_a_lower_cpu_priority(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    supervisor = WorkerSupervisor(
+        make_settings(tmp_path, f"pid:{pidfile}", "sleep:30", pipeline_nice=7)
+    )
+    cancel = asyncio.Event()
+    run = asyncio.create_task(supervisor.run_pipeline(tmp_path, cancel, lambda e: None))
+    await eventually(pidfile.exists)
+    child_nice = os.getpriority(os.PRIO_PROCESS, int(pidfile.read_text()))
+    cancel.set()
+    await run
+    assert child_nice == os.getpriority(os.PRIO_PROCESS, 0) + 7
