@@ -13,11 +13,20 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-__all__ = ["JsonFormatter", "RedactingFilter", "configure_logging", "redact_text", "redact_value"]
+__all__ = [
+    "JsonFormatter",
+    "RedactingFilter",
+    "configure_logging",
+    "log_context",
+    "redact_text",
+    "redact_value",
+]
 
 REDACTED = "[REDACTED]"
 
@@ -45,6 +54,21 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)
     "asctime",
     "taskName",
 }
+
+
+# An immutable default: each log_context() block sets a fresh dict.
+_context: ContextVar[Mapping[str, str] | None] = ContextVar("splatter_log_context", default=None)
+
+
+@contextmanager
+def log_context(**fields: str) -> Iterator[None]:
+    """Adds ``fields`` (e.g. ``job``, ``task_id``) to every record logged inside the block,
+    including from tasks and callbacks started there."""
+    token = _context.set({**(_context.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
@@ -79,6 +103,9 @@ class RedactingFilter(logging.Filter):
         self.secrets = tuple(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in (_context.get() or {}).items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
         record.msg = redact_text(record.getMessage(), self.secrets)
         record.args = None
         for name in _extra_names(record):

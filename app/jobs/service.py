@@ -23,6 +23,7 @@ import httpx
 
 from app.jobs.envelope import PushLease
 from app.jobs.reporting import JobReporter, ProgressForwarder
+from app.logs import log_context
 from app.metrics import NodeMetrics
 from app.ports import (
     ArtifactView,
@@ -294,7 +295,8 @@ class JobService:
         self.store.mark_running(job_key)
         handler: Handler = self._handler
         try:
-            await handler(ctx)
+            with log_context(job=job_key, task_id=str(ctx.lease.task.id)):
+                await handler(ctx)
         except asyncio.CancelledError:
             # Our own task was cancelled (shutdown past its bounds): the runner has already
             # killed its child; record the end before unwinding.

@@ -92,3 +92,15 @@ def test_redaction_leaves_ordinary_text_and_ids_alone() -> None:
 )
 def test_key_value_shapes_are_redacted(text: str) -> None:
     assert "tok-123" not in redact_text(text)
+
+
+def test_log_context_fields_reach_records_from_any_logger(stream: io.StringIO) -> None:
+    from app.logs import log_context
+
+    configure_logging("json", "info", stream=stream)
+    with log_context(job="j-1", task_id="t-1"):
+        logging.getLogger("app.runner.inputs").info("downloaded", extra={"job": "explicit"})
+    logging.getLogger("app").info("outside")
+    inside, outside = lines(stream)
+    assert (inside["job"], inside["task_id"]) == ("explicit", "t-1")
+    assert "task_id" not in outside

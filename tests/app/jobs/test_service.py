@@ -89,3 +89,20 @@ def test_failure_reasons_are_cut_to_4096_bytes_on_a_character_boundary() -> None
     assert reason.startswith("runner failed: é")
     assert len(reason.encode()) <= 4096 and len(reason.encode()) >= 4094
     assert fail_reason(RuntimeError("boom")) == "runner failed: boom"
+
+
+async def test_runner_logs_carry_the_job_and_task_ids(
+    tmp_path: Path, store: JobStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app.logs import RedactingFilter
+
+    scene = seed_refined_scene()
+    ctx = make_context(scene.domain, [scene.cid])
+    jobs = service(store, make_settings(tmp_path, "write-splat"))
+    caplog.handler.addFilter(RedactingFilter())
+    with caplog.at_level("INFO"):
+        await jobs.run_leased(ctx)
+    (record,) = store.list_jobs()
+    ended = [r for r in caplog.records if r.getMessage() == "pipeline child ended"]
+    assert ended and getattr(ended[0], "task_id", None) == str(ctx.lease.task.id)
+    assert getattr(ended[0], "job", None) == record.id
