@@ -124,7 +124,7 @@ class JobService:
         self._http = http
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._pending: dict[str, _PendingPush] = {}
-        self._cancels: dict[str, asyncio.Event] = {}
+        self._cancels: dict[str, Callable[[], None]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
@@ -154,7 +154,7 @@ class JobService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), drain)
         for cancel in list(self._cancels.values()):
-            cancel.set()
+            cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self._settings.cancel_grace_secs + 10.0)
         if self._worker is not None:
@@ -212,7 +212,7 @@ class JobService:
             return self._finish(job_key, "cancelled", error="cancelled before it started")
         cancel = self._cancels.get(job_key)
         if cancel is not None:
-            cancel.set()
+            cancel()
             self.store.add_event(
                 job_key, {"level": "warn", "stage": "cancelled", "message": "cancel requested"}
             )
@@ -220,10 +220,14 @@ class JobService:
 
     # --- the lease door ---
 
-    async def run_leased(self, ctx: TaskContextView) -> None:
+    async def run_leased(
+        self, ctx: TaskContextView, cancel: Callable[[], None] | None = None
+    ) -> None:
         """The lease engine's handler: records the job, runs it, re-raises its failure.
 
-        The caller holds the worker slot. ``DELETE /jobs/{id}`` sets ``ctx.cancelled``.
+        The caller holds the worker slot. ``DELETE /jobs/{id}`` and shutdown call ``cancel``
+        (the engine's own cancel, so that no receipt is sent); by default they set
+        ``ctx.cancelled``.
         """
         task = ctx.lease.task
         record = self.store.create(
@@ -237,7 +241,7 @@ class JobService:
         )
         reporter = JobReporter(self.store, record.id, inner=ctx.reporter)
         recorded = _RecordedContext(ctx.lease, ctx.storage, reporter, ctx.cancelled)
-        await self._execute(record.id, recorded, reraise=True)
+        await self._execute(record.id, recorded, reraise=True, cancel=cancel)
 
     # --- reading ---
 
@@ -277,7 +281,7 @@ class JobService:
             log.exception("push job setup failed", extra={"job": job_key})
             self._finish(job_key, "failed", error=f"node_setup_failed: {exc}")
         else:
-            await self._execute(job_key, ctx, reraise=False, cancel=cancel)
+            await self._execute(job_key, ctx, reraise=False, cancel=cancel.set)
         finally:
             if forwarder is not None:
                 await forwarder.close()
@@ -288,9 +292,9 @@ class JobService:
         ctx: TaskContextView,
         *,
         reraise: bool,
-        cancel: asyncio.Event | None = None,
+        cancel: Callable[[], None] | None = None,
     ) -> None:
-        self._cancels[job_key] = cancel or ctx.cancelled
+        self._cancels[job_key] = cancel or ctx.cancelled.set
         self._idle.clear()
         self.store.mark_running(job_key)
         handler: Handler = self._handler

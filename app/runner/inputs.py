@@ -59,7 +59,7 @@ class ResolvedInputs:
         bytes_downloaded: bytes written for recordings and COLMAP binaries.
     """
 
-    primary_name: str
+    primary_name: str | None
     suffix: str | None
     counts: InputCounts = field(default_factory=InputCounts)
     bytes_downloaded: int = 0
@@ -118,7 +118,9 @@ async def resolve_inputs(ctx: TaskContextView, layout: JobLayout) -> ResolvedInp
     return resolved
 
 
-async def _read_manifest(ctx: TaskContextView, layout: JobLayout, cid: str) -> tuple[str, Any]:
+async def _read_manifest(
+    ctx: TaskContextView, layout: JobLayout, cid: str
+) -> tuple[str | None, Any]:
     """Materialises the CID, parses its primary file as JSON, removes the download root."""
     try:
         materialized = await until_cancelled(
@@ -185,11 +187,12 @@ class _Fetcher:
                 continue
             self._counts.metadata_items += len(items)
             for item in items:
-                if item.name.startswith(_RECORDING_PREFIX) and item.name not in self._downloaded:
-                    await self._recording_by_id(item)
+                name = item.name or ""
+                if name.startswith(_RECORDING_PREFIX) and name not in self._downloaded:
+                    await self._recording_by_id(item, name)
 
-    async def _recording_by_id(self, item: DataMetadataView) -> None:
-        folder = recording_folder(item.name, item.id)
+    async def _recording_by_id(self, item: DataMetadataView, name: str) -> None:
+        folder = recording_folder(name, item.id)
         reason = unsafe_component_reason(folder)
         if reason is not None:
             log.warning("recording name is no folder name; skipped", extra={"item_name": item.name})
@@ -198,7 +201,7 @@ class _Fetcher:
         target = self._layout.recording(folder)
         if await self._download(item, target, "downloading input recording"):
             self._counts.datasets += 1
-            self._downloaded.add(item.name)
+            self._downloaded.add(name)
         else:
             self._counts.recording_failures += 1
 

@@ -106,3 +106,24 @@ async def test_runner_logs_carry_the_job_and_task_ids(
     ended = [r for r in caplog.records if r.getMessage() == "pipeline child ended"]
     assert ended and getattr(ended[0], "task_id", None) == str(ctx.lease.task.id)
     assert getattr(ended[0], "job", None) == record.id
+
+
+async def test_delete_of_a_leased_job_uses_the_engines_cancel_when_given(
+    tmp_path: Path, store: JobStore
+) -> None:
+    scene = seed_refined_scene()
+    ctx = make_context(scene.domain, [scene.cid])
+    started = tmp_path / "started"
+    calls: list[str] = []
+
+    def engine_cancel() -> None:
+        calls.append("cancel")
+        ctx.cancelled.set()  # what the engine's session.cancel() does, besides its bookkeeping
+
+    jobs = service(store, make_settings(tmp_path, f"touch:{started}", "sleep:30"))
+    run = asyncio.create_task(jobs.run_leased(ctx, cancel=engine_cancel))
+    await eventually(started.exists)
+    jobs.cancel(store.list_jobs()[0].id)
+    with pytest.raises(JobCancelledError):
+        await run
+    assert calls == ["cancel"]
