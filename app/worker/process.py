@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TAIL_LINES", "ChildOutcome", "run_child", "terminate_group"]
+__all__ = ["TAIL_LINES", "TAIL_LINE_CHARS", "ChildOutcome", "run_child", "terminate_group"]
 
 log = logging.getLogger(__name__)
 
 TAIL_LINES = 200
+#: Longest tail entry kept, in characters: the tail travels in a heartbeat event.
+TAIL_LINE_CHARS = 2000
 _LINE_LIMIT = 1024 * 1024
 # After the leader is gone, how long its pipes may stay open (a detached grandchild).
 _PIPE_DRAIN_S = 2.0
@@ -107,7 +109,7 @@ class _Streams:
 
     def stdout(self, line: str) -> None:
         self.stdout_lines += 1
-        self.tail.append(f"stdout: {line}")
+        self.tail.append(_clip(f"stdout: {line}"))
         event = _parse_event(line)
         if event is None:
             log.info("pipeline stdout: %s", line, extra={"source": "pipeline_stdout"})
@@ -123,7 +125,7 @@ class _Streams:
 
     def stderr(self, line: str) -> None:
         self.stderr_lines += 1
-        self.tail.append(f"stderr: {line}")
+        self.tail.append(_clip(f"stderr: {line}"))
         if line.startswith("error: ") and self.error_message is None:
             self.error_message = line.removeprefix("error: ").strip()
         log.info("pipeline: %s", line, extra={"source": "pipeline_stderr"})
@@ -292,6 +294,12 @@ def _outcome(code: int, streams: _Streams, cancelled: bool, started: float) -> C
         error_message=streams.error_message,
         done=streams.done,
     )
+
+
+def _clip(line: str) -> str:
+    if len(line) <= TAIL_LINE_CHARS:
+        return line
+    return f"{line[:TAIL_LINE_CHARS]}… [{len(line) - TAIL_LINE_CHARS} more characters]"
 
 
 def _decode(line: bytes) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.worker.process import TAIL_LINES, ChildOutcome, run_child
+from app.worker.process import TAIL_LINE_CHARS, TAIL_LINES, ChildOutcome, run_child
 from tests.app.factories import stub_command
 from tests.app.waiting import alive, eventually
 
@@ -173,6 +173,13 @@ async def test_the_tail_keeps_the_last_200_lines_of_both_streams(tmp_path: Path)
     assert "stdout: out 149" in outcome.tail and "stderr: err 149" in outcome.tail
     assert "stdout: out 0" not in outcome.tail
     assert all(line.startswith(("stdout: ", "stderr: ")) for line in outcome.tail)
+
+
+async def test_long_lines_are_clipped_in_the_tail(tmp_path: Path) -> None:
+    outcome = await run_stub(tmp_path, "long-line:5000")
+    assert outcome.tail[0] == "stdout: " + "x" * (TAIL_LINE_CHARS - 8) + (
+        f"… [{5000 + 8 - TAIL_LINE_CHARS} more characters]"
+    )
 
 
 async def test_an_overlong_line_is_dropped_and_reading_goes_on(tmp_path: Path) -> None:
