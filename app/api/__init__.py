@@ -1,0 +1,1 @@
+"""The HTTP layer: routers, wire schemas, dependencies, error mapping, body limit."""

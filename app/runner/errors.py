@@ -1,0 +1,18 @@
+"""Runner errors. ``str(error)`` is the top-level message: the fail reason is
+``runner failed: <str(error)>`` (protocol §1.9), so messages reproduce the reference's strings."""
+
+from __future__ import annotations
+
+__all__ = ["JobCancelledError", "SplatterJobError"]
+
+
+class SplatterJobError(Exception):
+    """The job failed; the message is the reason's top-level text (e.g. ``materialize cid X``)."""
+
+
+class JobCancelledError(Exception):
+    """The cancel flag was set (DMS cancel, lost lease, DELETE, shutdown): no receipt is sent."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(f"task cancelled: {stage}")
+        self.stage = stage

@@ -1,0 +1,302 @@
+"""Input resolution of the splatter runner (protocol §3.3).
+
+First input CID → materialised manifest JSON → its ``dataIDs`` → recordings, found by id
+(UUID entries, in chunks of 50) and by derived name (``dmt_recording_<scan>[.mp4]``), streamed
+to ``datasets/<scan>/Frames.mp4``; with a refinement suffix the five COLMAP binaries
+``colmap_<x>_bin<suffix>`` go to ``refined/global/refined_sfm_combined/``. A failed lookup or
+download of one recording is logged and counted, as in the reference; what cannot work at all
+fails with the reference's message (``no input cid provided; ...``, ``materialize cid <cid>``,
+``parse input cid <cid> as JSON``, ``no datasets downloaded; ...``, ``missing required colmap
+binaries for suffix ...``). Every domain call goes through ``ctx.storage``, which reads the
+current domain token per request; the cancel flag is checked before each step and interrupts
+a download in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.ports import DataMetadataView, TaskContextView
+from app.runner.errors import JobCancelledError, SplatterJobError
+from app.runner.naming import (
+    COLMAP_BINARIES,
+    derive_scan_id,
+    is_uuid,
+    recording_folder,
+    refinement_suffix,
+    unsafe_component_reason,
+)
+from app.runner.progress import InputCounts
+from app.runner.workspace import JobLayout
+
+__all__ = ["ResolvedInputs", "check_cancelled", "resolve_inputs", "until_cancelled"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ID_CHUNK = 50
+RECORDING_TYPE = "dmt_recording_mp4"
+_RECORDING_PREFIX = "dmt_recording_"
+
+
+@dataclass
+class ResolvedInputs:
+    """What input resolution found.
+
+    Attributes:
+        primary_name: name of the materialised input item.
+        suffix: refinement suffix (``_<timestamp>``), or ``None`` for a non-manifest input.
+        counts: the counters reported in the 20 % progress.
+        bytes_downloaded: bytes written for recordings and COLMAP binaries.
+    """
+
+    primary_name: str | None
+    suffix: str | None
+    counts: InputCounts = field(default_factory=InputCounts)
+    bytes_downloaded: int = 0
+
+
+def check_cancelled(ctx: TaskContextView, stage: str) -> None:
+    """Raises :class:`JobCancelledError` (``task cancelled: <stage>``) once the flag is set."""
+    if ctx.cancelled.is_set():
+        raise JobCancelledError(stage)
+
+
+async def until_cancelled(ctx: TaskContextView, work: Awaitable[T], stage: str) -> T:
+    """Awaits ``work``, abandoning it with :class:`JobCancelledError` if the cancel flag is set."""
+    check_cancelled(ctx, stage)
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(ctx.cancelled.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+    if task.cancelled():
+        raise JobCancelledError(stage)
+    return task.result()
+
+
+async def resolve_inputs(ctx: TaskContextView, layout: JobLayout) -> ResolvedInputs:
+    """Downloads everything the first input CID names into the job folder."""
+    cids = list(ctx.lease.task.inputs_cids)
+    if not cids:
+        raise SplatterJobError("no input cid provided; cannot run splatter job")
+    cid = cids[0]
+    name, manifest = await _read_manifest(ctx, layout, cid)
+    resolved = ResolvedInputs(primary_name=name, suffix=refinement_suffix(name))
+    data_ids = _data_ids(manifest)
+    scan_ids = _scan_ids(data_ids)
+    missing_colmap: list[str] = []
+    if data_ids:
+        fetcher = _Fetcher(ctx, layout, resolved)
+        await fetcher.recordings_by_id([d for d in data_ids if is_uuid(d)])
+        await fetcher.recordings_by_name(scan_ids)
+        if resolved.suffix is not None:
+            missing_colmap = await fetcher.colmap_binaries(resolved.suffix)
+    if resolved.counts.datasets == 0 and not layout.has_datasets():
+        raise SplatterJobError(
+            "no datasets downloaded; expected at least one dmt_recording_* input"
+        )
+    if missing_colmap:
+        listed = ", ".join(f'"{prefix}"' for prefix in missing_colmap)
+        raise SplatterJobError(
+            f"missing required colmap binaries for suffix {resolved.suffix}: [{listed}]"
+        )
+    return resolved
+
+
+async def _read_manifest(
+    ctx: TaskContextView, layout: JobLayout, cid: str
+) -> tuple[str | None, Any]:
+    """Materialises the CID, parses its primary file as JSON, removes the download root."""
+    try:
+        materialized = await until_cancelled(
+            ctx,
+            ctx.storage.materialize(cid, layout.input_dir),
+            "before input materialization",
+        )
+    except JobCancelledError:
+        raise
+    except Exception as exc:
+        log.warning("input materialization failed", extra={"cid": cid, "error": str(exc)})
+        raise SplatterJobError(f"materialize cid {cid}") from exc
+    try:
+        primary = materialized.primary
+        raw = primary.path.read_bytes()
+        try:
+            return primary.metadata.name, json.loads(raw)
+        except ValueError as exc:
+            raise SplatterJobError(f"parse input cid {cid} as JSON") from exc
+    finally:
+        for folder in (materialized.root, layout.input_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _data_ids(manifest: Any) -> list[str]:
+    """``dataIDs`` as strings (non-strings skipped; missing or not a list → empty)."""
+    values = manifest.get("dataIDs") if isinstance(manifest, dict) else None
+    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+
+
+def _scan_ids(data_ids: Sequence[str]) -> list[str]:
+    """Unique derived scan ids, in order; an id that is no safe folder name fails the job."""
+    scans: list[str] = []
+    for raw in data_ids:
+        scan = derive_scan_id(raw)
+        if scan is None or scan in scans:
+            continue
+        reason = unsafe_component_reason(scan)
+        if reason is not None:
+            raise SplatterJobError(
+                f"invalid dataIDs entry {json.dumps(raw)}: a scan id must be a single folder "
+                f"name ({reason})"
+            )
+        scans.append(scan)
+    return scans
+
+
+class _Fetcher:
+    """Lookups and downloads of one resolution, with the reference's counters."""
+
+    def __init__(self, ctx: TaskContextView, layout: JobLayout, resolved: ResolvedInputs) -> None:
+        self._ctx = ctx
+        self._layout = layout
+        self._resolved = resolved
+        self._counts = resolved.counts
+        self._downloaded: set[str] = set()
+
+    async def recordings_by_id(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = ids[start : start + ID_CHUNK]
+            self._counts.metadata_chunks += 1
+            items = await self._list("resolving dataset metadata", ids=chunk)
+            if items is None:
+                continue
+            self._counts.metadata_items += len(items)
+            for item in items:
+                name = item.name or ""
+                if name.startswith(_RECORDING_PREFIX) and name not in self._downloaded:
+                    await self._recording_by_id(item, name)
+
+    async def _recording_by_id(self, item: DataMetadataView, name: str) -> None:
+        folder = recording_folder(name, item.id)
+        reason = unsafe_component_reason(folder)
+        if reason is not None:
+            log.warning("recording name is no folder name; skipped", extra={"item_name": item.name})
+            self._counts.recording_failures += 1
+            return
+        target = self._layout.recording(folder)
+        if await self._download(item, target, "downloading input recording"):
+            self._counts.datasets += 1
+            self._downloaded.add(name)
+        else:
+            self._counts.recording_failures += 1
+
+    async def recordings_by_name(self, scan_ids: Sequence[str]) -> None:
+        for scan in scan_ids:
+            for candidate in (f"{_RECORDING_PREFIX}{scan}", f"{_RECORDING_PREFIX}{scan}.mp4"):
+                if candidate in self._downloaded:
+                    break
+                items = await self._list(
+                    "resolving derived recording metadata", name=candidate, data_type=RECORDING_TYPE
+                )
+                item = _first_named(items, candidate)
+                if item is None:
+                    continue
+                target = self._layout.recording(scan)
+                if await self._download(item, target, "downloading derived recording"):
+                    self._counts.datasets += 1
+                    self._downloaded.add(candidate)
+                    break
+                self._counts.recording_failures += 1
+
+    async def colmap_binaries(self, suffix: str) -> list[str]:
+        """Looks up all five binaries; downloads them only if all exist. Returns what is missing."""
+        found: dict[str, DataMetadataView] = {}
+        missing: list[str] = []
+        for prefix, _ in COLMAP_BINARIES:
+            items = await self._list("resolving colmap metadata", name=f"{prefix}{suffix}")
+            item = _first_named(items, f"{prefix}{suffix}")
+            if item is None:
+                missing.append(prefix)
+            else:
+                found[prefix] = item
+        if missing:
+            log.warning("missing colmap binaries", extra={"suffix": suffix, "missing": missing})
+            self._counts.colmap_failed += len(missing)
+            return missing
+        for prefix, file_name in COLMAP_BINARIES:
+            target = self._layout.colmap_dir / file_name
+            if await self._download(found[prefix], target, "downloading colmap binary"):
+                self._counts.colmap_downloaded += 1
+            else:
+                self._counts.colmap_failed += 1
+                missing.append(prefix)
+        return missing
+
+    async def _list(
+        self,
+        stage: str,
+        *,
+        ids: Sequence[str] | None = None,
+        name: str | None = None,
+        data_type: str | None = None,
+    ) -> Sequence[DataMetadataView] | None:
+        """A metadata listing; ``None`` (logged) when it fails."""
+        domain = self._ctx.storage.domain
+        try:
+            return await until_cancelled(
+                self._ctx, domain.list_metadata(ids=ids, name=name, data_type=data_type), stage
+            )
+        except JobCancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "metadata lookup failed",
+                extra={"lookup_name": name, "ids": len(ids or ()), "error": str(exc)},
+            )
+            return None
+
+    async def _download(self, item: DataMetadataView, target: Path, stage: str) -> bool:
+        """Streams one item to ``target``; False (logged, partial file removed) on failure."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            written = await until_cancelled(
+                self._ctx, self._ctx.storage.domain.download_raw(item.id, target), stage
+            )
+        except JobCancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "download failed",
+                extra={"data_id": item.id, "item_name": item.name, "error": str(exc)},
+            )
+            _discard(target)
+            return False
+        self._resolved.bytes_downloaded += written
+        log.info(
+            "downloaded", extra={"item_name": item.name, "bytes": written, "dest": str(target)}
+        )
+        return True
+
+
+def _discard(partial: Path) -> None:
+    partial.unlink(missing_ok=True)
+
+
+def _first_named(items: Sequence[DataMetadataView] | None, name: str) -> DataMetadataView | None:
+    """The first listed item with exactly that name (servers filter, we check)."""
+    return next((item for item in items or () if item.name == name), None)

@@ -1,0 +1,138 @@
+"""``run_splatter_job``: one ``/splatter/colmap/v1`` task, from free-disk check to final progress.
+
+The same coroutine serves the lease engine (as its handler) and the push door. It returns
+normally on success (the caller sends ``complete`` with ``ctx.storage.artifacts()``), raises
+:class:`SplatterJobError` on failure (reason ``runner failed: <str(error)>``) and
+:class:`JobCancelledError` when the cancel flag stopped it. It does not take the worker slot: the
+caller holds :attr:`WorkerSupervisor.slot` for the whole job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from app.metrics import NodeMetrics
+from app.ports import TaskContextView
+from app.runner import progress
+from app.runner.errors import JobCancelledError, SplatterJobError
+from app.runner.inputs import check_cancelled, resolve_inputs
+from app.runner.python_stage import run_python_stage
+from app.runner.uploads import upload_outputs
+from app.runner.workspace import JobLayout, check_free_disk, remove_job_root
+from app.settings import Settings
+from app.worker.supervisor import WorkerSupervisor
+
+__all__ = ["run_splatter_job"]
+
+log = logging.getLogger(__name__)
+
+
+async def run_splatter_job(
+    ctx: TaskContextView,
+    settings: Settings,
+    *,
+    supervisor: WorkerSupervisor | None = None,
+    metrics: NodeMetrics | None = None,
+) -> None:
+    """Runs one splatter task in ``<TASKS_ROOT>/<task_id>`` and removes the folder afterwards.
+
+    Args:
+        ctx: lease, task storage, progress reporter and cancel flag (``domain_client``'s
+            ``TaskContext`` or anything shaped like it).
+        settings: the node settings (workspace, pipeline command, limits).
+        supervisor: starts the pipeline child; a private one when omitted.
+        metrics: where durations, bytes and training steps are counted; private when omitted.
+
+    Raises:
+        SplatterJobError: the job failed; ``str(error)`` is the reference's top-level message.
+        JobCancelledError: the cancel flag was set (no receipt must be sent).
+    """
+    supervisor = supervisor or WorkerSupervisor(settings)
+    metrics = metrics or NodeMetrics()
+    layout = JobLayout.for_task(settings.tasks_root, str(ctx.lease.task.id))
+    started = time.monotonic()
+    try:
+        await _run(ctx, settings, layout, supervisor, metrics)
+    except JobCancelledError as exc:
+        _report_cancelled(ctx, exc)
+        raise
+    except SplatterJobError as exc:
+        _report_error(ctx, exc)
+        raise
+    except Exception as exc:
+        if ctx.cancelled.is_set():
+            cancelled = JobCancelledError("runner")
+            _report_cancelled(ctx, cancelled)
+            raise cancelled from exc
+        log.exception("splatter runner crashed")
+        failure = SplatterJobError(str(exc) or type(exc).__name__)
+        _report_error(ctx, failure)
+        raise failure from exc
+    finally:
+        remove_job_root(layout.root, settings.disable_tasks_cleanup)
+        metrics.observe_stage("job", time.monotonic() - started)
+
+
+async def _run(
+    ctx: TaskContextView,
+    settings: Settings,
+    layout: JobLayout,
+    supervisor: WorkerSupervisor,
+    metrics: NodeMetrics,
+) -> None:
+    check_free_disk(settings.tasks_root, settings.min_free_disk_mb)
+    check_cancelled(ctx, "before execution")
+    _prepare_workspace(ctx, layout)
+
+    started = time.monotonic()
+    inputs = await resolve_inputs(ctx, layout)
+    metrics.add_downloaded(inputs.bytes_downloaded)
+    metrics.observe_stage("inputs", time.monotonic() - started)
+    counts = inputs.counts.as_dict()
+    ctx.reporter.set_progress(progress.inputs_materialized(inputs.counts))
+    ctx.reporter.log_event(
+        {"level": "info", "stage": "inputs", "message": "inputs materialized", **counts}
+    )
+
+    await run_python_stage(
+        ctx, layout.root, supervisor, metrics, settings.progress_min_interval_secs
+    )
+
+    started = time.monotonic()
+    uploads = await upload_outputs(ctx, layout, inputs.suffix)
+    metrics.add_uploaded(uploads.bytes_uploaded)
+    metrics.observe_stage("upload", time.monotonic() - started)
+    ctx.reporter.set_progress(
+        progress.final_progress(uploads.splat, uploads.previews, uploads.video)
+    )
+
+
+def _prepare_workspace(ctx: TaskContextView, layout: JobLayout) -> None:
+    try:
+        layout.root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SplatterJobError(f"create job root {layout.root}") from exc
+    task = ctx.lease.task
+    ctx.reporter.set_progress(progress.workspace_prepared(layout.root))
+    ctx.reporter.log_event(
+        {
+            "level": "info",
+            "stage": "workspace",
+            "message": "workspace prepared",
+            "task_id": str(task.id),
+            "job_id": None if task.job_id is None else str(task.job_id),
+        }
+    )
+
+
+def _report_cancelled(ctx: TaskContextView, exc: JobCancelledError) -> None:
+    ctx.reporter.set_progress(dict(progress.CANCELLED))
+    ctx.reporter.log_event({"level": "warn", "stage": "cancelled", "message": str(exc)})
+
+
+def _report_error(ctx: TaskContextView, exc: SplatterJobError) -> None:
+    event = {"level": "error", "stage": "runner", "message": str(exc)}
+    if exc.__cause__ is not None:
+        event["cause"] = str(exc.__cause__)
+    ctx.reporter.log_event(event)

@@ -1,0 +1,117 @@
+"""Output uploads of the splatter runner (protocol §3.6, variant V1 with previews).
+
+``refined/splatter/splat_rot.splat`` → ``refined_splat<suffix>`` / ``splat_data`` is required: a
+failure fails the job (``upload <path> as <name>``). Then, best effort, ``preview_top.jpg``,
+``preview_angle.jpg`` and ``preview.mp4`` as ``refined_splat_preview_{top,angle,video}<suffix>``
+/ ``splat_preview_{top,angle,video}``: a missing file or failed upload is logged and skipped.
+Every upload is an upsert by name and data type (``TaskStorage.put_domain_artifact``, rel path =
+name) of a file path, which the storage streams (chunked upload) instead of reading it whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.ports import TaskContextView
+from app.runner import progress
+from app.runner.errors import JobCancelledError, SplatterJobError
+from app.runner.inputs import check_cancelled
+from app.runner.naming import PREVIEW_OUTPUTS, SPLAT_DATA_TYPE, artifact_name
+from app.runner.workspace import JobLayout
+
+__all__ = ["UploadSummary", "upload_outputs"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UploadSummary:
+    """Names uploaded and the bytes they weigh."""
+
+    splat: str
+    previews: list[str] = field(default_factory=list)
+    video: str | None = None
+    bytes_uploaded: int = 0
+
+
+async def upload_outputs(
+    ctx: TaskContextView, layout: JobLayout, suffix: str | None
+) -> UploadSummary:
+    """Uploads the splat (required) and the previews (best effort), reporting 90–95 %."""
+    check_cancelled(ctx, "before upload")
+    splat_path = layout.splat_file
+    if not splat_path.is_file():
+        raise SplatterJobError(f"expected output missing: {splat_path}")
+    name = artifact_name("refined_splat", suffix)
+    ctx.reporter.set_progress(progress.upload_starting(name))
+    try:
+        await ctx.storage.put_domain_artifact(name, name, SPLAT_DATA_TYPE, splat_path)
+    except Exception as exc:
+        log.warning("splat upload failed", extra={"artifact": name, "error": str(exc)})
+        raise SplatterJobError(f"upload {splat_path} as {name}") from exc
+    summary = UploadSummary(splat=name, bytes_uploaded=splat_path.stat().st_size)
+    ctx.reporter.set_progress(progress.splat_uploaded(name, splat_path))
+    ctx.reporter.log_event(
+        {"level": "info", "stage": "upload", "message": "splat output uploaded", "uploaded": name}
+    )
+    await _upload_previews(ctx, layout, suffix, summary)
+    uploaded = (summary.splat, summary.previews, summary.video)
+    ctx.reporter.set_progress(progress.upload_completed(*uploaded))
+    ctx.reporter.log_event(
+        {
+            "level": "info",
+            "stage": "upload",
+            "message": "all outputs uploaded",
+            **progress.uploaded_keys(*uploaded),
+        }
+    )
+    return summary
+
+
+async def _upload_previews(
+    ctx: TaskContextView, layout: JobLayout, suffix: str | None, summary: UploadSummary
+) -> None:
+    for file_name, data_type, base in PREVIEW_OUTPUTS:
+        path = layout.splatter_dir / file_name
+        name = artifact_name(base, suffix)
+        if not await _upload_one(ctx, path, name, data_type):
+            continue
+        summary.bytes_uploaded += path.stat().st_size
+        if data_type == "splat_preview_video":
+            summary.video = name
+        else:
+            summary.previews.append(name)
+
+
+async def _upload_one(ctx: TaskContextView, path: Path, name: str, data_type: str) -> bool:
+    """One best-effort upload; False when the file is absent or the upload failed."""
+    check_cancelled(ctx, "before upload")
+    if not _is_file(path):
+        log.warning("preview not found; skipping upload", extra={"file": path.name})
+        return False
+    try:
+        await ctx.storage.put_domain_artifact(name, name, data_type, path)
+    except JobCancelledError:
+        raise
+    except Exception as exc:
+        log.warning(
+            "preview upload failed; continuing",
+            extra={"artifact": name, "data_type": data_type, "error": str(exc)},
+        )
+        ctx.reporter.log_event(
+            {
+                "level": "warn",
+                "stage": "upload",
+                "message": f"preview upload failed: {exc}",
+                "artifact": name,
+            }
+        )
+        return False
+    log.info("preview uploaded", extra={"artifact": name, "data_type": data_type})
+    return True
+
+
+def _is_file(path: Path) -> bool:
+    return path.is_file()

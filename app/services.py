@@ -1,0 +1,98 @@
+"""The node's long-lived machinery, started and stopped by the FastAPI lifespan.
+
+Start-up order: clean ``TASKS_ROOT`` (unless disabled), open the job store and fail the jobs a
+previous process left unfinished (``node restarted``), then the supervisor, the job service
+(push worker) and, in lease mode, the lease door. Shutdown runs the other way round: the lease
+door stops leasing, running jobs drain or are cancelled (SIGTERM → SIGKILL), states are
+recorded, the store is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+
+from app.jobs.service import JobService, PushContextFactory
+from app.metrics import NodeMetrics
+from app.runner import cleanup_tasks_root
+from app.settings import Settings
+from app.store import JobStore
+from app.worker.supervisor import WorkerSupervisor
+
+__all__ = ["LeaseDoor", "Services", "start_services", "stop_services"]
+
+log = logging.getLogger(__name__)
+
+
+class LeaseDoor(Protocol):
+    """Lease mode: register, log in, poll DMS and hand leases to ``JobService.run_leased``."""
+
+    async def start(self, services: Services) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    @property
+    def healthy(self) -> bool: ...
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: JobStore
+    supervisor: WorkerSupervisor
+    metrics: NodeMetrics
+    jobs: JobService
+    http: httpx.AsyncClient
+    lease_door: LeaseDoor | None = None
+    recovered: list[str] = field(default_factory=list)
+
+
+async def start_services(
+    settings: Settings,
+    *,
+    context_factory: PushContextFactory | None = None,
+    lease_door: LeaseDoor | None = None,
+) -> Services:
+    """Builds and starts everything; raises if lease mode is configured without a lease door."""
+    if settings.lease_mode and lease_door is None:
+        raise RuntimeError(
+            "REG_SECRET and SECP256K1_PRIVHEX are set but this node has no lease engine wired in"
+        )
+    removed = cleanup_tasks_root(settings.tasks_root, settings.disable_tasks_cleanup)
+    if removed:
+        log.info("removed job folders left by a previous run", extra={"count": len(removed)})
+    settings.tasks_root.mkdir(parents=True, exist_ok=True)
+    store = JobStore.open(settings.database_path)
+    recovered = store.recover_interrupted()
+    if recovered:
+        log.warning("failed jobs interrupted by a restart", extra={"jobs": recovered})
+    metrics = NodeMetrics()
+    metrics.watch_jobs(lambda: store.count_by_state().items())
+    supervisor = WorkerSupervisor(settings)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
+    jobs = JobService(
+        store, supervisor, settings, metrics, context_factory=context_factory, http=http
+    )
+    jobs.start()
+    services = Services(settings, store, supervisor, metrics, jobs, http, lease_door, recovered)
+    if lease_door is not None:
+        await lease_door.start(services)
+    log.info(
+        "node started",
+        extra={"lease_mode": settings.lease_mode, "push": jobs.push_enabled},
+    )
+    return services
+
+
+async def stop_services(services: Services) -> None:
+    """Stops leasing, drains or cancels running jobs (recording their state), closes the store."""
+    if services.lease_door is not None:
+        await services.lease_door.stop()
+    await services.jobs.stop()
+    await services.supervisor.shutdown()
+    await services.http.aclose()
+    services.store.close()
+    log.info("node stopped")

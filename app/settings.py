@@ -1,0 +1,244 @@
+"""The node's configuration: one pydantic-settings ``Settings`` read from the environment.
+
+Variable names follow the reference node where one exists (protocol §3.9: ``REG_SECRET``,
+``SECP256K1_PRIVHEX``, ``DMS_BASE_URL``, ``TASKS_ROOT``, ``DISABLE_TASKS_CLEANUP``, ...); the
+node's own additions are prefixed ``SPLATTER_`` or named for what they bound. Every field name is
+its environment variable in lower case. Read it through :func:`get_settings` (cached), never a
+module-level instance, so tests can build their own.
+
+Booleans follow the reference runner: ``1``, ``true``, ``yes``, ``on`` (any case) are true;
+``0``, ``false``, ``no``, ``off`` are false; anything else is an error naming the variable.
+Empty variables count as unset.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+import sys
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app import __version__
+
+__all__ = [
+    "EnvBool",
+    "Settings",
+    "get_settings",
+    "is_loopback_host",
+    "normalize_node_version",
+    "parse_env_bool",
+]
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_SEMVER = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+)
+_PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]{1,128}$")
+
+
+def parse_env_bool(value: object) -> bool:
+    """Parses a boolean the way the reference runner does, but rejects unknown words."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected one of 1/true/yes/on or 0/false/no/off")
+
+
+EnvBool = Annotated[bool, BeforeValidator(parse_env_bool)]
+
+
+def normalize_node_version(raw: str | None) -> str:
+    """``NODE_VERSION`` as registration sends it: semver, one leading ``v`` dropped, else ours."""
+    text = (raw or "").strip()
+    for candidate in (text, text[1:] if text[:1] in ("v", "V") else ""):
+        if candidate and _SEMVER.match(candidate):
+            return candidate
+    return __version__
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals (``127.0.0.0/8``, ``::1``)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _default_client_id() -> str:
+    return f"splatter-node/{uuid.uuid4()}"
+
+
+class Settings(BaseSettings):
+    """Everything the node reads from its environment (defaults in the field definitions)."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, env_ignore_empty=True, extra="ignore", frozen=True
+    )
+
+    # --- lease mode: identity and the network services (protocol §1, §3.9) ---
+    reg_secret: SecretStr | None = None
+    """Registration credentials from the Posemesh console; with the key, enables lease mode."""
+    secp256k1_privhex: SecretStr | None = None
+    """Hex secp256k1 private key (32 bytes, optional ``0x``) of the staked wallet."""
+    dms_base_url: str = "https://dms.auki.network/v1"
+    dds_base_url: str = "https://dds.auki.network"
+    request_timeout_secs: float = Field(60.0, ge=1, le=300)
+    """DMS and DDS HTTP timeout in seconds (1–300)."""
+    register_interval_secs: float = Field(120.0, gt=0)
+    register_max_retry: int = Field(-1, ge=-1)
+    poll_backoff_ms_min: int = Field(1000, ge=0)
+    poll_backoff_ms_max: int = Field(30000, ge=0)
+    heartbeat_min_ratio: float = Field(0.25, gt=0, le=1)
+    heartbeat_max_ratio: float = Field(0.35, gt=0, le=1)
+    token_safety_ratio: float = Field(0.75, gt=0, le=1)
+    token_reauth_max_retries: int = Field(3, ge=0)
+    token_reauth_jitter_ms: int = Field(500, ge=0)
+    node_version: str = __version__
+    """Registration ``version``; normalised to semver (leading ``v`` dropped, else ours)."""
+    client_id: str = Field(default_factory=_default_client_id)
+    """``posemesh-client-id`` header: 1–128 printable ASCII characters."""
+
+    # --- logging ---
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # --- jobs: workspace, pipeline child, limits ---
+    tasks_root: Path = Path("tasks")
+    """Parent of the job folders ``<TASKS_ROOT>/<task_id>`` (Docker: ``/app/tasks``)."""
+    disable_tasks_cleanup: EnvBool = False
+    """Keep job folders after a run and at start-up (debugging)."""
+    splatter_data_dir: Path = Path("data")
+    """Where the SQLite job store lives (``<dir>/jobs.sqlite3``); keep it out of TASKS_ROOT."""
+    pipeline_command: str = ""
+    """Command that starts the pipeline child (shell words); empty = this Python ``-m pipeline``.
+    The node appends ``run --job-root DIR ...``."""
+    splatter_iterations: int | None = Field(None, gt=0)
+    """Training steps (``--steps``); unset = the pipeline's default."""
+    splatter_backend: Literal["auto", "cpu", "gsplat"] = "auto"
+    splatter_threads: int | None = Field(None, gt=0)
+    """CPU threads of the pipeline child (``--threads``); unset = the pipeline's default."""
+    splatter_previews: EnvBool = True
+    """Render and upload the preview images and video (best effort)."""
+    pipeline_nice: int = Field(10, ge=0, le=19)
+    """CPU niceness of the pipeline child: the service answers first when both want the CPU."""
+    cancel_grace_secs: float = Field(10.0, ge=0)
+    """Seconds between SIGTERM and SIGKILL to the pipeline's process group."""
+    shutdown_drain_secs: float = Field(0.0, ge=0)
+    """On SIGTERM, how long a running job may go on before it is cancelled."""
+    min_free_disk_mb: int = Field(2048, ge=0)
+    """Free space TASKS_ROOT must have before a job starts, in MiB."""
+    progress_min_interval_secs: float = Field(2.0, ge=0)
+    """Minimum seconds between two training progress updates (each one costs a heartbeat)."""
+
+    # --- HTTP service ---
+    splatter_host: str = "127.0.0.1"
+    splatter_port: int = Field(8080, ge=0, le=65535)
+    splatter_api_token: SecretStr | None = None
+    """Bearer token that job routes require; mandatory on a non-loopback address."""
+    splatter_allow_open: EnvBool = False
+    """Allow a non-loopback address without SPLATTER_API_TOKEN (job routes open to anyone)."""
+    splatter_max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    """Largest request body accepted (413 above it)."""
+    splatter_access_log: EnvBool = False
+
+    @field_validator("dms_base_url", "dds_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("node_version", mode="before")
+    @classmethod
+    def _normalize_version(cls, value: object) -> str:
+        return normalize_node_version(None if value is None else str(value))
+
+    @field_validator("client_id")
+    @classmethod
+    def _check_client_id(cls, value: str) -> str:
+        value = value.strip()
+        if not _PRINTABLE_ASCII.match(value):
+            raise ValueError("must be 1-128 printable ASCII characters")
+        return value
+
+    @field_validator("secp256k1_privhex")
+    @classmethod
+    def _check_privhex(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value().strip()
+        text = text[2:] if text[:2].lower() == "0x" else text
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+            # Never echo the key: the message names the rule only.
+            raise ValueError("must be 32 bytes of hex (64 hex digits, optional 0x prefix)")
+        return SecretStr(text.lower())
+
+    @field_validator("pipeline_command")
+    @classmethod
+    def _check_pipeline_command(cls, value: str) -> str:
+        try:
+            shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split into words: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if (self.reg_secret is None) != (self.secp256k1_privhex is None):
+            missing = "REG_SECRET" if self.reg_secret is None else "SECP256K1_PRIVHEX"
+            raise ValueError(
+                f"{missing} required: lease mode needs REG_SECRET and SECP256K1_PRIVHEX"
+            )
+        if self.heartbeat_min_ratio > self.heartbeat_max_ratio:
+            raise ValueError("HEARTBEAT_MIN_RATIO must not exceed HEARTBEAT_MAX_RATIO")
+        if not is_loopback_host(self.splatter_host) and not self._job_routes_protected():
+            raise ValueError(
+                f"refusing to listen on non-loopback address {self.splatter_host!r} without "
+                "SPLATTER_API_TOKEN; set SPLATTER_API_TOKEN, or SPLATTER_ALLOW_OPEN=1 to run open"
+            )
+        return self
+
+    def _job_routes_protected(self) -> bool:
+        return self.splatter_api_token is not None or self.splatter_allow_open
+
+    @property
+    def lease_mode(self) -> bool:
+        """True when the node registers with DDS and leases tasks from DMS."""
+        return self.reg_secret is not None and self.secp256k1_privhex is not None
+
+    @property
+    def pipeline_argv(self) -> list[str]:
+        """The command prefix of the pipeline child (before ``run --job-root ...``)."""
+        words = shlex.split(self.pipeline_command)
+        return words or [sys.executable, "-m", "pipeline"]
+
+    @property
+    def database_path(self) -> Path:
+        return self.splatter_data_dir / "jobs.sqlite3"
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redactor."""
+        secrets = (self.reg_secret, self.secp256k1_privhex, self.splatter_api_token)
+        return [s.get_secret_value() for s in secrets if s is not None]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,350 @@
+"""SQLite job store: job records, their events and artifacts survive a restart.
+
+One file (stdlib ``sqlite3``, WAL journal), one connection guarded by a lock; calls are short
+and made from the event loop. The schema is versioned with ``PRAGMA user_version``: each entry
+of :data:`MIGRATIONS` upgrades by one version, applied in order at open.
+
+State changes follow the closed set of :data:`app.records.JobState`; an illegal transition
+(finishing a finished job, starting a cancelled one) raises :class:`InvalidTransitionError`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, cast
+
+from app.records import (
+    ALL_STATES,
+    ArtifactEntry,
+    JobEvent,
+    JobRecord,
+    JobState,
+    NewJob,
+    utc_now,
+)
+
+__all__ = ["MIGRATIONS", "InvalidTransitionError", "JobNotFoundError", "JobStore"]
+
+MIGRATIONS: tuple[str, ...] = (
+    # v1: jobs, their events (append-only, numbered per job) and uploaded artifacts.
+    """
+    CREATE TABLE jobs (
+        id           TEXT PRIMARY KEY,
+        source       TEXT NOT NULL CHECK (source IN ('lease', 'push')),
+        task_id      TEXT NOT NULL,
+        job_id       TEXT,
+        domain_id    TEXT,
+        capability   TEXT NOT NULL,
+        state        TEXT NOT NULL
+                     CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        started_at   TEXT,
+        finished_at  TEXT,
+        progress     TEXT NOT NULL DEFAULT '{}',
+        error        TEXT,
+        progress_url TEXT
+    );
+    CREATE INDEX jobs_by_state ON jobs (state);
+    CREATE INDEX jobs_by_task ON jobs (task_id);
+    CREATE TABLE job_events (
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        seq    INTEGER NOT NULL,
+        at     TEXT NOT NULL,
+        event  TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    );
+    CREATE TABLE job_artifacts (
+        job_id       TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        logical_path TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        data_type    TEXT NOT NULL,
+        data_id      TEXT,
+        PRIMARY KEY (job_id, logical_path)
+    );
+    """,
+)
+
+_ALLOWED: dict[JobState, tuple[JobState, ...]] = {
+    "queued": ("running", "failed", "cancelled"),
+    "running": ("succeeded", "failed", "cancelled"),
+    "succeeded": (),
+    "failed": (),
+    "cancelled": (),
+}
+
+
+class JobNotFoundError(LookupError):
+    """No job with that id."""
+
+
+class InvalidTransitionError(RuntimeError):
+    """A state change the closed state machine does not allow."""
+
+
+class JobStore:
+    """Job records in one SQLite file (``:memory:`` works for tests)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path | str) -> JobStore:
+        """Opens (creating folders and schema as needed) and migrates to the latest version."""
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA journal_mode = WAL")
+        # NORMAL: no fsync per commit in WAL mode, so a progress write never stalls the loop.
+        db.execute("PRAGMA synchronous = NORMAL")
+        store = cls(db)
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        """Applies the migrations this file has not seen yet, each in one transaction."""
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"job store schema v{current} is newer than this node (v{len(MIGRATIONS)})"
+            )
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self._lock:
+                self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {version}; COMMIT;")
+
+    def ping(self) -> bool:
+        """True when the database answers a query (readiness)."""
+        try:
+            with self._lock:
+                self._db.execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
+        except sqlite3.Error:
+            return False
+        return True
+
+    # --- creating and reading ---
+
+    def create(self, job: NewJob) -> JobRecord:
+        """Stores a new ``queued`` job with a fresh id."""
+        job_key = str(uuid.uuid4())
+        now = utc_now()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO jobs (id, source, task_id, job_id, domain_id, capability, state,"
+                " created_at, updated_at, progress_url) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    job_key,
+                    job.source,
+                    job.task_id,
+                    job.job_id,
+                    job.domain_id,
+                    job.capability,
+                    "queued",
+                    now,
+                    now,
+                    job.progress_url,
+                ),
+            )
+        return self.get(job_key)
+
+    def get(self, job_key: str) -> JobRecord:
+        """The job with that id; :class:`JobNotFoundError` if none."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_key,)).fetchone()
+            if row is None:
+                raise JobNotFoundError(job_key)
+            artifacts = self._artifacts(job_key)
+        return _record(row, artifacts)
+
+    def find(self, job_key: str) -> JobRecord | None:
+        try:
+            return self.get(job_key)
+        except JobNotFoundError:
+            return None
+
+    def list_jobs(
+        self, state: JobState | None = None, limit: int = 100, offset: int = 0
+    ) -> list[JobRecord]:
+        """Jobs, newest first, optionally only those in ``state``."""
+        where, params = ("WHERE state = ?", [state]) if state else ("", [])
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM jobs {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            ).fetchall()
+            return [_record(r, self._artifacts(r["id"])) for r in rows]
+
+    def count(self, state: JobState | None = None) -> int:
+        where, params = ("WHERE state = ?", (state,)) if state else ("", ())
+        with self._lock:
+            return int(self._db.execute(f"SELECT COUNT(*) FROM jobs {where}", params).fetchone()[0])
+
+    def count_by_state(self) -> dict[JobState, int]:
+        """Number of jobs in each state (every state present, zeros included)."""
+        counts: dict[JobState, int] = dict.fromkeys(ALL_STATES, 0)
+        with self._lock:
+            for row in self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
+                counts[cast(JobState, row[0])] = int(row[1])
+        return counts
+
+    def active_for_task(self, task_id: str) -> JobRecord | None:
+        """The queued or running job for a DMS task id, if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id FROM jobs WHERE task_id = ? AND state IN ('queued', 'running')",
+                (task_id,),
+            ).fetchone()
+        return None if row is None else self.get(row["id"])
+
+    def events(self, job_key: str, after: int = 0, limit: int = 1000) -> list[JobEvent]:
+        """Events with ``seq > after``, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, at, event FROM job_events WHERE job_id = ? AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (job_key, after, limit),
+            ).fetchall()
+        return [JobEvent(r["seq"], r["at"], json.loads(r["event"])) for r in rows]
+
+    # --- updating ---
+
+    def mark_running(self, job_key: str) -> JobRecord:
+        now = utc_now()
+        self._transition(job_key, "running", started_at=now)
+        return self.get(job_key)
+
+    def finish(
+        self,
+        job_key: str,
+        state: JobState,
+        error: str | None = None,
+        artifacts: Iterable[ArtifactEntry] | None = None,
+    ) -> JobRecord:
+        """Moves a job to a terminal state, recording the error and the uploaded artifacts."""
+        if artifacts is not None:
+            self.set_artifacts(job_key, artifacts)
+        self._transition(job_key, state, finished_at=utc_now(), error=error)
+        return self.get(job_key)
+
+    def set_progress(self, job_key: str, progress: dict[str, Any]) -> None:
+        """Replaces the latest progress JSON (replace semantics, like a heartbeat)."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(progress), utc_now(), job_key),
+            )
+            if cursor.rowcount == 0:
+                raise JobNotFoundError(job_key)
+
+    def add_event(self, job_key: str, event: dict[str, Any]) -> int:
+        """Appends one event; returns its sequence number (1, 2, ...)."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM job_events WHERE job_id = ?", (job_key,)
+            ).fetchone()
+            seq = int(row[0])
+            try:
+                db.execute(
+                    "INSERT INTO job_events (job_id, seq, at, event) VALUES (?,?,?,?)",
+                    (job_key, seq, utc_now(), json.dumps(event, default=str)),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise JobNotFoundError(job_key) from exc
+        return seq
+
+    def set_artifacts(self, job_key: str, artifacts: Iterable[ArtifactEntry]) -> None:
+        """Replaces the job's artifact list."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM job_artifacts WHERE job_id = ?", (job_key,))
+            db.executemany(
+                "INSERT INTO job_artifacts (job_id, logical_path, name, data_type, data_id)"
+                " VALUES (?,?,?,?,?)",
+                [(job_key, a.logical_path, a.name, a.data_type, a.id) for a in artifacts],
+            )
+
+    def recover_interrupted(self, reason: str = "node restarted") -> list[str]:
+        """Fails every job left queued or running by a previous process; returns their ids.
+
+        A queued push job cannot be resumed either: its domain token was never persisted.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM jobs WHERE state IN ('queued', 'running')"
+            ).fetchall()
+        interrupted = [str(r["id"]) for r in rows]
+        for job_key in interrupted:
+            self.add_event(job_key, {"level": "error", "stage": "runner", "message": reason})
+            self.finish(job_key, "failed", error=reason)
+        return interrupted
+
+    # --- internals ---
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _transition(self, job_key: str, target: JobState, **columns: str | None) -> None:
+        with self._transaction() as db:
+            row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_key,)).fetchone()
+            if row is None:
+                raise JobNotFoundError(job_key)
+            current = cast(JobState, row["state"])
+            if target not in _ALLOWED[current]:
+                raise InvalidTransitionError(f"job {job_key}: {current} -> {target} is not allowed")
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            db.execute(
+                f"UPDATE jobs SET state = ?, updated_at = ?, {assignments} WHERE id = ?",
+                (target, utc_now(), *columns.values(), job_key),
+            )
+
+    def _artifacts(self, job_key: str) -> tuple[ArtifactEntry, ...]:
+        rows = self._db.execute(
+            "SELECT logical_path, name, data_type, data_id FROM job_artifacts"
+            " WHERE job_id = ? ORDER BY logical_path",
+            (job_key,),
+        ).fetchall()
+        return tuple(ArtifactEntry(r[0], r[1], r[2], r[3]) for r in rows)
+
+
+def _record(row: sqlite3.Row, artifacts: tuple[ArtifactEntry, ...]) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        source=row["source"],
+        task_id=row["task_id"],
+        job_id=row["job_id"],
+        domain_id=row["domain_id"],
+        capability=row["capability"],
+        state=row["state"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        progress=json.loads(row["progress"]),
+        error=row["error"],
+        progress_url=row["progress_url"],
+        artifacts=artifacts,
+    )

@@ -1,0 +1,254 @@
+"""The push door over real loopback HTTP: intake, job inspection, cancel, auth, validation."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from app import CAPABILITY
+from tests.app.api.nodes import envelope, running_node
+from tests.app.factories import make_settings
+from tests.app.runner.scenes import SUFFIX, seed_refined_scene
+from tests.app.serving import serve
+from tests.app.waiting import alive, eventually
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_pushed_job_is_accepted_run_and_reported(tmp_path: Path) -> None:
+    scene = seed_refined_scene()
+    settings = make_settings(tmp_path, "progress:5", "write-outputs")
+    async with running_node(settings, scene.domain) as node:
+        body = envelope(scene.domain, [scene.cid])
+        response = await node.client.post(CAPABILITY, json=body)
+        assert response.status_code == 202, response.text
+        job = response.json()
+        assert response.headers["location"] == f"/jobs/{job['id']}"
+        assert job["state"] in ("queued", "running") and job["source"] == "push"
+        assert job["task_id"] == body["task"]["id"] and job["job_id"] == body["task"]["job_id"]
+        done = await node.wait_state(job["id"], "succeeded", "failed", "cancelled")
+    assert done["state"] == "succeeded", done["error"]
+    assert [(a["name"], a["data_type"]) for a in done["artifacts"]] == [
+        (f"refined_splat{SUFFIX}", "splat_data"),
+        (f"refined_splat_preview_angle{SUFFIX}", "splat_preview_angle"),
+        (f"refined_splat_preview_top{SUFFIX}", "splat_preview_top"),
+        (f"refined_splat_preview_video{SUFFIX}", "splat_preview_video"),
+    ]
+    assert done["progress"]["progress"] == 100 and done["progress"]["status"] == "succeeded"
+    assert done["events"][0]["event"]["message"] == "workspace prepared"
+    assert [e["seq"] for e in done["events"]] == list(range(1, len(done["events"]) + 1))
+    assert done["started_at"] and done["finished_at"] and done["error"] is None
+    # the envelope's domain token reached the storage
+    assert scene.domain.requests[0].token == "push-token"
+
+
+async def test_progress_url_receives_heartbeat_shaped_updates(tmp_path: Path) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def record(request: Request) -> JSONResponse:
+        received.append(json.loads(await request.body()))
+        return JSONResponse({})
+
+    receiver = Starlette(routes=[Route("/progress", record, methods=["POST"])])
+    scene = seed_refined_scene()
+    settings = make_settings(tmp_path, "progress:5", "write-outputs")
+    async with serve(receiver) as receiver_url, running_node(settings, scene.domain) as node:
+        body = {**envelope(scene.domain, [scene.cid]), "progress_url": f"{receiver_url}/progress"}
+        job = (await node.client.post(CAPABILITY, json=body)).json()
+        await node.wait_state(job["id"], "succeeded")
+        await eventually(lambda: bool(received) and received[-1]["progress"].get("progress") == 100)
+    assert all(set(update) == {"progress", "events"} for update in received)
+    pcts = [u["progress"].get("pct", u["progress"].get("progress")) for u in received]
+    assert pcts == sorted(pcts)
+    messages = [e["message"] for u in received for e in u["events"]]
+    assert messages.count("workspace prepared") == 1  # acknowledged events are not resent
+    assert "all outputs uploaded" in messages
+
+
+async def test_delete_cancels_a_running_job_and_stops_its_pipeline(tmp_path: Path) -> None:
+    scene = seed_refined_scene()
+    pidfile = tmp_path / "child.pid"
+    settings = make_settings(tmp_path, f"pid:{pidfile}", "train-forever", cancel_grace_secs=3.0)
+    async with running_node(settings, scene.domain) as node:
+        job = await node.push(envelope(scene.domain, [scene.cid]))
+        await eventually(pidfile.exists)
+        child = int(pidfile.read_text())
+        response = await node.client.delete(f"/jobs/{job['id']}")
+        assert response.status_code == 202
+        done = await node.wait_state(job["id"], "cancelled", within_s=5.0)
+        again = await node.client.delete(f"/jobs/{job['id']}")
+    assert done["error"] == "task cancelled: python execution"
+    assert done["progress"] == {"stage": "cancelled", "status": "cancelled"}
+    assert not alive(child)
+    assert again.status_code == 409 and again.json() == {
+        "detail": f"job {job['id']} has already cancelled"
+    }
+    assert scene.domain.requests_of("create") == []
+
+
+async def test_a_queued_job_is_cancelled_at_once(tmp_path: Path) -> None:
+    scene = seed_refined_scene()
+    started = tmp_path / "started"
+    settings = make_settings(tmp_path, f"touch:{started}", "sleep:30")
+    async with running_node(settings, scene.domain) as node:
+        first = (
+            await node.client.post(CAPABILITY, json=envelope(scene.domain, [scene.cid]))
+        ).json()
+        await eventually(started.exists)
+        second = (
+            await node.client.post(CAPABILITY, json=envelope(scene.domain, [scene.cid]))
+        ).json()
+        assert second["state"] == "queued"
+        cancelled = (await node.client.delete(f"/jobs/{second['id']}")).json()
+        assert cancelled["state"] == "cancelled"
+        assert cancelled["error"] == "cancelled before it started"
+        await node.client.delete(f"/jobs/{first['id']}")
+        await node.wait_state(first["id"], "cancelled")
+
+
+async def test_a_second_push_of_a_running_task_is_a_conflict(tmp_path: Path) -> None:
+    scene = seed_refined_scene()
+    started = tmp_path / "started"
+    settings = make_settings(tmp_path, f"touch:{started}", "sleep:30")
+    async with running_node(settings, scene.domain) as node:
+        body = envelope(scene.domain, [scene.cid])
+        first = (await node.client.post(CAPABILITY, json=body)).json()
+        await eventually(started.exists)
+        response = await node.client.post(CAPABILITY, json=body)
+        await node.client.delete(f"/jobs/{first['id']}")
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        f"task {body['task']['id']} is already running as job {first['id']}"
+    )
+
+
+async def test_a_failing_job_records_the_reference_reason(tmp_path: Path) -> None:
+    scene = seed_refined_scene()
+    async with running_node(make_settings(tmp_path, "exit:1"), scene.domain) as node:
+        job = await node.push(envelope(scene.domain, [scene.cid]))
+        done = await node.wait_state(job["id"], "failed")
+    assert done["error"] == "runner failed: python job failed: status=Some(1)"
+    assert done["progress"] == {"pct": 35, "stage": "python", "status": "failed"}
+
+
+async def test_a_pipeline_killed_by_sigkill_fails_the_job_and_the_node_runs_the_next(
+    tmp_path: Path,
+) -> None:
+    scene = seed_refined_scene()
+    pidfile = tmp_path / "child.pid"
+    gate = tmp_path / "second-run"
+    # The first run trains until killed; the second (gate file present) writes its outputs.
+    settings = make_settings(tmp_path, f"pid:{pidfile}", f"wait-file:{gate}", "write-outputs")
+    async with running_node(settings, scene.domain) as node:
+        first = (
+            await node.client.post(CAPABILITY, json=envelope(scene.domain, [scene.cid]))
+        ).json()
+        await eventually(pidfile.exists)
+        os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        failed = await node.wait_state(first["id"], "failed")
+        assert (await node.client.get("/health")).status_code == 200
+        gate.write_text("go")
+        second = (
+            await node.client.post(CAPABILITY, json=envelope(scene.domain, [scene.cid]))
+        ).json()
+        done = await node.wait_state(second["id"], "succeeded", "failed")
+    assert failed["error"] == (
+        "runner failed: python job failed: status=None "
+        "(killed by SIGKILL; the process may have run out of memory)"
+    )
+    assert done["state"] == "succeeded"
+
+
+async def test_listing_jobs_filters_by_state_and_counts(tmp_path: Path) -> None:
+    scene = seed_refined_scene()
+    async with running_node(make_settings(tmp_path, "write-splat"), scene.domain) as node:
+        ids = []
+        for cids in ([scene.cid], []):
+            job = (await node.client.post(CAPABILITY, json=envelope(scene.domain, cids))).json()
+            ids.append(job["id"])
+            await node.wait_state(job["id"], "succeeded", "failed")
+        everything = (await node.client.get("/jobs")).json()
+        failed = (await node.client.get("/jobs", params={"state": "failed"})).json()
+        paged = (await node.client.get("/jobs", params={"limit": 1, "offset": 1})).json()
+        bad = await node.client.get("/jobs", params={"state": "paused"})
+    assert [j["id"] for j in everything["data"]] == ids[::-1] and everything["count"] == 2
+    assert "events" not in everything["data"][0]
+    assert [j["id"] for j in failed["data"]] == [ids[1]] and failed["count"] == 1
+    assert failed["data"][0]["error"] == (
+        "runner failed: no input cid provided; cannot run splatter job"
+    )
+    assert [j["id"] for j in paged["data"]] == [ids[0]] and paged["count"] == 2
+    assert bad.status_code == 422
+
+
+async def test_unknown_jobs_are_404(tmp_path: Path) -> None:
+    async with running_node(make_settings(tmp_path)) as node:
+        get = await node.client.get("/jobs/nope")
+        delete = await node.client.delete("/jobs/nope")
+    assert (get.status_code, get.json()) == (404, {"detail": "job nope not found"})
+    assert delete.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"task": {"capability": "/reconstruction/local-refinement/v1"}},
+         "unsupported capability '/reconstruction/local-refinement/v1'; this node serves "
+         "/splatter/colmap/v1"),
+        ({"cancel": True}, "the lease is cancelled (cancel: true); there is nothing to run"),
+        ({"access_token": ""}, "String should have at least 1 character"),
+        ({"domain_server_url": "ftp://x"}, "String should match pattern"),
+        ({"task": {"id": "not-a-uuid"}}, "Input should be a valid UUID"),
+        ({"progress_url": "file:///etc/passwd"}, "String should match pattern"),
+    ],
+)  # fmt: skip
+async def test_unusable_envelopes_are_refused_with_422(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    scene = seed_refined_scene()
+    body = envelope(scene.domain, [scene.cid])
+    for key, value in change.items():
+        body[key] = {**body[key], **value} if isinstance(value, dict) else value
+    async with running_node(make_settings(tmp_path), scene.domain) as node:
+        response = await node.client.post(CAPABILITY, json=body)
+        listed = (await node.client.get("/jobs")).json()
+    assert response.status_code == 422
+    assert message in json.dumps(response.json())
+    assert listed["count"] == 0
+
+
+async def test_a_body_that_is_not_json_is_refused(tmp_path: Path) -> None:
+    async with running_node(make_settings(tmp_path)) as node:
+        response = await node.client.post(
+            CAPABILITY, content=b"{not json", headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 422
+    assert "JSON decode error" in response.text
+
+
+async def test_without_a_domain_client_the_push_door_answers_503(tmp_path: Path) -> None:
+    scene = seed_refined_scene()
+    async with running_node(make_settings(tmp_path), scene.domain, push=False) as node:
+        response = await node.client.post(CAPABILITY, json=envelope(scene.domain, [scene.cid]))
+    assert response.status_code == 503
+    assert response.json() == {"detail": "push intake is not wired to a domain client"}
+
+
+async def test_other_jobs_wait_for_the_slot_and_run_in_order(tmp_path: Path) -> None:
+    scene = seed_refined_scene()
+    settings = make_settings(tmp_path, "sleep:0.3", "write-splat")
+    async with running_node(settings, scene.domain) as node:
+        ids = [(await node.push(envelope(scene.domain, [scene.cid])))["id"] for _ in range(3)]
+        jobs = [await node.wait_state(i, "succeeded") for i in ids]
+    for before, after in itertools.pairwise(jobs):
+        assert before["finished_at"] <= after["started_at"]

@@ -1,0 +1,50 @@
+"""progress_url delivery: coalesced, events resent until acknowledged, failures harmless."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from app.jobs.reporting import ProgressForwarder
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_events_are_resent_until_a_2xx_acknowledges_them() -> None:
+    bodies: list[dict[str, object]] = []
+    answers = iter([httpx.ConnectError("refused"), 500, 200, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        bodies.append(json.loads(request.content))
+        return httpx.Response(answer)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        forwarder = ProgressForwarder(http, "http://127.0.0.1:1/progress")
+        forwarder.event({"message": "a"})
+        forwarder.progress({"pct": 5})
+        await forwarder._post_once()  # connect error: kept
+        await forwarder._post_once()  # 500: kept
+        forwarder.event({"message": "b"})
+        await forwarder._post_once()  # 200: both acknowledged
+        forwarder.progress({"pct": 20})
+        await forwarder.close()  # final flush
+    assert bodies[0] == {"progress": {"pct": 5}, "events": [{"message": "a"}]}
+    assert bodies[1]["events"] == [{"message": "a"}, {"message": "b"}]
+    assert bodies[2] == {"progress": {"pct": 20}, "events": []}
+
+
+async def test_a_forwarder_with_nothing_new_sends_nothing_on_close() -> None:
+    calls: list[httpx.Request] = []
+
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: calls.append(r) or httpx.Response(200))
+    ) as http:
+        forwarder = ProgressForwarder(http, "http://127.0.0.1:1/progress")
+        forwarder.start()
+        await forwarder.close()
+    assert calls == []

@@ -1,0 +1,175 @@
+"""A stand-in for ``python -m pipeline run`` that the supervisor tests start as a real child.
+
+Usage: ``python stub_pipeline.py [--do ACTION]... run --job-root DIR [pipeline options]``.
+The actions run in order, then the stub exits 0 (unless an action exits first):
+
+``stdout:TEXT`` / ``stderr:TEXT``   print one line
+``lines:N``                         print N numbered lines on stdout and N on stderr
+``long-line:BYTES``                 print one stdout line of that many bytes
+``progress:STEPS``                  JSON-lines events of a whole run (5 stages, STEPS train steps)
+``train-forever``                   emit train progress events until killed
+``write-outputs`` / ``write-splat`` write refined/splatter/ outputs (all / only the .splat)
+``record-args:FILE``                write argv, cwd and PYTHONPATH as JSON
+``pid:FILE``                        write the stub's own pid
+``sleep:SECS``                      sleep
+``touch:FILE`` / ``wait-file:FILE`` create a file / wait until one exists (test sync points)
+``ignore-sigterm``                  ignore SIGTERM from now on
+``spawn-grandchild:PIDFILE``        start ``sleep 600`` in the same process group, record its pid
+``kill-self:SIGNAL``                send SIGNAL (e.g. KILL) to itself
+``error:MESSAGE``                   report a pipeline error (event + ``error:`` line), exit 1
+``exit:CODE``                       exit with CODE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STAGES = ("frames", "dataset", "train", "export", "preview")
+
+
+def emit(event: dict[str, object]) -> None:
+    print(json.dumps(event), flush=True)
+
+
+def emit_run(job_root: Path, steps: int) -> None:
+    for stage in STAGES:
+        emit({"event": "stage", "stage": stage, "status": "started"})
+        if stage == "train":
+            for step in range(1, steps + 1):
+                emit(
+                    {
+                        "event": "progress",
+                        "stage": "train",
+                        "pct": 100.0 * step / steps,
+                        "step": step,
+                        "total": steps,
+                        "loss": 1.0 / step,
+                        "gaussians": 1000 + step,
+                        "eta_s": float(steps - step),
+                    }
+                )
+            emit({"event": "metrics", "stage": "train", "psnr": 21.5, "ssim": 0.7, "views": 2})
+        else:
+            emit({"event": "progress", "stage": stage, "pct": 100.0})
+        emit({"event": "stage", "stage": stage, "status": "completed", "duration_s": 0.01})
+    emit({"event": "done", "outputs": {"splat": str(job_root)}, "metrics": {}, "duration_s": 0.1})
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Tests poll for these files: they must never see one half written."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def write_outputs(job_root: Path, previews: bool) -> None:
+    out = job_root / "refined" / "splatter"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "splat_rot.splat").write_bytes(b"\x01" * 64)
+    if previews:
+        (out / "preview_top.jpg").write_bytes(b"top-jpeg")
+        (out / "preview_angle.jpg").write_bytes(b"angle-jpeg")
+        (out / "preview.mp4").write_bytes(b"mp4-video")
+
+
+def train_forever() -> None:
+    step = 0
+    while True:
+        step += 1
+        emit(
+            {
+                "event": "progress",
+                "stage": "train",
+                "pct": step % 100,
+                "step": step,
+                "total": 10**9,
+                "loss": 0.5,
+                "gaussians": 1000,
+                "eta_s": 1.0,
+            }
+        )
+        time.sleep(0.01)
+
+
+def run_action(action: str, args: argparse.Namespace) -> None:
+    name, _, value = action.partition(":")
+    job_root = Path(args.job_root)
+    if name == "stdout":
+        print(value, flush=True)
+    elif name == "stderr":
+        print(value, file=sys.stderr, flush=True)
+    elif name == "lines":
+        for i in range(int(value)):
+            print(f"out {i}", flush=True)
+            print(f"err {i}", file=sys.stderr, flush=True)
+    elif name == "long-line":
+        print("x" * int(value), flush=True)
+    elif name == "progress":
+        emit_run(job_root, int(value))
+    elif name == "train-forever":
+        train_forever()
+    elif name in ("write-outputs", "write-splat"):
+        write_outputs(job_root, previews=name == "write-outputs" and not args.no_preview)
+    elif name == "record-args":
+        atomic_write(
+            Path(value),
+            json.dumps(
+                {
+                    "argv": sys.argv[1:],
+                    "cwd": str(Path.cwd()),
+                    "pythonpath": os.environ.get("PYTHONPATH", ""),
+                    "unbuffered": os.environ.get("PYTHONUNBUFFERED"),
+                }
+            ),
+        )
+    elif name == "pid":
+        atomic_write(Path(value), str(os.getpid()))
+    elif name == "sleep":
+        time.sleep(float(value))
+    elif name == "touch":
+        atomic_write(Path(value), "ok")
+    elif name == "wait-file":
+        while not Path(value).exists():
+            time.sleep(0.01)
+    elif name == "ignore-sigterm":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    elif name == "spawn-grandchild":
+        child = subprocess.Popen(["sleep", "600"])
+        atomic_write(Path(value), str(child.pid))
+    elif name == "kill-self":
+        os.kill(os.getpid(), getattr(signal, f"SIG{value}"))
+        time.sleep(5)
+    elif name == "error":
+        emit({"event": "error", "stage": "dataset", "message": value})
+        print(f"error: {value}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    elif name == "exit":
+        sys.exit(int(value))
+    else:
+        sys.exit(f"stub_pipeline: unknown action {action!r}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--do", action="append", default=[])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--job-root", required=True)
+    run.add_argument("--steps", type=int)
+    run.add_argument("--backend", default="auto")
+    run.add_argument("--threads", type=int)
+    run.add_argument("--no-preview", action="store_true")
+    args = parser.parse_args()
+    for action in args.do:
+        run_action(action, args)
+
+
+if __name__ == "__main__":
+    main()

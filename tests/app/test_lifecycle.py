@@ -1,0 +1,96 @@
+"""Start-up and shutdown: restart recovery, TASKS_ROOT cleanup, graceful stop of a running job."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from app.records import NewJob
+from app.services import start_services
+from app.store import JobStore
+from tests.app.api.nodes import envelope, running_node
+from tests.app.factories import make_settings
+from tests.app.runner.scenes import seed_refined_scene
+from tests.app.waiting import alive, eventually
+
+pytestmark = pytest.mark.anyio
+
+KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082798ce3f4fdf2548b6f90"
+
+
+async def test_a_restart_fails_the_job_left_running_and_clears_old_job_folders(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path)
+    store = JobStore.open(settings.database_path)
+    job = store.create(NewJob(source="push", task_id="t-1", capability="/splatter/colmap/v1"))
+    store.mark_running(job.id)
+    store.close()
+    (settings.tasks_root / "t-1" / "datasets").mkdir(parents=True)
+    async with running_node(settings) as node:
+        record = await node.job(job.id)
+        ready = await node.client.get("/ready")
+    assert (record["state"], record["error"]) == ("failed", "node restarted")
+    assert record["events"][-1]["event"] == {
+        "level": "error", "stage": "runner", "message": "node restarted",
+    }  # fmt: skip
+    assert list(settings.tasks_root.iterdir()) == []
+    assert ready.status_code == 200
+
+
+async def test_old_job_folders_stay_when_cleanup_is_disabled(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, disable_tasks_cleanup=True)
+    (settings.tasks_root / "t-1").mkdir(parents=True)
+    async with running_node(settings):
+        pass
+    assert (settings.tasks_root / "t-1").is_dir()
+
+
+async def test_stopping_the_node_cancels_the_running_job_and_records_it(tmp_path: Path) -> None:
+    scene = seed_refined_scene()
+    pidfile = tmp_path / "child.pid"
+    settings = make_settings(
+        tmp_path, f"pid:{pidfile}", "ignore-sigterm", "train-forever", cancel_grace_secs=1.0
+    )
+    async with running_node(settings, scene.domain) as node:
+        job = await node.push(envelope(scene.domain, [scene.cid]))
+        await eventually(pidfile.exists)
+        begin = time.monotonic()
+    stopped_in = time.monotonic() - begin
+    record = JobStore.open(settings.database_path).get(job["id"])
+    assert (record.state, record.error) == ("cancelled", "task cancelled: python execution")
+    assert not alive(int(pidfile.read_text()))
+    assert stopped_in < 1.0 + 5.0  # grace period plus start-up slack, not the job's length
+    assert list(settings.tasks_root.iterdir()) == []
+
+
+async def test_a_job_that_ends_within_the_drain_time_finishes_normally(tmp_path: Path) -> None:
+    scene = seed_refined_scene()
+    started = tmp_path / "started"
+    settings = make_settings(
+        tmp_path, f"touch:{started}", "sleep:0.5", "write-splat", shutdown_drain_secs=20.0
+    )
+    async with running_node(settings, scene.domain) as node:
+        job = await node.push(envelope(scene.domain, [scene.cid]))
+        await eventually(started.exists)
+    assert JobStore.open(settings.database_path).get(job["id"]).state == "succeeded"
+
+
+async def test_jobs_still_queued_at_shutdown_are_recorded_as_cancelled(tmp_path: Path) -> None:
+    scene = seed_refined_scene()
+    started = tmp_path / "started"
+    settings = make_settings(tmp_path, f"touch:{started}", "sleep:30")
+    async with running_node(settings, scene.domain) as node:
+        await node.push(envelope(scene.domain, [scene.cid]))
+        await eventually(started.exists)
+        queued = await node.push(envelope(scene.domain, [scene.cid]))
+    record = JobStore.open(settings.database_path).get(queued["id"])
+    assert (record.state, record.error) == ("cancelled", "node shutting down")
+
+
+async def test_lease_mode_without_a_lease_engine_refuses_to_start(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, reg_secret="console-secret", secp256k1_privhex=KEY)
+    with pytest.raises(RuntimeError, match="no lease engine wired in"):
+        await start_services(settings)

@@ -1,0 +1,190 @@
+"""Settings: environment names of protocol §3.9, boolean rules, validation, the bind rule."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app import __version__
+from app.settings import Settings, is_loopback_host, normalize_node_version, parse_env_bool
+
+KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082798ce3f4fdf2548b6f90"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.lower() in Settings.model_fields:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_match_the_reference_node() -> None:
+    s = Settings()
+    assert (s.dms_base_url, s.dds_base_url) == (
+        "https://dms.auki.network/v1", "https://dds.auki.network",
+    )  # fmt: skip
+    assert (s.request_timeout_secs, s.register_interval_secs, s.register_max_retry) == (60, 120, -1)
+    assert (s.poll_backoff_ms_min, s.poll_backoff_ms_max) == (1000, 30000)
+    assert (s.heartbeat_min_ratio, s.heartbeat_max_ratio) == (0.25, 0.35)
+    assert (s.token_safety_ratio, s.token_reauth_max_retries, s.token_reauth_jitter_ms) == (
+        0.75, 3, 500,
+    )  # fmt: skip
+    assert s.tasks_root == Path("tasks") and s.disable_tasks_cleanup is False
+    assert s.client_id.startswith("splatter-node/")
+    assert (s.splatter_host, s.splatter_port) == ("127.0.0.1", 8080)
+    assert s.lease_mode is False
+    assert s.pipeline_argv == [sys.executable, "-m", "pipeline"]
+    assert s.log_format == "json"
+
+
+def test_environment_variables_use_the_reference_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "REG_SECRET": "console-secret",
+        "SECP256K1_PRIVHEX": f"  0x{KEY.upper()}  ",
+        "DMS_BASE_URL": "http://127.0.0.1:9000/v1/",
+        "DDS_BASE_URL": "http://127.0.0.1:9001/",
+        "REQUEST_TIMEOUT_SECS": "30",
+        "TASKS_ROOT": "/app/tasks",
+        "DISABLE_TASKS_CLEANUP": "Yes",
+        "CLIENT_ID": "  my-node/1  ",
+        "NODE_VERSION": "v2.3.4",
+        "LOG_FORMAT": "text",
+        "SPLATTER_ITERATIONS": "7000",
+        "PIPELINE_COMMAND": "python3 -m pipeline",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    s = Settings()
+    assert s.lease_mode
+    assert s.secp256k1_privhex is not None and s.secp256k1_privhex.get_secret_value() == KEY
+    assert s.dms_base_url == "http://127.0.0.1:9000/v1"
+    assert s.dds_base_url == "http://127.0.0.1:9001"
+    assert s.request_timeout_secs == 30 and s.tasks_root == Path("/app/tasks")
+    assert s.disable_tasks_cleanup is True
+    assert s.client_id == "my-node/1" and s.node_version == "2.3.4"
+    assert s.log_format == "text" and s.splatter_iterations == 7000
+    assert s.pipeline_argv == ["python3", "-m", "pipeline"]
+
+
+@pytest.mark.parametrize("word", ["1", "true", "TRUE", "yes", "On"])
+def test_true_words_follow_the_reference(word: str) -> None:
+    assert parse_env_bool(word) is True
+
+
+@pytest.mark.parametrize("word", ["0", "false", "No", "OFF"])
+def test_false_words(word: str) -> None:
+    assert parse_env_bool(word) is False
+
+
+def test_an_unknown_boolean_word_is_an_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DISABLE_TASKS_CLEANUP", "enabled")
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert "disable_tasks_cleanup" in str(error.value)
+    assert "expected one of 1/true/yes/on or 0/false/no/off" in str(error.value)
+
+
+def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISABLE_TASKS_CLEANUP", "")
+    monkeypatch.setenv("REG_SECRET", "")
+    assert Settings().disable_tasks_cleanup is False and Settings().reg_secret is None
+
+
+@pytest.mark.parametrize(("present", "missing"), [
+    ({"REG_SECRET": "s"}, "SECP256K1_PRIVHEX required"),
+    ({"SECP256K1_PRIVHEX": KEY}, "REG_SECRET required"),
+])  # fmt: skip
+def test_lease_mode_needs_both_credentials(
+    monkeypatch: pytest.MonkeyPatch, present: dict[str, str], missing: str
+) -> None:
+    for name, value in present.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=missing):
+        Settings()
+
+
+def test_a_malformed_private_key_is_rejected_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REG_SECRET", "s")
+    monkeypatch.setenv("SECP256K1_PRIVHEX", "abc123-not-a-key")
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert "must be 32 bytes of hex" in error.value.errors()[0]["msg"]
+    assert "abc123" not in error.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize("timeout", ["0", "301"])
+def test_the_request_timeout_must_be_1_to_300_seconds(
+    monkeypatch: pytest.MonkeyPatch, timeout: str
+) -> None:
+    monkeypatch.setenv("REQUEST_TIMEOUT_SECS", timeout)
+    with pytest.raises(ValidationError, match="request_timeout_secs"):
+        Settings()
+
+
+def test_the_client_id_must_be_printable_ascii(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLIENT_ID", "node\u00e9")
+    with pytest.raises(ValidationError, match="printable ASCII"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("raw", "version"),
+    [
+        ("v2.3.4", "2.3.4"),
+        ("V1.0.0-rc.1", "1.0.0-rc.1"),
+        ("2.3", __version__),
+        ("nonsense", __version__),
+        (" 1.2.3 ", "1.2.3"),
+        (None, __version__),
+    ],
+)
+def test_node_version_is_normalised_to_semver(raw: str | None, version: str) -> None:
+    assert normalize_node_version(raw) == version
+
+
+def test_a_non_loopback_address_needs_a_token_or_an_explicit_open_flag(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SPLATTER_HOST", "0.0.0.0")
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert "refusing to listen on non-loopback address '0.0.0.0' without SPLATTER_API_TOKEN" in (
+        str(error.value)
+    )
+    monkeypatch.setenv("SPLATTER_API_TOKEN", "t0ken-value")
+    assert Settings().splatter_host == "0.0.0.0"
+    monkeypatch.delenv("SPLATTER_API_TOKEN")
+    monkeypatch.setenv("SPLATTER_ALLOW_OPEN", "1")
+    assert Settings().splatter_allow_open is True
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.5", False),
+        ("example.com", False),
+    ],
+)
+def test_loopback_detection(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
+
+
+def test_secret_values_lists_every_configured_secret() -> None:
+    s = Settings(reg_secret="reg", secp256k1_privhex=KEY, splatter_api_token="api")
+    assert sorted(s.secret_values()) == sorted(["reg", KEY, "api"])

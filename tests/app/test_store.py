@@ -1,0 +1,162 @@
+"""The SQLite job store: closed states, timestamps, progress, events, artifacts, restarts."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from app.records import ArtifactEntry, NewJob
+from app.store import MIGRATIONS, InvalidTransitionError, JobNotFoundError, JobStore
+
+
+def new_job(task_id: str = "task-1", source: str = "push") -> NewJob:
+    return NewJob(
+        source=source,
+        task_id=task_id,
+        capability="/splatter/colmap/v1",  # type: ignore[arg-type]
+        job_id="job-1",
+        domain_id="dom-1",
+        progress_url="http://127.0.0.1:1/p",
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> JobStore:
+    return JobStore.open(tmp_path / "data" / "jobs.sqlite3")
+
+
+def test_a_new_job_is_queued_with_timestamps(store: JobStore) -> None:
+    job = store.create(new_job())
+    assert job.state == "queued" and job.active
+    assert job.created_at.endswith("Z") and job.started_at is None and job.finished_at is None
+    assert (job.task_id, job.job_id, job.domain_id) == ("task-1", "job-1", "dom-1")
+    assert job.progress == {} and job.artifacts == () and job.error is None
+    assert store.get(job.id) == job
+
+
+def test_the_lifecycle_records_start_and_finish(store: JobStore) -> None:
+    job = store.create(new_job())
+    running = store.mark_running(job.id)
+    assert running.state == "running" and running.started_at is not None
+    done = store.finish(
+        job.id,
+        "succeeded",
+        artifacts=[
+            ArtifactEntry("b", "b", "splat_data", "id-b"),
+            ArtifactEntry("a", "a", "splat_preview_top", None),
+        ],
+    )
+    assert done.state == "succeeded" and done.finished_at is not None and not done.active
+    assert [a.logical_path for a in done.artifacts] == ["a", "b"]  # receipt order
+    assert done.artifacts[0].as_receipt() == {
+        "logical_path": "a", "name": "a", "data_type": "splat_preview_top", "id": None,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        (["running", "succeeded"], "running"),
+        (["cancelled"], "running"),
+        (["running", "failed"], "cancelled"),
+        ([], "succeeded"),
+    ],
+)
+def test_illegal_transitions_are_refused(store: JobStore, path: list[str], target: str) -> None:
+    job = store.create(new_job())
+    for state in path:
+        if state == "running":
+            store.mark_running(job.id)
+        else:
+            store.finish(job.id, state)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTransitionError, match="is not allowed"):
+        if target == "running":
+            store.mark_running(job.id)
+        else:
+            store.finish(job.id, target)  # type: ignore[arg-type]
+
+
+def test_the_schema_refuses_states_outside_the_closed_set(store: JobStore, tmp_path: Path) -> None:
+    job = store.create(new_job())
+    raw = sqlite3.connect(tmp_path / "data" / "jobs.sqlite3")
+    with pytest.raises(sqlite3.IntegrityError):
+        raw.execute("UPDATE jobs SET state = 'paused' WHERE id = ?", (job.id,))
+    raw.close()
+
+
+def test_progress_is_replaced_and_events_are_appended_in_order(store: JobStore) -> None:
+    job = store.create(new_job())
+    store.set_progress(job.id, {"pct": 5})
+    store.set_progress(job.id, {"pct": 20, "stage": "inputs"})
+    assert store.get(job.id).progress == {"pct": 20, "stage": "inputs"}
+    assert [store.add_event(job.id, {"message": m}) for m in ("a", "b", "c")] == [1, 2, 3]
+    assert [e.event["message"] for e in store.events(job.id)] == ["a", "b", "c"]
+    assert [e.seq for e in store.events(job.id, after=1)] == [2, 3]
+
+
+def test_unknown_jobs_raise(store: JobStore) -> None:
+    for call in (
+        lambda: store.get("nope"),
+        lambda: store.set_progress("nope", {}),
+        lambda: store.add_event("nope", {}),
+        lambda: store.mark_running("nope"),
+    ):
+        with pytest.raises(JobNotFoundError):
+            call()
+    assert store.find("nope") is None
+
+
+def test_listing_counting_and_the_active_job_of_a_task(store: JobStore) -> None:
+    first = store.create(new_job("t1"))
+    second = store.create(new_job("t2"))
+    store.mark_running(second.id)
+    store.finish(first.id, "cancelled")
+    assert [j.id for j in store.list_jobs()] == [second.id, first.id]
+    assert [j.id for j in store.list_jobs(state="running")] == [second.id]
+    assert store.count_by_state() == {
+        "queued": 0, "running": 1, "succeeded": 0, "failed": 0, "cancelled": 1,
+    }  # fmt: skip
+    assert store.count() == 2 and store.count("cancelled") == 1
+    assert store.active_for_task("t2") is not None and store.active_for_task("t1") is None
+
+
+def test_jobs_survive_a_restart_and_unfinished_ones_fail_with_node_restarted(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    store = JobStore.open(path)
+    done = store.create(new_job("t-done"))
+    store.mark_running(done.id)
+    store.finish(done.id, "succeeded")
+    running = store.create(new_job("t-run"))
+    store.mark_running(running.id)
+    queued = store.create(new_job("t-queued"))
+    store.close()
+
+    reopened = JobStore.open(path)
+    assert sorted(reopened.recover_interrupted()) == sorted([running.id, queued.id])
+    for job_key in (running.id, queued.id):
+        job = reopened.get(job_key)
+        assert (job.state, job.error) == ("failed", "node restarted")
+        assert reopened.events(job_key)[-1].event["message"] == "node restarted"
+    assert reopened.get(done.id).state == "succeeded"
+
+
+def test_migrations_are_versioned_and_a_newer_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    store = JobStore.open(path)
+    assert store.schema_version == len(MIGRATIONS)
+    store.close()
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    raw.close()
+    with pytest.raises(RuntimeError, match="newer than this node"):
+        JobStore.open(path)
+
+
+def test_ping_reports_a_usable_database(store: JobStore) -> None:
+    assert store.ping()
+    store.close()
+    assert not store.ping()
