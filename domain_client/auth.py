@@ -147,7 +147,14 @@ class DdsAuth:
             raise LoginError("DDS token manager is closed")
         if self._inflight is None or self._inflight.done():
             self._inflight = asyncio.create_task(self._login_with_retries(), name="dds-login")
-        return await asyncio.shield(self._inflight)
+        login = self._inflight
+        try:
+            return await asyncio.shield(login)
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if login.cancelled() and caller is not None and not caller.cancelling():
+                raise LoginError("DDS token manager closed during login") from None
+            raise
 
     async def _login_with_retries(self) -> SiweToken:
         if self._registrar is not None and self._registrar.state != "registered":
