@@ -204,6 +204,7 @@ class TaskEngine:
             ):
                 break
             outcome = await self._guarded_cycle(stop)
+            await asyncio.sleep(0)  # let other tasks run even when every call answered at once
             if outcome not in PROCESSED:
                 delay = poll_backoff_s(
                     self._config.poll_backoff_ms_min, self._config.poll_backoff_ms_max, self._rng

@@ -2,9 +2,9 @@
 
 Cadence: the next heartbeat is due after ``TTL × uniform(min_ratio, max_ratio)`` ([PM]; TTL =
 lease expiry − now), but never later than ``max_interval_s`` nor half the domain token's
-remaining life ([SDK]'s bound), and at least 100 ms later. Every progress or event update wakes
-the driver at once; updates arriving while a heartbeat is in flight are coalesced into the next
-one, which carries the latest progress (replace semantics) and every unacknowledged event
+remaining life ([SDK]'s bound); a due time already past becomes 100 ms ([PM]). Every progress
+or event update wakes the driver at once; updates arriving while a heartbeat is in flight are
+coalesced into the next one, which carries the latest progress (replace semantics) and every unacknowledged event
 (at-least-once: the sent prefix is dropped only after a 2xx).
 
 A heartbeat failure of any kind loses the lease; ``cancel: true`` cancels it. Either way the
@@ -65,7 +65,7 @@ def heartbeat_delay_s(
         delay = min(delay, ttl * rng.uniform(min_ratio, max_ratio))
     if token_expires_at is not None:
         delay = min(delay, (token_expires_at - now).total_seconds() / 2)
-    return max(delay, MIN_DELAY_S)
+    return delay if delay > 0 else MIN_DELAY_S
 
 
 class HeartbeatDriver:
