@@ -4,8 +4,8 @@ Cadence: the next heartbeat is due after ``TTL × uniform(min_ratio, max_ratio)`
 lease expiry − now), but never later than ``max_interval_s`` nor half the domain token's
 remaining life ([SDK]'s bound); a due time already past becomes 100 ms ([PM]). Every progress
 or event update wakes the driver at once; updates arriving while a heartbeat is in flight are
-coalesced into the next one, which carries the latest progress (replace semantics) and every unacknowledged event
-(at-least-once: the sent prefix is dropped only after a 2xx).
+coalesced into the next one, which carries the latest progress (replace semantics) and every
+unacknowledged event (at-least-once: the sent prefix is dropped only after a 2xx).
 
 A heartbeat failure of any kind loses the lease; ``cancel: true`` cancels it. Either way the
 session's cancel flag is set and no receipt may be sent.

@@ -19,8 +19,8 @@ from domain_client import (
     DmsClient,
     InvalidKeyError,
     LoginError,
-    RegistrationConfig,
     Registrar,
+    RegistrationConfig,
     SiweNonce,
     TokenConfig,
     Wallet,
@@ -55,12 +55,12 @@ def registrar_for(http: httpx.AsyncClient, interval_s: float = 120.0) -> Registr
     return Registrar(DdsClient(http, BASE), Wallet.from_hex(PRIVATE_KEY), config)
 
 
-def auth_for(
-    http: httpx.AsyncClient, registrar: Registrar | None = None, **config: Any
-) -> DdsAuth:
+def auth_for(http: httpx.AsyncClient, registrar: Registrar | None = None, **config: Any) -> DdsAuth:
     token_config = TokenConfig(**{"jitter_ms": 0, **config})
     return DdsAuth(
-        DdsClient(http, BASE), Wallet.from_hex(PRIVATE_KEY), registrar=registrar,
+        DdsClient(http, BASE),
+        Wallet.from_hex(PRIVATE_KEY),
+        registrar=registrar,
         config=token_config,
     )
 
@@ -73,8 +73,14 @@ async def test_case_23_signature_and_address_vectors() -> None:
     wallet = Wallet.from_hex(f"  0x{PRIVATE_KEY}\n")
     assert wallet.address == ADDRESS
     nonce = SiweNonce.model_validate(
-        {"nonce": "abc123", "domain": "example.com", "uri": "https://example.com",
-         "version": "1", "chainId": 1, "issuedAt": "2024-05-01T00:00:00Z"}
+        {
+            "nonce": "abc123",
+            "domain": "example.com",
+            "uri": "https://example.com",
+            "version": "1",
+            "chainId": 1,
+            "issuedAt": "2024-05-01T00:00:00Z",
+        }
     )
     message = build_siwe_message(nonce, wallet.address)
     assert message == (
@@ -164,8 +170,9 @@ async def test_case_27_secrets_never_logged(
         assert await registrar.attempt() == "slow_retry"
         register.respond(200)
         assert await registrar.attempt() == "registered"
-        verify = mock.post(VERIFY_PATH).respond(200, json={"access_token": token,
-                                                           "access_expires_at": ts(3600)})
+        verify = mock.post(VERIFY_PATH).respond(
+            200, json={"access_token": token, "access_expires_at": ts(3600)}
+        )
         auth = auth_for(http, registrar)
         mock.get("/tasks").respond(401, json={"error": f"bad token {token}"})
         try:
@@ -190,8 +197,14 @@ async def test_case_27_secrets_never_logged(
 def test_case_28_config_normalisation() -> None:
     required = {"REG_SECRET": REG_SECRET, "SECP256K1_PRIVHEX": PRIVATE_KEY}
     config = load_node_config(
-        {**required, "DDS_BASE_URL": "https://dds.example", "REQUEST_TIMEOUT_SECS": "0",
-         "NODE_VERSION": "v2.3.4", "REGISTER_MAX_RETRY": "-1", "CLIENT_ID": "  my-node  "},
+        {
+            **required,
+            "DDS_BASE_URL": "https://dds.example",
+            "REQUEST_TIMEOUT_SECS": "0",
+            "NODE_VERSION": "v2.3.4",
+            "REGISTER_MAX_RETRY": "-1",
+            "CLIENT_ID": "  my-node  ",
+        },
         capabilities=["/b/v1", "/a/v1", "/b/v1"],
     )
     assert config.dds_base_url == "https://dds.example/"
@@ -200,17 +213,23 @@ def test_case_28_config_normalisation() -> None:
     assert config.register_max_retry == -1
     assert config.client_id == "my-node"
     assert config.capabilities == ("/a/v1", "/b/v1")
-    fallback = load_node_config({**required, "NODE_VERSION": "not-semver"}, fallback_version="9.9.9")
+    fallback = load_node_config(
+        {**required, "NODE_VERSION": "not-semver"}, fallback_version="9.9.9"
+    )
     assert fallback.node_version == "9.9.9"
     defaults = load_node_config(required, fallback_version="0.1.0")
     assert (defaults.dms_base_url, defaults.dds_base_url) == (
-        "https://dms.auki.network/v1", "https://dds.auki.network/"
+        "https://dms.auki.network/v1",
+        "https://dds.auki.network/",
     )
     assert (defaults.request_timeout_s, defaults.register_interval_s) == (60, 120)
     assert (defaults.poll_backoff_ms_min, defaults.poll_backoff_ms_max) == (1000, 30000)
     assert (defaults.heartbeat_min_ratio, defaults.heartbeat_max_ratio) == (0.25, 0.35)
-    assert (defaults.token_safety_ratio, defaults.token_reauth_max_retries,
-            defaults.token_reauth_jitter_ms) == (0.75, 3, 500)
+    assert (
+        defaults.token_safety_ratio,
+        defaults.token_reauth_max_retries,
+        defaults.token_reauth_jitter_ms,
+    ) == (0.75, 3, 500)
     assert defaults.client_id.startswith("splatter-node/")
     with pytest.raises(ConfigError, match="REG_SECRET required"):
         load_node_config({"SECP256K1_PRIVHEX": PRIVATE_KEY})
@@ -282,7 +301,9 @@ def test_refresh_time_is_clamped_and_jittered() -> None:
     assert refresh_time(now, now + timedelta(milliseconds=2), 0.0, 0, rng) == now + timedelta(
         milliseconds=1
     )
-    assert refresh_time(now, now + timedelta(seconds=1), 1.0, 500, rng) <= now + timedelta(seconds=1)
+    assert refresh_time(now, now + timedelta(seconds=1), 1.0, 500, rng) <= now + timedelta(
+        seconds=1
+    )
 
 
 async def test_expired_token_on_arrival_is_a_login_error(http: httpx.AsyncClient) -> None:
@@ -297,9 +318,18 @@ async def test_expired_token_on_arrival_is_a_login_error(http: httpx.AsyncClient
 
 @pytest.mark.parametrize(
     ("status", "outcome"),
-    [(409, "conflict"), (408, "retryable"), (429, "retryable"), (502, "retryable"),
-     (503, "retryable"), (504, "retryable"), (500, "retryable"), (400, "slow_retry"),
-     (403, "slow_retry"), (404, "slow_retry")],
+    [
+        (409, "conflict"),
+        (408, "retryable"),
+        (429, "retryable"),
+        (502, "retryable"),
+        (503, "retryable"),
+        (504, "retryable"),
+        (500, "retryable"),
+        (400, "slow_retry"),
+        (403, "slow_retry"),
+        (404, "slow_retry"),
+    ],
 )
 def test_registration_status_classes(status: int, outcome: str) -> None:
     from domain_client.errors import error_for_status
@@ -311,17 +341,20 @@ async def test_registration_backoff_schedule(http: httpx.AsyncClient) -> None:
     config = RegistrationConfig(
         reg_secret="s", capabilities=(CAPABILITY,), version="1.0.0", interval_s=120, max_retry=3
     )
-    registrar = Registrar(DdsClient(http, BASE), Wallet.from_hex(PRIVATE_KEY), config,
-                          rng=random.Random(1))
+    registrar = Registrar(
+        DdsClient(http, BASE), Wallet.from_hex(PRIVATE_KEY), config, rng=random.Random(1)
+    )
     delays = [registrar.delay_after("retryable") for _ in range(4)]
     for n, delay in enumerate(delays[:2], start=1):
         assert 0.8 * 2**n <= delay <= 1.2 * 2**n
     assert delays[2] == 120  # n reached REGISTER_MAX_RETRY: cooldown, counter reset
     assert 1.6 <= delays[3] <= 2.4
     assert registrar.delay_after("slow_retry") == 120
-    unlimited = Registrar(DdsClient(http, BASE), Wallet.from_hex(PRIVATE_KEY),
-                          RegistrationConfig(reg_secret="s", capabilities=(CAPABILITY,),
-                                             version="1.0.0"))
+    unlimited = Registrar(
+        DdsClient(http, BASE),
+        Wallet.from_hex(PRIVATE_KEY),
+        RegistrationConfig(reg_secret="s", capabilities=(CAPABILITY,), version="1.0.0"),
+    )
     assert max(unlimited.delay_after("retryable") for _ in range(10)) <= 60 * 1.2
 
 

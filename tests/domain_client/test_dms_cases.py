@@ -22,11 +22,24 @@ from tests.domain_client.factories import BASE, CAPABILITY, lease_body, new_id
 
 pytestmark = pytest.mark.anyio
 
-NULL_TASK_FIELDS = (
-    "job_id outputs_prefix label stage priority attempts max_attempts deps_remaining status mode "
-    "organization_filter billing_units estimated_credit_cost debited_amount debited_at "
-    "lease_expires_at"
-).split()
+NULL_TASK_FIELDS = [
+    "job_id",
+    "outputs_prefix",
+    "label",
+    "stage",
+    "priority",
+    "attempts",
+    "max_attempts",
+    "deps_remaining",
+    "status",
+    "mode",
+    "organization_filter",
+    "billing_units",
+    "estimated_credit_cost",
+    "debited_amount",
+    "debited_at",
+    "lease_expires_at",
+]
 
 
 def dms_client(http: httpx.AsyncClient, token: str = "node-abc", base: str = BASE) -> DmsClient:
@@ -54,7 +67,9 @@ async def test_case_01_lease_complete_fail_wire_shape(http: httpx.AsyncClient) -
         assert (lease.task.id, lease.task.capability) == (task_id, CAPABILITY)
         assert lease.task.inputs_cids == [] and lease.task.job_id is None
         assert lease.task.capability_filters == {} and lease.status == "leased"
-        job = JobMeta(task_id=task_id, job_id=None, domain_id=lease.domain_id, capability=CAPABILITY)
+        job = JobMeta(
+            task_id=task_id, job_id=None, domain_id=lease.domain_id, capability=CAPABILITY
+        )
         await dms.complete(task_id, CompleteBody.for_artifacts(job, []))
         await dms.fail(task_id, FailBody(reason="e", details={}))
 

@@ -34,11 +34,19 @@ def rotating_heartbeat(lease: dict[str, object], token: str = "t-B"):  # type: i
     assert isinstance(task, dict)
 
     def respond(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={
-            "access_token": token, "lease_expires_at": ts(30), "cancel": False,
-            "task_id": task["id"], "job_id": task["job_id"], "attempts": 1, "max_attempts": 5,
-            "deps_remaining": 0,
-        })
+        return httpx.Response(
+            200,
+            json={
+                "access_token": token,
+                "lease_expires_at": ts(30),
+                "cancel": False,
+                "task_id": task["id"],
+                "job_id": task["job_id"],
+                "attempts": 1,
+                "max_attempts": 5,
+                "deps_remaining": 0,
+            },
+        )
 
     return respond
 
@@ -72,15 +80,20 @@ async def test_case_03_happy_path_with_token_rotation(http: httpx.AsyncClient) -
     assert lease_route.call_count == 1 and heartbeat.call_count >= 1
     assert upload.call_count >= 1 and complete.call_count == 1
     sent = complete.calls.last.request.content
-    for fragment in (b'"artifact-id"', f'"job_id":"{task["job_id"]}"'.encode(),
-                     f'"capability":"{CAPABILITY}"'.encode()):
+    for fragment in (
+        b'"artifact-id"',
+        f'"job_id":"{task["job_id"]}"'.encode(),
+        f'"capability":"{CAPABILITY}"'.encode(),
+    ):
         assert fragment in sent
-    assert body_of(complete.calls.last.request)["meta"]["artifacts"] == [{
-        "logical_path": "out/out/mock-output.json",
-        "name": f"out_out_mock-output_json_{task['id']}",
-        "data_type": "json",
-        "id": "artifact-id",
-    }]
+    assert body_of(complete.calls.last.request)["meta"]["artifacts"] == [
+        {
+            "logical_path": "out/out/mock-output.json",
+            "name": f"out_out_mock-output_json_{task['id']}",
+            "data_type": "json",
+            "id": "artifact-id",
+        }
+    ]
     progress = [body_of(call.request)["progress"] for call in heartbeat.calls]
     assert progress[0] == {} and {"capability": CAPABILITY} in progress
 
@@ -114,15 +127,24 @@ async def test_case_05_full_node_loop_with_siwe(http: httpx.AsyncClient) -> None
     auth = DdsAuth(DdsClient(http, BASE), Wallet.from_hex(PRIVATE_KEY), config=TokenConfig())
     stop = asyncio.Event()
     with respx.mock(base_url=BASE) as mock:
-        nonce = mock.post("/internal/v1/auth/siwe/request").respond(200, json={
-            "nonce": "n", "domain": "dds.example.com", "uri": "https://dds.example.com",
-            "version": "1", "chainId": 8453, "issuedAt": "2026-01-01T00:00:00Z",
-        })
+        nonce = mock.post("/internal/v1/auth/siwe/request").respond(
+            200,
+            json={
+                "nonce": "n",
+                "domain": "dds.example.com",
+                "uri": "https://dds.example.com",
+                "version": "1",
+                "chainId": 8453,
+                "issuedAt": "2026-01-01T00:00:00Z",
+            },
+        )
         verify = mock.post("/internal/v1/auth/siwe/verify").respond(
             200, json={"access_token": "siwe-access-token", "access_expires_at": expires}
         )
         lease_route = mock.get("/tasks", headers=siwe).mock(
-            side_effect=lambda request: httpx.Response(200, json={**lease, "lease_expires_at": ts(60)})
+            side_effect=lambda request: httpx.Response(
+                200, json={**lease, "lease_expires_at": ts(60)}
+            )
         )
         heartbeat = mock.post(f"/tasks/{task['id']}/heartbeat", headers=siwe).mock(
             side_effect=heartbeat_echo(lease, access_token="session-B")
@@ -132,8 +154,13 @@ async def test_case_05_full_node_loop_with_siwe(http: httpx.AsyncClient) -> None
         ).respond(200, json={"data": [metadata_json("artifact-id", "x", "json", 15)]})
         complete = mock.post(f"/tasks/{task['id']}/complete", headers=siwe).respond(200)
         fallback_404(mock)
-        engine = engine_for(http, {CAPABILITY: upload_mock_output}, auth=auth,
-                            poll_backoff_ms_min=1000, poll_backoff_ms_max=1000)
+        engine = engine_for(
+            http,
+            {CAPABILITY: upload_mock_output},
+            auth=auth,
+            poll_backoff_ms_min=1000,
+            poll_backoff_ms_max=1000,
+        )
         loop = asyncio.create_task(engine.run_forever(stop))
         await wait_until(lambda: upload.call_count >= 5)
         stop.set()

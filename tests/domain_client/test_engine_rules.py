@@ -71,9 +71,7 @@ async def test_final_heartbeat_cancel_suppresses_the_receipt(http: httpx.AsyncCl
         complete = mock.post(f"{tasks}/complete").respond(200)
         assert await engine_for(http, {CAPABILITY: _succeed}).run_once() == "cancelled"
     assert complete.call_count == 0
-    assert body_of(heartbeat.calls.last.request)["events"] == [
-        {"level": "info", "message": "done"}
-    ]
+    assert body_of(heartbeat.calls.last.request)["events"] == [{"level": "info", "message": "done"}]
 
 
 async def test_handler_raising_lease_lost_sends_no_receipt(http: httpx.AsyncClient) -> None:

@@ -22,7 +22,13 @@ from domain_client import (
     TaskStorage,
 )
 from tests.domain_client.engine_helpers import engine_for, heartbeat_echo
-from tests.domain_client.factories import BASE, CAPABILITY, lease_body, metadata_json, multipart_body
+from tests.domain_client.factories import (
+    BASE,
+    CAPABILITY,
+    lease_body,
+    metadata_json,
+    multipart_body,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -41,18 +47,21 @@ class StallingStream(httpx.AsyncByteStream):
         raise httpx.ReadTimeout("read timed out")
 
 
-def domain_for(http: httpx.AsyncClient, token: DomainToken | None = None,
-               retry: RetryPolicy = FAST_RETRY) -> DomainClient:
+def domain_for(
+    http: httpx.AsyncClient, token: DomainToken | None = None, retry: RetryPolicy = FAST_RETRY
+) -> DomainClient:
     return DomainClient(http, BASE, "dom1", token or DomainToken("tkn"), "client-1", retry=retry)
 
 
 async def test_503_then_200_is_retried(http: httpx.AsyncClient, tmp_path: Path) -> None:
     domain = domain_for(http)
     with respx.mock(base_url=BASE) as mock:
-        listing = mock.get(DATA, params={"ids": "a"}).mock(side_effect=[
-            httpx.Response(503),
-            httpx.Response(200, json={"data": [metadata_json("a", "n", "t", 3, "dom1")]}),
-        ])
+        listing = mock.get(DATA, params={"ids": "a"}).mock(
+            side_effect=[
+                httpx.Response(503),
+                httpx.Response(200, json={"data": [metadata_json("a", "n", "t", 3, "dom1")]}),
+            ]
+        )
         raw = mock.get(f"{DATA}/a", params={"raw": "true"}).mock(
             side_effect=[httpx.Response(503), httpx.Response(200, content=b"abc")]
         )
@@ -88,8 +97,13 @@ async def test_timeout_mid_download_removes_the_partial_file(
 async def test_truncated_multipart_body_is_a_clear_error(
     http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    body = multipart_body("B", [({"id": "a", "name": "first", "data-type": "t"}, b"A" * 100),
-                                ({"id": "b", "name": "second", "data-type": "t"}, b"B" * 100)])
+    body = multipart_body(
+        "B",
+        [
+            ({"id": "a", "name": "first", "data-type": "t"}, b"A" * 100),
+            ({"id": "b", "name": "second", "data-type": "t"}, b"B" * 100),
+        ],
+    )
     with respx.mock(base_url=BASE) as mock:
         mock.get(DATA, params={"ids": "a,b"}).respond(
             200, content=body[:-60], headers={"content-type": "multipart/form-data; boundary=B"}
@@ -101,7 +115,7 @@ async def test_truncated_multipart_body_is_a_clear_error(
     assert str(caught.value) == (
         "incomplete multipart body: stream ended inside the content of part 2 (49 of 100 bytes)"
     )
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # noqa: ASYNC240
 
 
 async def test_token_rotated_between_chunked_parts_is_used(http: httpx.AsyncClient) -> None:
@@ -116,12 +130,15 @@ async def test_token_rotated_between_chunked_parts_is_used(http: httpx.AsyncClie
             token.set("new")  # a heartbeat rotated the token while part 1 was in flight
             return httpx.Response(200, json={"etag": "e1"})
 
-        part1 = mock.put(f"{DATA}/multipart", params={"partNumber": "1"},
-                         headers={"authorization": "Bearer old"}).mock(side_effect=first_part)
-        part2 = mock.put(f"{DATA}/multipart", params={"partNumber": "2"},
-                         headers={"authorization": "Bearer new"}).respond(200, json={"etag": "e2"})
-        done = mock.post(f"{DATA}/multipart", params={"uploadId": "u"},
-                         headers={"authorization": "Bearer new"}).respond(200, json={"id": "d"})
+        part1 = mock.put(
+            f"{DATA}/multipart", params={"partNumber": "1"}, headers={"authorization": "Bearer old"}
+        ).mock(side_effect=first_part)
+        part2 = mock.put(
+            f"{DATA}/multipart", params={"partNumber": "2"}, headers={"authorization": "Bearer new"}
+        ).respond(200, json={"etag": "e2"})
+        done = mock.post(
+            f"{DATA}/multipart", params={"uploadId": "u"}, headers={"authorization": "Bearer new"}
+        ).respond(200, json={"id": "d"})
         stored = await domain.upload_chunked("big", "binary", b"12345678")
     assert stored.id == "d" and (part1.call_count, part2.call_count, done.call_count) == (1, 1, 1)
 

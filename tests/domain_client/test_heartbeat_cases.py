@@ -50,12 +50,19 @@ async def test_case_06_heartbeat_response_rotates_the_storage_token(
             f"/tasks/{session.task_id}/heartbeat",
             headers={"authorization": "Bearer node-abc", "content-type": "application/json"},
             json={"progress": {"p": 1}, "events": []},
-        ).respond(200, json={
-            "access_token": "t-new", "access_token_expires_at": ts(60),
-            "lease_expires_at": ts(60), "status": "running",
-            "domain_server_url": "https://example.com", "task_id": session.task_id,
-            "job_id": None, "attempts": 1,
-        })
+        ).respond(
+            200,
+            json={
+                "access_token": "t-new",
+                "access_token_expires_at": ts(60),
+                "lease_expires_at": ts(60),
+                "status": "running",
+                "domain_server_url": "https://example.com",
+                "task_id": session.task_id,
+                "job_id": None,
+                "attempts": 1,
+            },
+        )
         driver.set_progress({"p": 1})
         verdict = await driver.beat()
     assert verdict.kind == "running" and route.call_count == 1
@@ -68,18 +75,34 @@ async def test_case_07_ttl_driven_heartbeat(http: httpx.AsyncClient) -> None:
     # Deterministic part: with a 200 ms TTL the first heartbeat is due after 50–70 ms.
     start = datetime.now(UTC)
     delays = [
-        heartbeat_delay_s(start, start + timedelta(milliseconds=200), None, min_ratio=0.25,
-                          max_ratio=0.35, max_interval_s=30, rng=random.Random(seed))
+        heartbeat_delay_s(
+            start,
+            start + timedelta(milliseconds=200),
+            None,
+            min_ratio=0.25,
+            max_ratio=0.35,
+            max_interval_s=30,
+            rng=random.Random(seed),
+        )
         for seed in range(50)
     ]
     assert all(0.05 <= d <= 0.07 for d in delays)
-    overdue = heartbeat_delay_s(start, start - timedelta(seconds=1), None, min_ratio=0.25,
-                                max_ratio=0.35, max_interval_s=30, rng=random.Random(0))
+    overdue = heartbeat_delay_s(
+        start,
+        start - timedelta(seconds=1),
+        None,
+        min_ratio=0.25,
+        max_ratio=0.35,
+        max_interval_s=30,
+        rng=random.Random(0),
+    )
     assert overdue == 0.1
     # Live part: no progress at all, the TTL alone drives a heartbeat long before the 30 s bound.
-    session = LeaseSession(Lease.model_validate(
-        lease_body(lease_expires_at=(start + timedelta(milliseconds=200)).isoformat())
-    ))
+    session = LeaseSession(
+        Lease.model_validate(
+            lease_body(lease_expires_at=(start + timedelta(milliseconds=200)).isoformat())
+        )
+    )
     driver = driver_for(http, session)
     with respx.mock(base_url=BASE) as mock:
         route = mock.post(f"/tasks/{session.task_id}/heartbeat").respond(200, json={})
@@ -243,12 +266,27 @@ def test_heartbeat_with_past_lease_expiry_or_terminal_status() -> None:
 def test_delay_is_bounded_by_sdk_interval_and_token_life() -> None:
     now = datetime.now(UTC)
     rng = random.Random(3)
-    long_lease = heartbeat_delay_s(now, now + timedelta(hours=1), None, min_ratio=0.25,
-                                   max_ratio=0.35, max_interval_s=30, rng=rng)
+    long_lease = heartbeat_delay_s(
+        now,
+        now + timedelta(hours=1),
+        None,
+        min_ratio=0.25,
+        max_ratio=0.35,
+        max_interval_s=30,
+        rng=rng,
+    )
     assert long_lease == 30
-    short_token = heartbeat_delay_s(now, now + timedelta(hours=1), now + timedelta(seconds=20),
-                                    min_ratio=0.25, max_ratio=0.35, max_interval_s=30, rng=rng)
+    short_token = heartbeat_delay_s(
+        now,
+        now + timedelta(hours=1),
+        now + timedelta(seconds=20),
+        min_ratio=0.25,
+        max_ratio=0.35,
+        max_interval_s=30,
+        rng=rng,
+    )
     assert short_token == pytest.approx(10, abs=0.01)
-    no_expiry = heartbeat_delay_s(now, None, None, min_ratio=0.25, max_ratio=0.35,
-                                  max_interval_s=30, rng=rng)
+    no_expiry = heartbeat_delay_s(
+        now, None, None, min_ratio=0.25, max_ratio=0.35, max_interval_s=30, rng=rng
+    )
     assert no_expiry == 30

@@ -59,22 +59,32 @@ class HostFixture:
         self.task_id = self.lease["task"]["id"]
         tasks = f"/tasks/{self.task_id}"
         mock.get("/api/v1/info").respond(
-            200, json={"upload": {"domain_data_max_bytes": 67108864, "request_max_bytes": 134217728}}
+            200,
+            json={"upload": {"domain_data_max_bytes": 67108864, "request_max_bytes": 134217728}},
         )
         self.lease_route = mock.get("/tasks").mock(side_effect=self._lease)
-        self.heartbeat = mock.post(f"{tasks}/heartbeat").mock(side_effect=heartbeat_echo(self.lease))
+        self.heartbeat = mock.post(f"{tasks}/heartbeat").mock(
+            side_effect=heartbeat_echo(self.lease)
+        )
         self.complete = mock.post(f"{tasks}/complete").respond(200)
         self.fail = mock.post(f"{tasks}/fail").respond(200)
-        mock.get(data, params={"ids": self.input_id}).respond(200, json={
-            "data": [metadata_json(self.input_id, MANIFEST_NAME, "dmt_manifest_json", 5,
-                                   self.domain_id)]
-        })
-        mock.get(f"{data}/{self.input_id}", params={"raw": "true"}).respond(200, content=b"input")
-        self.lookup = mock.get(data, params={"name": SPLAT_NAME, "data_type": "splat_data"}).respond(
-            200, json={"data": existing}
+        mock.get(data, params={"ids": self.input_id}).respond(
+            200,
+            json={
+                "data": [
+                    metadata_json(
+                        self.input_id, MANIFEST_NAME, "dmt_manifest_json", 5, self.domain_id
+                    )
+                ]
+            },
         )
-        stored = {"data": [metadata_json(self.artifact_id, SPLAT_NAME, "splat_data", 11,
-                                         self.domain_id)]}
+        mock.get(f"{data}/{self.input_id}", params={"raw": "true"}).respond(200, content=b"input")
+        self.lookup = mock.get(
+            data, params={"name": SPLAT_NAME, "data_type": "splat_data"}
+        ).respond(200, json={"data": existing})
+        stored = {
+            "data": [metadata_json(self.artifact_id, SPLAT_NAME, "splat_data", 11, self.domain_id)]
+        }
         self.create = mock.post(data, content__contains=b"splat-bytes").respond(200, json=stored)
         self.update = mock.put(data, content__contains=b"splat-bytes").respond(200, json=stored)
 
@@ -86,10 +96,20 @@ class HostFixture:
 
     def job_and_artifacts(self) -> dict[str, Any]:
         return {
-            "job": {"task_id": self.task_id, "job_id": self.lease["task"]["job_id"],
-                    "domain_id": self.domain_id, "capability": TEST_CAPABILITY},
-            "artifacts": [{"logical_path": SPLAT_NAME, "name": SPLAT_NAME,
-                           "data_type": "splat_data", "id": self.artifact_id}],
+            "job": {
+                "task_id": self.task_id,
+                "job_id": self.lease["task"]["job_id"],
+                "domain_id": self.domain_id,
+                "capability": TEST_CAPABILITY,
+            },
+            "artifacts": [
+                {
+                    "logical_path": SPLAT_NAME,
+                    "name": SPLAT_NAME,
+                    "data_type": "splat_data",
+                    "id": self.artifact_id,
+                }
+            ],
         }
 
 
@@ -269,8 +289,9 @@ async def test_case_36_stub_pipeline_modes(http: httpx.AsyncClient) -> None:
             )
             complete = mock.post(f"{tasks}/complete").respond(200)
             fail = mock.post(f"{tasks}/fail").respond(200)
-            engine = engine_for(http, {CAPABILITY: stub_pipeline(mode, *args)},
-                                heartbeat_max_interval_s=0.05)
+            engine = engine_for(
+                http, {CAPABILITY: stub_pipeline(mode, *args)}, heartbeat_max_interval_s=0.05
+            )
             if cancel:  # the initial heartbeat must pass; the next one cancels
                 heartbeat.mock(
                     side_effect=[heartbeat_echo(lease)(), heartbeat_echo(lease, cancel=True)()]

@@ -22,7 +22,10 @@ from domain_client.multipart import (
 from tests.domain_client.factories import multipart_body
 
 ITEMS = [
-    ({"name": "first", "data-type": "json", "id": "id-1", "domain-id": "dom1"}, b'{"test": "test"}'),
+    (
+        {"name": "first", "data-type": "json", "id": "id-1", "domain-id": "dom1"},
+        b'{"test": "test"}',
+    ),
     (
         {"name": "second", "data-type": "json", "id": "id-2", "domain-id": "dom1"},
         b'{"test": "test updated"}',
@@ -66,8 +69,11 @@ def test_case_20_boundary_search_and_header_end() -> None:
     truncated = multipart_body("BOUNDARY", ITEMS)[:-30]
     with pytest.raises(ProtocolViolation, match="incomplete multipart body"):
         collect(MultipartReader("BOUNDARY"), [truncated])
-    with pytest.raises(ProtocolViolation, match="incomplete multipart body: stream ended inside "
-                       r"the headers of part 1"):
+    with pytest.raises(
+        ProtocolViolation,
+        match="incomplete multipart body: stream ended inside "
+        r"the headers of part 1",
+    ):
         collect(MultipartReader("BOUNDARY"), [b"--BOUNDARY\r\nContent-Disposition: form-data"])
 
 
@@ -80,7 +86,11 @@ def test_case_21_header_parsing() -> None:
     )
     meta = parse_part_headers(block)
     assert (meta.id, meta.domain_id, meta.name, meta.data_type, meta.size) == (
-        "abc", "dom1", "scan_2024-01-02_03-04-05", "refined_scan_zip", 16,
+        "abc",
+        "dom1",
+        "scan_2024-01-02_03-04-05",
+        "refined_scan_zip",
+        16,
     )
     assert meta.created_at == datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
     assert meta.updated_at == datetime(2024, 1, 2, 3, 4, 6, tzinfo=UTC)
@@ -135,11 +145,14 @@ def test_upload_body_layout_and_fresh_boundary() -> None:
     content_type, body = build_upload_body([UploadPart.create("splat", "splat_data", b"xyz")])
     boundary = content_type.removeprefix("multipart/form-data; boundary=")
     assert boundary.startswith("auki-") and len(boundary) == 41
-    assert body == (
-        f"--{boundary}\r\nContent-Type: application/octet-stream\r\n"
-        f'Content-Disposition: form-data; name="splat"; data-type="splat_data"\r\n\r\n'
-        f"xyz\r\n--{boundary}--\r\n"
-    ).encode()
+    assert (
+        body
+        == (
+            f"--{boundary}\r\nContent-Type: application/octet-stream\r\n"
+            f'Content-Disposition: form-data; name="splat"; data-type="splat_data"\r\n\r\n'
+            f"xyz\r\n--{boundary}--\r\n"
+        ).encode()
+    )
     _, update = build_upload_body([UploadPart.update("id-1", b"new")])
     assert b'Content-Disposition: form-data; id="id-1"\r\n' in update
     _, quoted = build_upload_body([UploadPart.create('a"b\\c', "t", b"x")])

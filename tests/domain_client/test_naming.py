@@ -10,6 +10,7 @@ import pytest
 import respx
 
 from domain_client import DomainClient, DomainToken, NameRuleError, TaskStorage
+from domain_client.models import DataMetadata
 from domain_client.naming import (
     artifact_name,
     check_name,
@@ -20,7 +21,6 @@ from domain_client.naming import (
     sanitize,
 )
 from domain_client.storage import dataset_path
-from domain_client.models import DataMetadata
 from tests.domain_client.factories import BASE
 
 pytestmark = pytest.mark.anyio
@@ -84,9 +84,19 @@ def test_valid_names_pass() -> None:
 
 @pytest.mark.parametrize(
     ("rel_path", "data_type"),
-    [("a/outputs_index.json", "json"), ("x.PLY", "ply"), ("x.drc", "ply_draco"),
-     ("x.zip", "zip_data"), ("x", "binary"), ("m.glb", "glb"), ("m.OBJ", "obj"),
-     ("t.csv", "csv"), ("v.mp4", "mp4"), ("w.tar.g-z", "g-z_data"), (".hidden", "binary")],
+    [
+        ("a/outputs_index.json", "json"),
+        ("x.PLY", "ply"),
+        ("x.drc", "ply_draco"),
+        ("x.zip", "zip_data"),
+        ("x", "binary"),
+        ("m.glb", "glb"),
+        ("m.OBJ", "obj"),
+        ("t.csv", "csv"),
+        ("v.mp4", "mp4"),
+        ("w.tar.g-z", "g-z_data"),
+        (".hidden", "binary"),
+    ],
 )
 def test_put_bytes_type_inference(rel_path: str, data_type: str) -> None:
     assert infer_data_type(rel_path) == data_type
@@ -109,8 +119,9 @@ def test_download_layout() -> None:
     assert local_file_name("refined_manifest_x.y", "refined_manifest_json") == (
         "refined_manifest_x_y.refined_manifest_json"
     )
-    meta = DataMetadata(id="i", name="dmt_manifest_2024-01-02_03-04-05",
-                        data_type="dmt_manifest_json")
+    meta = DataMetadata(
+        id="i", name="dmt_manifest_2024-01-02_03-04-05", data_type="dmt_manifest_json"
+    )
     assert dataset_path(meta) == Path(
         "datasets/2024-01-02_03-04-05/dmt_manifest_2024-01-02_03-04-05.dmt_manifest_json"
     )

@@ -110,8 +110,11 @@ async def test_case_12_download_by_cid_url_multipart_and_upsert(
 
     assert got.primary.path.read_bytes() == b"PK\x03\x04zip-bytes"
     meta = got.primary.metadata
-    assert (meta.id, meta.data_type, meta.name) == ("bafy-123", "refined_scan_zip",
-                                                    "scan_2024-01-02_03-04-05")
+    assert (meta.id, meta.data_type, meta.name) == (
+        "bafy-123",
+        "refined_scan_zip",
+        "scan_2024-01-02_03-04-05",
+    )
     assert got.primary.path.name == "scan_2024-01-02_03-04-05.refined_scan_zip"
     assert [item.path.name for item in got.related] == ["manifest.dmt_manifest_json"]
     assert got.related[0].path.read_bytes() == b'{"dataIDs": []}'

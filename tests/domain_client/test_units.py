@@ -75,8 +75,9 @@ async def test_cid_for_another_domain_uses_the_lease_domain(
         mock.get("/api/v1/domains/lease-dom/data/x", params={"raw": "true"}).respond(
             200, content=b"1"
         )
-        got = await storage.materialize("https://elsewhere.example/api/v1/domains/other/data/x",
-                                        tmp_path)
+        got = await storage.materialize(
+            "https://elsewhere.example/api/v1/domains/other/data/x", tmp_path
+        )
     assert got.primary.path.read_bytes() == b"1"
     assert "names domain other; using the lease domain lease-dom" in caplog.text
 
@@ -116,8 +117,9 @@ async def test_every_domain_request_carries_the_client_id(
 ) -> None:
     domain = DomainClient(http, BASE, "d", DomainToken("t"), "my-client")
     with respx.mock(base_url=BASE) as mock:
-        route = mock.route().respond(200, json={"data": [metadata_json("x", "n", "t", 1)],
-                                                "upload": {}})
+        route = mock.route().respond(
+            200, json={"data": [metadata_json("x", "n", "t", 1)], "upload": {}}
+        )
         await domain.info()
         await domain.list_metadata(name="n")
         await domain.create("n", "t", b"x")
@@ -152,8 +154,13 @@ def test_timestamp_errors_and_format() -> None:
 
 def test_lease_parsing_is_lenient() -> None:
     body = lease_body(cancel=None, unknown_field={"x": 1}, p2p_access_token="p")
-    body["task"].update(inputs_cids=None, billing_units=12.5, debited_amount="3.0", priority=-4,
-                        lease_expires_at="2026-04-16T10:00:00.123456789Z")
+    body["task"].update(
+        inputs_cids=None,
+        billing_units=12.5,
+        debited_amount="3.0",
+        priority=-4,
+        lease_expires_at="2026-04-16T10:00:00.123456789Z",
+    )
     lease = Lease.model_validate(body)
     assert lease.cancel is False and lease.task.inputs_cids == []
     assert lease.task.billing_units == "12.5" and lease.task.priority == -4
@@ -204,8 +211,10 @@ def test_oversized_details_become_null() -> None:
     job = JobMeta(task_id="t", job_id=None, domain_id=None, capability=CAPABILITY)
     from domain_client import ArtifactRecord
 
-    many = [ArtifactRecord(logical_path=f"p{n}" * 50, name="n", data_type="t", id=str(n))
-            for n in range(400)]
+    many = [
+        ArtifactRecord(logical_path=f"p{n}" * 50, name="n", data_type="t", id=str(n))
+        for n in range(400)
+    ]
     body = runner_failure_body(RuntimeError("x"), job, many)
     assert body.details is None and body.reason == "runner failed: x"
     small = runner_failure_body(RuntimeError("x"), job, many[:1])
@@ -216,8 +225,10 @@ def test_complete_body_keeps_nulls() -> None:
     job = JobMeta(task_id="t", job_id=None, domain_id=None, capability=CAPABILITY)
     assert CompleteBody.for_artifacts(job, []).wire() == {
         "output_cids": [],
-        "meta": {"job": {"task_id": "t", "job_id": None, "domain_id": None,
-                         "capability": CAPABILITY}, "artifacts": []},
+        "meta": {
+            "job": {"task_id": "t", "job_id": None, "domain_id": None, "capability": CAPABILITY},
+            "artifacts": [],
+        },
     }
 
 
@@ -226,10 +237,16 @@ def test_complete_body_keeps_nulls() -> None:
 
 @pytest.mark.parametrize(
     ("status", "text"),
-    [(400, "bad request (400)"), (401, "unauthorized (401)"), (404, "not found (404)"),
-     (409, "conflict (409)"), (502, "server error (502)"), (503, "server error (503)"),
-     (403, "other storage error: unexpected status 403"),
-     (302, "other storage error: unexpected status 302")],
+    [
+        (400, "bad request (400)"),
+        (401, "unauthorized (401)"),
+        (404, "not found (404)"),
+        (409, "conflict (409)"),
+        (502, "server error (502)"),
+        (503, "server error (503)"),
+        (403, "other storage error: unexpected status 403"),
+        (302, "other storage error: unexpected status 302"),
+    ],
 )
 def test_error_display_strings(status: int, text: str) -> None:
     assert str(error_for_status(status, b"secret body")) == text
@@ -265,8 +282,10 @@ def test_poll_backoff_stays_within_bounds_even_when_reversed() -> None:
         ({"access_token_expires_at": None}, "lease missing access_token_expires_at"),
         ({"lease_expires_at": None}, "lease missing lease_expires_at"),
         ({"lease_expires_at": "2020-01-01T00:00:00Z"}, "lease lease_expires_at is in the past"),
-        ({"access_token_expires_at": "2020-01-01T00:00:00Z"},
-         "lease access_token_expires_at is in the past"),
+        (
+            {"access_token_expires_at": "2020-01-01T00:00:00Z"},
+            "lease access_token_expires_at is in the past",
+        ),
         ({"cancel": True}, "lease is already cancelled"),
     ],
 )
@@ -279,7 +298,9 @@ def test_lease_expiry_falls_back_to_the_task_and_tolerates_skew() -> None:
     body = lease_body(lease_expires_at=None)
     body["task"]["lease_expires_at"] = format_timestamp(datetime.now(UTC) + timedelta(minutes=1))
     assert lease_problem(Lease.model_validate(body), datetime.now(UTC)) is None
-    just_due = Lease.model_validate(lease_body(lease_expires_at=format_timestamp(datetime.now(UTC))))
+    just_due = Lease.model_validate(
+        lease_body(lease_expires_at=format_timestamp(datetime.now(UTC)))
+    )
     assert lease_problem(just_due, datetime.now(UTC), timedelta(seconds=5)) is None
 
 
