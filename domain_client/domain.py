@@ -15,15 +15,16 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from domain_client._http import (
+    Reply,
     RetryPolicy,
     StreamReply,
     open_stream,
@@ -39,6 +40,7 @@ from domain_client.errors import (
     NotFoundError,
     ProtocolViolation,
     ResponseError,
+    UnauthorizedError,
 )
 from domain_client.models import ChunkedUploadStart, DataMetadata, PartEtag, ServerInfo, WireModel
 from domain_client.multipart import (
@@ -62,6 +64,7 @@ JSON_MAX_BYTES = 16 * 1024 * 1024
 MAX_IDS_PER_LIST = 100
 INFO_CACHE_S = 60.0
 CHUNKED_FALLBACK_STATUSES = frozenset({404, 405, 501})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class DomainClient:
         client_id: sent as ``posemesh-client-id`` on every request.
         request_timeout_s: per-operation read/write timeout, seconds (connect: 5 s).
         retry: backoff policy of idempotent requests.
+        refresh_wait_s: after a 401, how long to wait for the token to rotate (an early
+            heartbeat is asked for) before giving up, seconds.
     """
 
     def __init__(
@@ -108,6 +113,7 @@ class DomainClient:
         request_timeout_s: float = 300.0,
         connect_timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
+        refresh_wait_s: float = 10.0,
         rng: random.Random | None = None,
     ) -> None:
         self._http = http
@@ -117,6 +123,7 @@ class DomainClient:
         self.client_id = client_id
         self._timeout = httpx.Timeout(request_timeout_s, connect=connect_timeout_s)
         self._retry = retry or RetryPolicy()
+        self._refresh_wait_s = refresh_wait_s
         self._rng = rng or random.Random()
         self._info_cache: dict[str, tuple[float, ServerInfo | None]] = {}
 
@@ -136,17 +143,73 @@ class DomainClient:
         return f"{url}/{quote(data_id, safe='')}" if data_id is not None else url
 
     def _headers(
-        self, accept: str | None = None, content_type: str | None = None
+        self, token: str, accept: str | None = None, content_type: str | None = None
     ) -> dict[str, str]:
-        headers = {
-            "Authorization": f"Bearer {self.token.current()}",
-            CLIENT_ID_HEADER: self.client_id,
-        }
+        headers = {"Authorization": f"Bearer {token}", CLIENT_ID_HEADER: self.client_id}
         if accept is not None:
             headers["Accept"] = accept
         if content_type is not None:
             headers["Content-Type"] = content_type
         return headers
+
+    async def _authorized(self, attempt: Callable[[str], Awaitable[T]]) -> T:
+        """Run ``attempt(token)`` with the current token; after a 401, replay once if the
+        token has rotated meanwhile (or rotates within ``refresh_wait_s``, [SDK] §2.1)."""
+        token = self.token.current()
+        try:
+            return await attempt(token)
+        except UnauthorizedError:
+            if not await self.token.rotated_since(token, self._refresh_wait_s):
+                raise
+        logger.info("domain server answered 401; replaying once with the rotated token")
+        return await attempt(self.token.current())
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        accept: str | None = "application/json",
+        content_type: str | None = None,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> Reply:
+        async def attempt(token: str) -> Reply:
+            return await send(
+                self._http,
+                method,
+                url,
+                what=what,
+                timeouts=self._timeout,
+                max_bytes=JSON_MAX_BYTES,
+                headers=self._headers(token, accept, content_type),
+                params=params,
+                content=content,
+            )
+
+        return await self._authorized(attempt)
+
+    @contextlib.asynccontextmanager
+    async def _stream(
+        self, url: str, *, what: str, accept: str, params: Mapping[str, str] | None
+    ) -> AsyncIterator[StreamReply]:
+        async with contextlib.AsyncExitStack() as stack:
+
+            async def attempt(token: str) -> StreamReply:
+                return await stack.enter_async_context(
+                    open_stream(
+                        self._http,
+                        "GET",
+                        url,
+                        what=what,
+                        timeouts=self._timeout,
+                        headers=self._headers(token, accept),
+                        params=params,
+                    )
+                )
+
+            yield await self._authorized(attempt)
 
     async def _retrying(self, operation: Callable[[], Any]) -> Any:
         return await retrying(self._retry, operation, rng=self._rng)
@@ -225,15 +288,8 @@ class DomainClient:
 
     async def _list(self, params: dict[str, str]) -> list[DataMetadata]:
         async def attempt() -> list[DataMetadata]:
-            reply = await send(
-                self._http,
-                "GET",
-                self._data_url(),
-                what="list domain data",
-                timeouts=self._timeout,
-                max_bytes=JSON_MAX_BYTES,
-                headers=self._headers(accept="application/json"),
-                params=params,
+            reply = await self._send(
+                "GET", self._data_url(), what="list domain data", params=params
             )
             listing = parse_model(_DataList, reply.json("list"), "list domain data")
             return self._own_domain(listing.data or [])
@@ -252,15 +308,7 @@ class DomainClient:
         """``GET …/data/{id}``: one item's metadata."""
 
         async def attempt() -> DataMetadata:
-            reply = await send(
-                self._http,
-                "GET",
-                self._data_url(data_id),
-                what=f"metadata of {data_id}",
-                timeouts=self._timeout,
-                max_bytes=JSON_MAX_BYTES,
-                headers=self._headers(accept="application/json"),
-            )
+            reply = await self._send("GET", self._data_url(data_id), what=f"metadata of {data_id}")
             item = parse_model(DataMetadata, reply.json("metadata"), f"metadata of {data_id}")
             if item.id != data_id:
                 raise ProtocolViolation(f"asked for item {data_id}, got {item.id}")
@@ -287,13 +335,10 @@ class DomainClient:
 
     async def _download_raw_once(self, data_id: str, dest: Path, expected: int | None) -> int:
         what = f"download {data_id}"
-        async with open_stream(
-            self._http,
-            "GET",
+        async with self._stream(
             self._data_url(data_id),
             what=what,
-            timeouts=self._timeout,
-            headers=self._headers(accept="application/octet-stream"),
+            accept="application/octet-stream",
             params={"raw": "true"},
         ) as reply:
             written = await _stream_to_file(reply.chunks(), dest)
@@ -333,14 +378,8 @@ class DomainClient:
     async def _download_multipart_once(
         self, params: dict[str, str], dest_dir: Path, place: Layout
     ) -> list[DownloadedItem]:
-        async with open_stream(
-            self._http,
-            "GET",
-            self._data_url(),
-            what="multipart download",
-            timeouts=self._timeout,
-            headers=self._headers(accept="multipart/form-data"),
-            params=params,
+        async with self._stream(
+            self._data_url(), what="multipart download", accept="multipart/form-data", params=params
         ) as reply:
             items = await _MultipartSink(dest_dir, place).consume(reply)
         if not items:
@@ -365,15 +404,8 @@ class DomainClient:
     async def _single_upload(self, method: str, part: UploadPart) -> DataMetadata:
         content_type, body = build_upload_body([part])
         what = f"{method} domain data"
-        reply = await send(
-            self._http,
-            method,
-            self._data_url(),
-            what=what,
-            timeouts=self._timeout,
-            max_bytes=JSON_MAX_BYTES,
-            content=body,
-            headers=self._headers(accept="application/json", content_type=content_type),
+        reply = await self._send(
+            method, self._data_url(), what=what, content_type=content_type, content=body
         )
         stored = parse_model(_DataList, reply.json(what), what).data or []
         if len(stored) != 1:
@@ -430,18 +462,20 @@ class DomainClient:
         return parse_model(ChunkedUploadStart, reply.json(what), what)
 
     async def _send_json(
-        self, method: str, url: str, body: dict[str, Any], what: str, params: Any = None
-    ) -> Any:
-        return await send(
-            self._http,
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any],
+        what: str,
+        params: Mapping[str, str] | None = None,
+    ) -> Reply:
+        return await self._send(
             method,
             url,
             what=what,
-            timeouts=self._timeout,
-            max_bytes=JSON_MAX_BYTES,
-            content=_json_bytes(body),
+            content_type="application/json",
             params=params,
-            headers=self._headers(accept="application/json", content_type="application/json"),
+            content=_json_bytes(body),
         )
 
     async def _send_parts(self, start: ChunkedUploadStart, source: Path | bytes) -> list[PartEtag]:
@@ -453,18 +487,13 @@ class DomainClient:
 
     async def _put_part(self, start: ChunkedUploadStart, number: int, chunk: bytes) -> str:
         what = f"chunked upload part {number}"
-        reply = await send(
-            self._http,
+        reply = await self._send(
             "PUT",
             self._multipart_url(),
             what=what,
-            timeouts=self._timeout,
-            max_bytes=JSON_MAX_BYTES,
-            content=chunk,
+            content_type="application/octet-stream",
             params={"uploadId": start.upload_id, "partNumber": str(number)},
-            headers=self._headers(
-                accept="application/json", content_type="application/octet-stream"
-            ),
+            content=chunk,
         )
         return parse_model(_Etag, reply.json(what), what).etag
 
@@ -487,7 +516,7 @@ class DomainClient:
                 timeouts=self._timeout,
                 max_bytes=JSON_MAX_BYTES,
                 params={"uploadId": upload_id},
-                headers=self._headers(),
+                headers=self._headers(self.token.current()),
             )
         except DomainClientError as exc:
             logger.warning("aborting chunked upload %s failed: %s", upload_id, exc)
@@ -496,15 +525,7 @@ class DomainClient:
         """``DELETE …/data/{id}`` (idempotent: retried)."""
 
         async def attempt() -> None:
-            await send(
-                self._http,
-                "DELETE",
-                self._data_url(data_id),
-                what=f"delete {data_id}",
-                timeouts=self._timeout,
-                max_bytes=JSON_MAX_BYTES,
-                headers=self._headers(),
-            )
+            await self._send("DELETE", self._data_url(data_id), what=f"delete {data_id}")
 
         await self._retrying(attempt)
 

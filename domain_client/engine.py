@@ -316,6 +316,7 @@ class TaskEngine:
             rng=self._rng,
         )
         context = TaskContext(session, storage, driver)
+        session.token.refresh_hook = driver.request_heartbeat
         driver_task = asyncio.create_task(driver.run(), name=f"heartbeat-{session.task_id}")
         handler_task = asyncio.create_task(
             _invoke(handler, context), name=f"handler-{session.task_id}"

@@ -121,6 +121,10 @@ class HeartbeatDriver:
         self._events.append(json.loads(json.dumps(event, default=str)))
         self._wake.set()
 
+    def request_heartbeat(self) -> None:
+        """Send a heartbeat now (e.g. the domain server rejected the current token)."""
+        self._wake.set()
+
     @property
     def progress(self) -> Any:
         return self._progress

@@ -7,6 +7,8 @@ part of a chunked upload. Tokens never appear in ``repr()`` or in error messages
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -42,6 +44,9 @@ class DomainToken:
         self._now = now
         self._revoked_stage: str | None = None
         self._lost_reason: str | None = None
+        self._changed = asyncio.Event()
+        self.refresh_hook: Callable[[], None] | None = None
+        """Asks for an early heartbeat (set by the engine); used after a domain 401."""
 
     def __repr__(self) -> str:
         return f"DomainToken(<redacted>, lease_expires_at={self._lease_expires_at!r})"
@@ -64,7 +69,26 @@ class DomainToken:
 
     def set(self, token: str) -> None:
         """Swap in a rotated token (from a heartbeat response)."""
-        self._token = token
+        if token != self._token:
+            self._token = token
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def rotated_since(self, rejected: str, wait_s: float) -> bool:
+        """Whether a token other than ``rejected`` is available now or within ``wait_s``.
+
+        With a :attr:`refresh_hook` (the engine's early heartbeat) it is asked for and awaited
+        ([SDK] §2.1); without one, only an already rotated token counts.
+        """
+        if self.current() != rejected:
+            return True
+        if self.refresh_hook is None or wait_s <= 0:
+            return False
+        changed = self._changed
+        self.refresh_hook()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), wait_s)
+        return self.current() != rejected
 
     def set_lease_expiry(self, lease_expires_at: datetime | None) -> None:
         self._lease_expires_at = lease_expires_at

@@ -168,3 +168,30 @@ async def test_cancel_current_is_a_local_cancellation(http: httpx.AsyncClient) -
         assert await engine.run_once() == "cancelled"
         assert not engine.cancel_current()
     assert receipts.call_count == 0
+
+
+async def test_domain_401_asks_for_a_heartbeat_and_replays_with_the_new_token(
+    http: httpx.AsyncClient,
+) -> None:
+    lease = lease_body(token="t-A")
+    tasks, data = f"/tasks/{lease['task']['id']}", f"/api/v1/domains/{lease['domain_id']}/data"
+
+    async def upload(ctx: TaskContext) -> None:
+        await ctx.storage.put_domain_artifact("a.bin", "a", "binary", b"x")
+
+    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
+        mock.get("/tasks").respond(200, json=lease)
+        heartbeat = mock.post(f"{tasks}/heartbeat").mock(
+            side_effect=[heartbeat_echo(lease)(), heartbeat_echo(lease, access_token="t-B")(),
+                         heartbeat_echo(lease, access_token="t-B")()]
+        )
+        mock.get(data).respond(200, json={"data": []})
+        stored = mock.post(data).mock(
+            side_effect=lambda request: httpx.Response(401)
+            if request.headers["authorization"] == "Bearer t-A"
+            else httpx.Response(200, json={"data": [{"id": "new"}]})
+        )
+        mock.post(f"{tasks}/complete").respond(200)
+        mock.route().respond(404)
+        assert await engine_for(http, {CAPABILITY: upload}).run_once() == "completed"
+    assert stored.call_count == 2 and heartbeat.call_count == 3
