@@ -93,6 +93,7 @@ from domain_client.models import (
     SiweToken,
     TaskSpec,
 )
+from domain_client.node import LeaseNode, build_lease_node
 from domain_client.registration import Registrar, RegistrationConfig
 from domain_client.siwe import Wallet, build_siwe_message
 from domain_client.storage import LocalItem, MaterializedInput, TaskStorage
@@ -129,6 +130,7 @@ __all__ = [
     "JobMeta",
     "Lease",
     "LeaseLost",
+    "LeaseNode",
     "LeaseSession",
     "LeaseUpdate",
     "LocalItem",
@@ -162,6 +164,7 @@ __all__ = [
     "TransportError",
     "UnauthorizedError",
     "Wallet",
+    "build_lease_node",
     "build_siwe_message",
     "load_node_config",
     "parse_cid",

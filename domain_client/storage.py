@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,18 +106,24 @@ class TaskStorage:
         target = parse_cid(cid, strict_ids=self.strict_ids)
         self._warn_if_elsewhere(cid, target)
         root = dest_root / f"domain-input-{uuid.uuid4()}"
-        root.mkdir(parents=True)
+        await asyncio.to_thread(root.mkdir, parents=True)
+        try:
+            items = await self._download(target, root)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, root, True)  # nothing half-downloaded stays
+            raise
+        return MaterializedInput(root=root, primary=items[0], related=items[1:])
+
+    async def _download(self, target: CidTarget, root: Path) -> list[LocalItem]:
         if self.download_mode == "multipart":
-            items = await self.domain.download_multipart(
+            return await self.domain.download_multipart(
                 ids=target.ids or None,
                 name=target.name,
                 data_type=target.data_type,
                 dest_dir=root,
                 layout=dataset_path,
             )
-        else:
-            items = await self._download_listed(target, root)
-        return MaterializedInput(root=root, primary=items[0], related=items[1:])
+        return await self._download_listed(target, root)
 
     def _warn_if_elsewhere(self, cid: str, target: CidTarget) -> None:
         if target.domain_id is not None and target.domain_id != self.domain.domain_id:

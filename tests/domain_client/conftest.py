@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.domain_client.factories import shared_ssl_context
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 
@@ -54,5 +56,5 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(verify=shared_ssl_context()) as client:
         yield client

@@ -46,9 +46,13 @@ class FakeItem:
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "id": self.id, "domain_id": self.domain_id, "name": self.name,
-            "data_type": self.data_type, "size": len(self.content),
-            "created_at": self.created_at, "updated_at": _ts(),
+            "id": self.id,
+            "domain_id": self.domain_id,
+            "name": self.name,
+            "data_type": self.data_type,
+            "size": len(self.content),
+            "created_at": self.created_at,
+            "updated_at": _ts(),
         }
 
 
@@ -89,8 +93,11 @@ class FakeNetwork:
             ("POST", r"/internal/v1/nodes/register-wallet$", self._register),
             ("POST", r"/internal/v1/auth/siwe/verify$", self._verify),
             ("GET", r"/v1/tasks$", self._lease),
-            ("POST", rf"/v1/tasks/(?P<task>{_UUID})/(?P<action>heartbeat|complete|fail)$",
-             self._task_call),
+            (
+                "POST",
+                rf"/v1/tasks/(?P<task>{_UUID})/(?P<action>heartbeat|complete|fail)$",
+                self._task_call,
+            ),
             ("GET", r"/api/v1/info$", self._info),
             ("GET", rf"/api/v1/domains/(?P<domain>{_UUID})/data$", self._list),
             ("POST", rf"/api/v1/domains/(?P<domain>{_UUID})/data$", self._create),
@@ -99,7 +106,11 @@ class FakeNetwork:
             ("PUT", rf"/api/v1/domains/(?P<domain>{_UUID})/data/multipart$", self._chunked_part),
             ("DELETE", rf"/api/v1/domains/(?P<domain>{_UUID})/data/multipart$", self._abort),
             ("GET", rf"/api/v1/domains/(?P<domain>{_UUID})/data/(?P<data>[^/?]+)$", self._raw),
-            ("DELETE", rf"/api/v1/domains/(?P<domain>{_UUID})/data/(?P<data>[^/?]+)$", self._delete),
+            (
+                "DELETE",
+                rf"/api/v1/domains/(?P<domain>{_UUID})/data/(?P<data>[^/?]+)$",
+                self._delete,
+            ),
         ]
         for method, path, handler in routes:
             pattern = BASE.replace(".", r"\.") + path.removesuffix("$") + r"(?:\?.*)?$"
@@ -117,10 +128,12 @@ class FakeNetwork:
         self.domain_tokens[token] = domain_id
         return token
 
-    def create_task(self, domain_id: str, capability: str, inputs_cids: list[str],
-                    outputs_prefix: str | None) -> str:
-        task = FakeTask(str(uuid.uuid4()), str(uuid.uuid4()), domain_id, capability,
-                        inputs_cids, outputs_prefix)
+    def create_task(
+        self, domain_id: str, capability: str, inputs_cids: list[str], outputs_prefix: str | None
+    ) -> str:
+        task = FakeTask(
+            str(uuid.uuid4()), str(uuid.uuid4()), domain_id, capability, inputs_cids, outputs_prefix
+        )
         self.tasks[task.id] = task
         return task.id
 
@@ -148,8 +161,17 @@ class FakeNetwork:
         wallet = json.loads(request.content)["wallet"]
         if wallet != wallet.lower():
             return _json(400, {"error": "address must be lowercase"})
-        return _json(200, {"nonce": uuid.uuid4().hex, "domain": "fake.test", "uri": BASE,
-                           "version": "1", "chainId": 8453, "issuedAt": _ts()})
+        return _json(
+            200,
+            {
+                "nonce": uuid.uuid4().hex,
+                "domain": "fake.test",
+                "uri": BASE,
+                "version": "1",
+                "chainId": 8453,
+                "issuedAt": _ts(),
+            },
+        )
 
     def _signer(self, message: str, signature: str) -> str:
         recovered = Account.recover_message(encode_defunct(text=message), signature=signature)
@@ -189,14 +211,22 @@ class FakeNetwork:
         return _json(200, self._envelope(task))
 
     def _envelope(self, task: FakeTask) -> dict[str, Any]:
-        spec: dict[str, Any] = {"id": task.id, "job_id": task.job_id,
-                                "capability": task.capability, "inputs_cids": task.inputs_cids}
+        spec: dict[str, Any] = {
+            "id": task.id,
+            "job_id": task.job_id,
+            "capability": task.capability,
+            "inputs_cids": task.inputs_cids,
+        }
         if task.outputs_prefix is not None:
             spec["outputs_prefix"] = task.outputs_prefix
         return {
-            "task": spec, "domain_id": task.domain_id, "domain_server_url": BASE,
+            "task": spec,
+            "domain_id": task.domain_id,
+            "domain_server_url": BASE,
             "access_token": self.issue_domain_token(task.domain_id),
-            "access_token_expires_at": _ts(300), "lease_expires_at": _ts(60), "status": "leased",
+            "access_token_expires_at": _ts(300),
+            "lease_expires_at": _ts(60),
+            "status": "leased",
         }
 
     def _task_call(self, request: httpx.Request, task: str, action: str) -> httpx.Response:
@@ -218,9 +248,16 @@ class FakeNetwork:
     # --- domain server -------------------------------------------------------------------------
 
     def _info(self, request: httpx.Request) -> httpx.Response:
-        return _json(200, {"upload": {"request_max_bytes": self.request_max_bytes,
-                                      "domain_data_max_bytes": 0,
-                                      "multipart": {"enabled": True}}})
+        return _json(
+            200,
+            {
+                "upload": {
+                    "request_max_bytes": self.request_max_bytes,
+                    "domain_data_max_bytes": 0,
+                    "multipart": {"enabled": True},
+                }
+            },
+        )
 
     def _list(self, request: httpx.Request, domain: str) -> httpx.Response:
         if not self._domain_ok(request, domain):
@@ -228,7 +265,8 @@ class FakeNetwork:
         params = request.url.params
         ids = params["ids"].split(",") if "ids" in params else None
         found = [
-            item for item in self.items.values()
+            item
+            for item in self.items.values()
             if item.domain_id == domain
             and (ids is None or item.id in ids)
             and params.get("name", item.name) == item.name
@@ -244,17 +282,28 @@ class FakeNetwork:
         for item in items:
             meta = item.metadata()
             params = "; ".join(
-                f'{key}="{meta[field_name]}"' for key, field_name in (
-                    ("name", "name"), ("data-type", "data_type"), ("id", "id"),
-                    ("domain-id", "domain_id"), ("size", "size"), ("created-at", "created_at"),
-                    ("updated-at", "updated_at"))
+                f'{key}="{meta[field_name]}"'
+                for key, field_name in (
+                    ("name", "name"),
+                    ("data-type", "data_type"),
+                    ("id", "id"),
+                    ("domain-id", "domain_id"),
+                    ("size", "size"),
+                    ("created-at", "created_at"),
+                    ("updated-at", "updated_at"),
+                )
             )
-            body += (f"--{boundary}\r\nContent-Disposition: form-data; {params}\r\n"
-                     "Content-Type: application/octet-stream\r\n\r\n").encode()
+            body += (
+                f"--{boundary}\r\nContent-Disposition: form-data; {params}\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
             body += item.content + b"\r\n"
         body += f"--{boundary}--\r\n".encode()
-        return httpx.Response(200, content=bytes(body), headers={
-            "content-type": f"multipart/form-data; boundary={boundary}"})
+        return httpx.Response(
+            200,
+            content=bytes(body),
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        )
 
     def _raw(self, request: httpx.Request, domain: str, data: str) -> httpx.Response:
         if not self._domain_ok(request, domain):

@@ -82,8 +82,9 @@ class RespxNetwork:
         return item.content if item is not None and item.domain_id == domain_id else None
 
     def names(self, domain_id: str) -> list[tuple[str, str]]:
-        return sorted((i.name, i.data_type) for i in self.fake.items.values()
-                      if i.domain_id == domain_id)
+        return sorted(
+            (i.name, i.data_type) for i in self.fake.items.values() if i.domain_id == domain_id
+        )
 
     def fail_next(self, path_fragment: str, status: int) -> None:
         self.fake.faults.append((path_fragment, status))

@@ -182,14 +182,19 @@ async def test_domain_401_asks_for_a_heartbeat_and_replays_with_the_new_token(
     with respx.mock(base_url=BASE, assert_all_called=False) as mock:
         mock.get("/tasks").respond(200, json=lease)
         heartbeat = mock.post(f"{tasks}/heartbeat").mock(
-            side_effect=[heartbeat_echo(lease)(), heartbeat_echo(lease, access_token="t-B")(),
-                         heartbeat_echo(lease, access_token="t-B")()]
+            side_effect=[
+                heartbeat_echo(lease)(),
+                heartbeat_echo(lease, access_token="t-B")(),
+                heartbeat_echo(lease, access_token="t-B")(),
+            ]
         )
         mock.get(data).respond(200, json={"data": []})
         stored = mock.post(data).mock(
-            side_effect=lambda request: httpx.Response(401)
-            if request.headers["authorization"] == "Bearer t-A"
-            else httpx.Response(200, json={"data": [{"id": "new"}]})
+            side_effect=lambda request: (
+                httpx.Response(401)
+                if request.headers["authorization"] == "Bearer t-A"
+                else httpx.Response(200, json={"data": [{"id": "new"}]})
+            )
         )
         mock.post(f"{tasks}/complete").respond(200)
         mock.route().respond(404)

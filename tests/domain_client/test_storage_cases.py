@@ -275,6 +275,7 @@ async def test_case_17_download_error_mapping(http: httpx.AsyncClient, tmp_path:
                 with pytest.raises(kind) as caught:
                     await storage.materialize(f"c{status}", tmp_path)
                 assert str(caught.value) == text and caught.value.status == status
+    assert not any(tmp_path.iterdir())  # noqa: ASYNC240 (no half-made download folder is left)
 
 
 async def test_case_18_empty_multipart_is_not_found(
