@@ -1,39 +1,9 @@
 """Async httpx clients for DDS, DMS and the domain server, pydantic wire models, the
 protocol-level task engine, and (in ``domain_client.emulator``) an emulator of the three services.
 
-The wire contract is ``docs/protocol.md``; the table below maps each disagreement of its §5 to
-the choice made here and where it is implemented and tested (tests in ``tests/domain_client``).
-
-=====  ====================================================  ===================================
-§5 #   resolution                                            implemented / tested
-=====  ====================================================  ===================================
-1      [PM] wire format, [SDK] strictness where listed       throughout
-2      ``GET /tasks`` without query (``capability=`` opt.)   dms.DmsClient.lease / case 2
-3      list + raw download by default; multipart kept        storage.DownloadMode / cases 12, 30
-4      lease host and domain; log when a CID differs         storage.TaskStorage.materialize /
-                                                             test_cid_for_another_domain...
-5      [PM] TTL ratios, bounded by [SDK] 30 s / token life   heartbeat.heartbeat_delay_s / 7, 8
-6      events sent until acknowledged ([PM])                 heartbeat.HeartbeatDriver / events
-7      changed task/domain/capability = lost lease           lease.LeaseSession.apply / 11
-8      lease needs domain, URL, token, expiries in future    lease.lease_problem / rejected lease
-9      failed initial heartbeat: report nothing              engine.TaskEngine / initial hb test
-10     unknown capability: "no runner registered for ..."    receipts.unknown_capability_body/11
-11     any heartbeat failure = lost lease, no retry          dms.DmsClient.heartbeat / 10, 43
-12     current domain token read before every request        tokens.DomainToken / 15, 16, 44
-13     info: all three keys; missing multipart = try+fall    storage._exceeds_limits / 16, info
-14     chunked init sends real name/type + existing_id       domain.upload_chunked / 16
-15     (runner: optional outputs) not in domain_client       app/
-16     (runner: missing COLMAP binaries) not here            app/
-17     current token everywhere                              tokens.DomainToken / 15, 44
-18     receipt artifacts sorted by logical_path              storage.TaskStorage.artifacts
-19     reason cut to 4096 bytes; oversized details -> null   receipts / reason + details tests
-20     one trailing ``/`` of DMS_BASE_URL stripped           dms.DmsPaths / case 2
-21     lowercase address in SIWE message and JSON            siwe.Wallet / case 23
-22     ``NODE_URL`` ignored                                  config.load_node_config
-23     inbound endpoints are app/'s                          app/
-24     DMS 409 on lease = no work                            dms.DmsClient.lease / case 1 extras
-25     progress <= 64 KiB, DMS responses <= 2 MiB            dms, heartbeat / limits tests
-=====  ====================================================  ===================================
+The wire contract is ``docs/protocol.md``; ``domain_client/README.md`` maps each disagreement
+of its §5 to the choice made here and to where it is implemented and tested. Errors form one
+hierarchy, drawn in :mod:`domain_client.errors`.
 """
 
 from domain_client._http import RetryPolicy
