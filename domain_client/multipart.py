@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from domain_client.errors import ProtocolViolation
@@ -138,7 +139,7 @@ def _metadata_from_params(params: dict[str, str]) -> DataMetadata:
         raise ProtocolViolation(f"multipart part {params['id']!r}: {exc}") from exc
 
 
-def _optional_time(text: str | None) -> object:
+def _optional_time(text: str | None) -> datetime | None:
     return parse_timestamp(text) if text else None
 
 

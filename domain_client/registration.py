@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from domain_client.dds import DdsClient
-from domain_client.errors import DomainClientError, NonceError, ResponseError, TransportError
+from domain_client.errors import DomainClientError, ResponseError
 from domain_client.siwe import Wallet, build_siwe_message
 
 __all__ = [
@@ -74,8 +74,7 @@ def classify_failure(exc: Exception) -> AttemptOutcome:
         if exc.status in _RETRYABLE_STATUSES or exc.status >= 500:
             return "retryable"
         return "slow_retry"
-    if isinstance(exc, TransportError | NonceError):
-        return "retryable"
+    # Transport errors, an unusable nonce body and any other failure: retry with backoff.
     return "retryable"
 
 
