@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import httpx
 
@@ -28,12 +28,30 @@ __all__ = ["LeaseNode", "build_lease_node"]
 
 @dataclass
 class LeaseNode:
-    """The parts of a lease-mode node, ready to run."""
+    """The parts of a lease-mode node, ready to run (``run``, or ``start`` / ``stop``)."""
 
     registrar: Registrar
     auth: DdsAuth
     dms: DmsClient
     engine: TaskEngine
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+
+    def start(self) -> None:
+        """Run in a background task (call from a running event loop, e.g. a FastAPI lifespan)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(self._stop), name="lease-node")
+
+    async def stop(self) -> None:
+        """Stop polling; a task running now is cancelled locally (no receipt is sent)."""
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.wait([self._task])
+
+    @property
+    def healthy(self) -> bool:
+        """True while the background loop runs (False before ``start`` and after it ended)."""
+        return self._task is not None and not self._task.done()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Register, keep the DDS token fresh and poll DMS until ``stop`` is set."""

@@ -294,11 +294,12 @@ async def test_lease_node_from_environment_runs_a_task(
     task_id = network.create_task(domain_id, CAPABILITY, [cid], None)
     engine = EngineConfig(client_id="ignored", domain_retry=FAST_RETRY)
     node = build_lease_node(config, client, {CAPABILITY: splat_handler(tmp_path)}, engine=engine)
-    stop = asyncio.Event()
-    running = asyncio.create_task(node.run(stop))
+    assert not node.healthy
+    node.start()
     await wait_until(lambda: network.task_result(task_id).status == "completed", timeout_s=20)
-    stop.set()
-    await asyncio.wait_for(running, 10)
+    assert node.healthy
+    await asyncio.wait_for(node.stop(), 10)
+    assert not node.healthy
     assert node.registrar.state == "registered" and node.engine.outcomes["completed"] == 1
     with pytest.raises(ValueError, match="no handler for registered capabilities"):
         build_lease_node(config, client, {})
