@@ -11,7 +11,7 @@ from app import CAPABILITY, __version__
 from app.api.errors import register_exception_handlers
 from app.api.limits import BodySizeLimit
 from app.api.routes import health, intake, jobs
-from app.jobs.service import PushContextFactory
+from app.lease import LeaseModeDoor
 from app.services import LeaseDoor, start_services, stop_services
 from app.settings import Settings, get_settings
 
@@ -30,11 +30,7 @@ one is set; `/health`, `/ready` and `/metrics` are always open.
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    services = await start_services(
-        app.state.settings,
-        context_factory=app.state.context_factory,
-        lease_door=app.state.lease_door,
-    )
+    services = await start_services(app.state.settings, lease_door=app.state.lease_door)
     app.state.services = services
     try:
         yield
@@ -45,16 +41,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(
     settings: Settings | None = None,
     *,
-    context_factory: PushContextFactory | None = None,
     lease_door: LeaseDoor | None = None,
 ) -> FastAPI:
     """Builds the node's app.
 
     Args:
         settings: the configuration; :func:`get_settings` (the environment) when omitted.
-        context_factory: builds a push job's task context (domain client and storage); without
-            it the push door answers 503.
-        lease_door: the lease engine, required when lease mode is configured.
+        lease_door: the lease engine; in lease mode (``REG_SECRET`` and ``SECP256K1_PRIVHEX``
+            set) a :class:`LeaseModeDoor` when omitted.
     """
     settings = settings or get_settings()
     app = FastAPI(
@@ -64,7 +58,8 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.settings = settings
-    app.state.context_factory = context_factory
+    if lease_door is None and settings.lease_mode:
+        lease_door = LeaseModeDoor()
     app.state.lease_door = lease_door
     app.add_middleware(BodySizeLimit, max_bytes=settings.splatter_max_body_bytes)
     register_exception_handlers(app)

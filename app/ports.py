@@ -2,9 +2,10 @@
 
 Ids are ``UUID`` in the push envelope and ``str`` in ``domain_client``'s models; both fit.
 The runner is written against the agreed ``domain_client`` surface (``TaskContext``,
-``TaskStorage``, ``DomainClient``, ``Lease``, ``DataMetadata``, ``ArtifactRecord``). These
-protocols name only the members the runner uses, read-only, so that the real classes and the
-test fakes both satisfy them without either importing the other.
+``TaskStorage``, ``DomainClient``, ``Lease``, ``DataMetadata``, ``ArtifactRecord``) and the
+push door's ``PushTaskContext``. These protocols name only the members the runner uses,
+read-only: the lease engine's ``TaskContext`` and the push door's context both satisfy them, and
+the runner depends on nothing more.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from typing import Protocol
 
 import httpx
 
-from app.jobs.service import JobService, PushContextFactory
+from app.jobs.push_context import DomainPushContexts
+from app.jobs.service import JobService
 from app.metrics import NodeMetrics
 from app.runner import cleanup_tasks_root
 from app.settings import Settings
@@ -50,13 +51,12 @@ class Services:
     recovered: list[str] = field(default_factory=list)
 
 
-async def start_services(
-    settings: Settings,
-    *,
-    context_factory: PushContextFactory | None = None,
-    lease_door: LeaseDoor | None = None,
-) -> Services:
-    """Builds and starts everything; raises if lease mode is configured without a lease door."""
+async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = None) -> Services:
+    """Builds and starts everything; raises if lease mode is configured without a lease door.
+
+    Both doors share one HTTP client: the lease door's DDS/DMS/domain clients and the push
+    door's domain clients (:class:`DomainPushContexts`) and progress relays.
+    """
     if settings.lease_mode and lease_door is None:
         raise RuntimeError(
             "REG_SECRET and SECP256K1_PRIVHEX are set but this node has no lease engine wired in"
@@ -73,16 +73,15 @@ async def start_services(
     metrics.watch_jobs(lambda: store.count_by_state().items())
     supervisor = WorkerSupervisor(settings)
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
-    jobs = JobService(
-        store, supervisor, settings, metrics, context_factory=context_factory, http=http
-    )
+    contexts = DomainPushContexts(http, settings.client_id)
+    jobs = JobService(store, supervisor, settings, metrics, context_factory=contexts, http=http)
     jobs.start()
     services = Services(settings, store, supervisor, metrics, jobs, http, lease_door, recovered)
     if lease_door is not None:
         await lease_door.start(services)
     log.info(
         "node started",
-        extra={"lease_mode": settings.lease_mode, "push": jobs.push_enabled},
+        extra={"lease_mode": settings.lease_mode},
     )
     return services
 

@@ -9,6 +9,11 @@ module-level instance, so tests can build their own.
 Booleans follow the reference runner: ``1``, ``true``, ``yes``, ``on`` (any case) are true;
 ``0``, ``false``, ``no``, ``off`` are false; anything else is an error naming the variable.
 Empty variables count as unset.
+
+The lease-mode rules of protocol §3.9 (URL forms, the request-timeout range, ``NODE_VERSION``
+and ``CLIENT_ID`` normalisation) are ``domain_client.config``'s, applied here by the field
+validators; :meth:`Settings.node_config` hands the result to ``domain_client`` as a
+``NodeConfig``, so there is one parser of the environment and one set of rules.
 """
 
 from __future__ import annotations
@@ -17,32 +22,42 @@ import ipaddress
 import re
 import shlex
 import sys
-import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app import __version__
+from app import CAPABILITY, __version__
+from domain_client.config import (
+    DEFAULT_DDS_BASE_URL,
+    DEFAULT_DMS_BASE_URL,
+    NodeConfig,
+    normalise_capabilities,
+    normalise_client_id,
+    normalise_request_timeout,
+    normalise_url,
+    normalise_version,
+)
 
 __all__ = [
     "EnvBool",
     "Settings",
     "get_settings",
     "is_loopback_host",
-    "normalize_node_version",
     "parse_env_bool",
 ]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
-_SEMVER = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
-)
-_PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]{1,128}$")
 
 
 def parse_env_bool(value: object) -> bool:
@@ -60,15 +75,6 @@ def parse_env_bool(value: object) -> bool:
 EnvBool = Annotated[bool, BeforeValidator(parse_env_bool)]
 
 
-def normalize_node_version(raw: str | None) -> str:
-    """``NODE_VERSION`` as registration sends it: semver, one leading ``v`` dropped, else ours."""
-    text = (raw or "").strip()
-    for candidate in (text, text[1:] if text[:1] in ("v", "V") else ""):
-        if candidate and _SEMVER.match(candidate):
-            return candidate
-    return __version__
-
-
 def is_loopback_host(host: str) -> bool:
     """True for ``localhost`` and loopback IP literals (``127.0.0.0/8``, ``::1``)."""
     if host.strip().lower() == "localhost":
@@ -77,10 +83,6 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _default_client_id() -> str:
-    return f"splatter-node/{uuid.uuid4()}"
 
 
 class Settings(BaseSettings):
@@ -95,11 +97,11 @@ class Settings(BaseSettings):
     """Registration credentials from the Posemesh console; with the key, enables lease mode."""
     secp256k1_privhex: SecretStr | None = None
     """Hex secp256k1 private key (32 bytes, optional ``0x``) of the staked wallet."""
-    dms_base_url: str = "https://dms.auki.network/v1"
-    dds_base_url: str = "https://dds.auki.network"
-    request_timeout_secs: float = Field(60.0, ge=1, le=300)
-    """DMS and DDS HTTP timeout in seconds (1–300)."""
-    register_interval_secs: float = Field(120.0, gt=0)
+    dms_base_url: str = DEFAULT_DMS_BASE_URL
+    dds_base_url: str = DEFAULT_DDS_BASE_URL
+    request_timeout_secs: int = 60
+    """DMS and DDS HTTP timeout in seconds (0 becomes 1; over 300 is refused)."""
+    register_interval_secs: int = Field(120, gt=0)
     register_max_retry: int = Field(-1, ge=-1)
     poll_backoff_ms_min: int = Field(1000, ge=0)
     poll_backoff_ms_max: int = Field(30000, ge=0)
@@ -110,7 +112,7 @@ class Settings(BaseSettings):
     token_reauth_jitter_ms: int = Field(500, ge=0)
     node_version: str = __version__
     """Registration ``version``; normalised to semver (leading ``v`` dropped, else ours)."""
-    client_id: str = Field(default_factory=_default_client_id)
+    client_id: str = Field(default_factory=lambda: normalise_client_id(None))
     """``posemesh-client-id`` header: 1–128 printable ASCII characters."""
 
     # --- logging ---
@@ -156,26 +158,28 @@ class Settings(BaseSettings):
     """Largest request body accepted (413 above it)."""
     splatter_access_log: EnvBool = False
 
+    # The §3.9 rules live in domain_client.config (shared with load_node_config); these
+    # validators only apply them, so the two parsers cannot drift apart.
+
     @field_validator("dms_base_url", "dds_base_url")
     @classmethod
-    def _strip_trailing_slash(cls, value: str) -> str:
-        value = value.strip()
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
+    def _check_url(cls, value: str, info: ValidationInfo) -> str:
+        return normalise_url(value, str(info.field_name).upper())
+
+    @field_validator("request_timeout_secs")
+    @classmethod
+    def _check_request_timeout(cls, value: int) -> int:
+        return normalise_request_timeout(value)
 
     @field_validator("node_version", mode="before")
     @classmethod
     def _normalize_version(cls, value: object) -> str:
-        return normalize_node_version(None if value is None else str(value))
+        return normalise_version(None if value is None else str(value), __version__)
 
     @field_validator("client_id")
     @classmethod
     def _check_client_id(cls, value: str) -> str:
-        value = value.strip()
-        if not _PRINTABLE_ASCII.match(value):
-            raise ValueError("must be 1-128 printable ASCII characters")
-        return value
+        return normalise_client_id(value)
 
     @field_validator("secp256k1_privhex")
     @classmethod
@@ -227,6 +231,34 @@ class Settings(BaseSettings):
         """The command prefix of the pipeline child (before ``run --job-root ...``)."""
         words = shlex.split(self.pipeline_command)
         return words or [sys.executable, "-m", "pipeline"]
+
+    def node_config(self) -> NodeConfig:
+        """What ``domain_client`` needs for lease mode (``build_lease_node``).
+
+        Raises:
+            RuntimeError: lease mode is not configured (no ``REG_SECRET`` / key).
+        """
+        if self.reg_secret is None or self.secp256k1_privhex is None:
+            raise RuntimeError("lease mode needs REG_SECRET and SECP256K1_PRIVHEX")
+        return NodeConfig(
+            reg_secret=self.reg_secret.get_secret_value(),
+            secp256k1_privhex=self.secp256k1_privhex.get_secret_value(),
+            capabilities=normalise_capabilities([CAPABILITY]),
+            dms_base_url=self.dms_base_url,
+            dds_base_url=self.dds_base_url,
+            request_timeout_s=self.request_timeout_secs,
+            register_interval_s=self.register_interval_secs,
+            register_max_retry=self.register_max_retry,
+            poll_backoff_ms_min=self.poll_backoff_ms_min,
+            poll_backoff_ms_max=self.poll_backoff_ms_max,
+            heartbeat_min_ratio=self.heartbeat_min_ratio,
+            heartbeat_max_ratio=self.heartbeat_max_ratio,
+            token_safety_ratio=self.token_safety_ratio,
+            token_reauth_max_retries=self.token_reauth_max_retries,
+            token_reauth_jitter_ms=self.token_reauth_jitter_ms,
+            node_version=self.node_version,
+            client_id=self.client_id,
+        )
 
     @property
     def database_path(self) -> Path:

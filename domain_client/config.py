@@ -23,6 +23,8 @@ __all__ = [
     "load_node_config",
     "normalise_capabilities",
     "normalise_client_id",
+    "normalise_request_timeout",
+    "normalise_url",
     "normalise_version",
     "package_version",
 ]
@@ -104,7 +106,12 @@ def normalise_client_id(raw: str | None) -> str:
     return text
 
 
-def _normalise_url(raw: str, name: str) -> str:
+def normalise_url(raw: str, name: str) -> str:
+    """An http(s) base URL, trimmed; one without a path gains ``/`` ([PM] ``DDS_BASE_URL``).
+
+    Raises:
+        ConfigError: not an http(s) URL (the message names the variable ``name``).
+    """
     text = raw.strip()
     scheme, sep, rest = text.partition("://")
     if not sep or scheme not in ("http", "https") or not rest:
@@ -139,8 +146,13 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _request_timeout(env: Mapping[str, str]) -> int:
-    timeout = max(1, _integer(env, "REQUEST_TIMEOUT_SECS", 60))
+def normalise_request_timeout(seconds: int) -> int:
+    """``REQUEST_TIMEOUT_SECS``: 0 (or less) becomes 1 ([PM]); more than 300 is refused ([NH]).
+
+    Raises:
+        ConfigError: over 300 seconds.
+    """
+    timeout = max(1, seconds)
     if timeout > 300:
         raise ConfigError(f"REQUEST_TIMEOUT_SECS must be 1 to 300, got {timeout}")
     return timeout
@@ -162,13 +174,9 @@ def load_node_config(
         reg_secret=_required(env, "REG_SECRET"),
         secp256k1_privhex=_required(env, "SECP256K1_PRIVHEX"),
         capabilities=normalise_capabilities(capabilities),
-        dms_base_url=_normalise_url(
-            env.get("DMS_BASE_URL") or DEFAULT_DMS_BASE_URL, "DMS_BASE_URL"
-        ),
-        dds_base_url=_normalise_url(
-            env.get("DDS_BASE_URL") or DEFAULT_DDS_BASE_URL, "DDS_BASE_URL"
-        ),
-        request_timeout_s=_request_timeout(env),
+        dms_base_url=normalise_url(env.get("DMS_BASE_URL") or DEFAULT_DMS_BASE_URL, "DMS_BASE_URL"),
+        dds_base_url=normalise_url(env.get("DDS_BASE_URL") or DEFAULT_DDS_BASE_URL, "DDS_BASE_URL"),
+        request_timeout_s=normalise_request_timeout(_integer(env, "REQUEST_TIMEOUT_SECS", 60)),
         register_interval_s=_integer(env, "REGISTER_INTERVAL_SECS", 120),
         register_max_retry=_integer(env, "REGISTER_MAX_RETRY", -1),
         poll_backoff_ms_min=_integer(env, "POLL_BACKOFF_MS_MIN", 1000),

@@ -196,14 +196,28 @@ class TaskEngine:
 
     # --- the loop --------------------------------------------------------------------------
 
-    async def run_forever(self, stop: asyncio.Event) -> None:
-        """Cycle until ``stop`` is set; a task running at that moment is cancelled locally."""
+    async def run_forever(self, stop: asyncio.Event, slot: asyncio.Lock | None = None) -> None:
+        """Cycle until ``stop`` is set; a task running at that moment is cancelled locally.
+
+        Args:
+            stop: ends the loop.
+            slot: held for the whole of each cycle when given (a node that also runs work from
+                elsewhere on the same worker leases nothing while that work holds it).
+        """
         while not stop.is_set():
             if self._registrar is not None and not await self._registrar.wait_registered(
                 stop, self._config.registration_poll_s
             ):
                 break
-            outcome = await self._guarded_cycle(stop)
+            if slot is None:
+                outcome = await self._guarded_cycle(stop)
+            else:
+                if not await acquire_unless_stopped(slot, stop):
+                    break
+                try:
+                    outcome = await self._guarded_cycle(stop)
+                finally:
+                    slot.release()
             await asyncio.sleep(0)  # let other tasks run even when every call answered at once
             if outcome not in PROCESSED:
                 delay = poll_backoff_s(
@@ -415,6 +429,28 @@ class TaskEngine:
             return False
         logger.info("task %s failed: %s", task_id, body.reason)
         return True
+
+
+async def acquire_unless_stopped(lock: asyncio.Lock, stop: asyncio.Event) -> bool:
+    """Acquire ``lock``, or give up once ``stop`` is set; True when the lock is now held."""
+    if stop.is_set():
+        return False
+    acquiring = asyncio.ensure_future(lock.acquire())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([acquiring, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not acquiring.done():
+            acquiring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquiring
+    if acquiring.cancelled():
+        return False
+    if stop.is_set():
+        lock.release()  # acquired in the same instant as the stop: give it back
+        return False
+    return True
 
 
 async def _invoke(handler: Handler, context: TaskContext) -> None:

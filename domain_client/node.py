@@ -28,12 +28,16 @@ __all__ = ["LeaseNode", "build_lease_node"]
 
 @dataclass
 class LeaseNode:
-    """The parts of a lease-mode node, ready to run (``run``, or ``start`` / ``stop``)."""
+    """The parts of a lease-mode node, ready to run (``run``, or ``start`` / ``stop``).
+
+    ``slot``, when set, is held around every poll cycle (see :meth:`TaskEngine.run_forever`).
+    """
 
     registrar: Registrar
     auth: DdsAuth
     dms: DmsClient
     engine: TaskEngine
+    slot: asyncio.Lock | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
@@ -58,7 +62,7 @@ class LeaseNode:
         self.auth.start()
         registration = asyncio.create_task(self.registrar.run(stop), name="dds-registration")
         try:
-            await self.engine.run_forever(stop)
+            await self.engine.run_forever(stop, self.slot)
         finally:
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
@@ -73,6 +77,7 @@ def build_lease_node(
     *,
     engine: EngineConfig | None = None,
     rng: random.Random | None = None,
+    slot: asyncio.Lock | None = None,
 ) -> LeaseNode:
     """Build a lease-mode node.
 
@@ -82,6 +87,8 @@ def build_lease_node(
         handlers: capability → handler; must cover ``config.capabilities``.
         engine: engine settings to start from (``client_id``, ``capabilities`` and the poll and
             heartbeat settings are taken from ``config``).
+        slot: a lock held around every poll cycle, shared with other work on the same worker
+            (the app's worker slot): while someone else holds it, nothing is leased.
 
     Raises:
         InvalidKeyError: ``SECP256K1_PRIVHEX`` is not a usable key.
@@ -105,7 +112,7 @@ def build_lease_node(
         heartbeat_max_ratio=config.heartbeat_max_ratio,
     )
     task_engine = TaskEngine(dms, http, handlers, settings, registrar=registrar, rng=rng)
-    return LeaseNode(registrar=registrar, auth=auth, dms=dms, engine=task_engine)
+    return LeaseNode(registrar=registrar, auth=auth, dms=dms, engine=task_engine, slot=slot)
 
 
 def _registration(config: NodeConfig) -> RegistrationConfig:

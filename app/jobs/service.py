@@ -63,7 +63,7 @@ class PushContextFactory(Protocol):
 
 
 class IntakeUnavailableError(RuntimeError):
-    """The push door cannot take jobs now (shutting down, or not wired to a domain client)."""
+    """The push door cannot take jobs now (the node is shutting down)."""
 
 
 class DuplicateTaskError(RuntimeError):
@@ -113,8 +113,8 @@ class JobService:
         settings: Settings,
         metrics: NodeMetrics,
         *,
-        context_factory: PushContextFactory | None = None,
-        http: httpx.AsyncClient | None = None,
+        context_factory: PushContextFactory,
+        http: httpx.AsyncClient,
     ) -> None:
         self.store = store
         self._supervisor = supervisor
@@ -142,10 +142,6 @@ class JobService:
         """True while the push worker is alive."""
         return self._worker is not None and not self._worker.done()
 
-    @property
-    def push_enabled(self) -> bool:
-        return self._context_factory is not None
-
     async def stop(self) -> None:
         """Refuses new jobs; lets a running job drain, then cancels it; records every state."""
         self._accepting = False
@@ -171,13 +167,11 @@ class JobService:
         """Queues a push job; returns its record (state ``queued``).
 
         Raises:
-            IntakeUnavailableError: shutting down, or no domain client is wired in.
+            IntakeUnavailableError: the node is shutting down.
             DuplicateTaskError: a job for the same task id is queued or running.
         """
         if not self._accepting:
             raise IntakeUnavailableError("the node is shutting down")
-        if self._context_factory is None:
-            raise IntakeUnavailableError("push intake is not wired to a domain client")
         task_id = str(lease.task.id)
         active = self.store.active_for_task(task_id)
         if active is not None:
@@ -275,7 +269,6 @@ class JobService:
         forwarder = self._forwarder(pending.progress_url)
         reporter = JobReporter(self.store, job_key, forwarder=forwarder)
         try:
-            assert self._context_factory is not None  # submit() checked it
             ctx = self._context_factory(pending.lease, reporter, cancel)
         except Exception as exc:
             log.exception("push job setup failed", extra={"job": job_key})
@@ -343,7 +336,7 @@ class JobService:
         return record
 
     def _forwarder(self, url: str | None) -> ProgressForwarder | None:
-        if url is None or self._http is None:
+        if url is None:
             return None
         forwarder = ProgressForwarder(self._http, url)
         forwarder.start()

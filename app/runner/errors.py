@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+from domain_client.engine import RunnerError
+
 __all__ = ["JobCancelledError", "SplatterJobError"]
 
 
-class SplatterJobError(Exception):
-    """The job failed; the message is the reason's top-level text (e.g. ``materialize cid X``)."""
+class SplatterJobError(RunnerError):
+    """The job failed; the message is the reason's top-level text (e.g. ``materialize cid X``).
+
+    A ``RunnerError``: the lease engine's fail receipt says ``runner failed: <message>``.
+    """
 
 
 class JobCancelledError(Exception):

@@ -10,9 +10,10 @@ import pytest
 from app.records import NewJob
 from app.services import start_services
 from app.store import JobStore
-from tests.app.api.nodes import envelope, running_node
+from domain_client.emulator import EmulatorServer
+from tests.app.api.nodes import running_node
+from tests.app.domains import emulated_scene, push_envelope
 from tests.app.factories import make_settings
-from tests.app.runner.scenes import seed_refined_scene
 from tests.app.waiting import alive, eventually
 
 pytestmark = pytest.mark.anyio
@@ -48,14 +49,16 @@ async def test_old_job_folders_stay_when_cleanup_is_disabled(tmp_path: Path) -> 
     assert (settings.tasks_root / "t-1").is_dir()
 
 
-async def test_stopping_the_node_cancels_the_running_job_and_records_it(tmp_path: Path) -> None:
-    scene = seed_refined_scene()
+async def test_stopping_the_node_cancels_the_running_job_and_records_it(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
     pidfile = tmp_path / "child.pid"
     settings = make_settings(
         tmp_path, f"pid:{pidfile}", "ignore-sigterm", "train-forever", cancel_grace_secs=1.0
     )
-    async with running_node(settings, scene.domain) as node:
-        job = await node.push(envelope(scene.domain, [scene.cid]))
+    async with running_node(settings) as node:
+        job = await node.push(push_envelope(emulator, scene))
         await eventually(pidfile.exists)
         begin = time.monotonic()
     stopped_in = time.monotonic() - begin
@@ -66,26 +69,30 @@ async def test_stopping_the_node_cancels_the_running_job_and_records_it(tmp_path
     assert list(settings.tasks_root.iterdir()) == []
 
 
-async def test_a_job_that_ends_within_the_drain_time_finishes_normally(tmp_path: Path) -> None:
-    scene = seed_refined_scene()
+async def test_a_job_that_ends_within_the_drain_time_finishes_normally(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
     started = tmp_path / "started"
     settings = make_settings(
         tmp_path, f"touch:{started}", "sleep:0.5", "write-splat", shutdown_drain_secs=20.0
     )
-    async with running_node(settings, scene.domain) as node:
-        job = await node.push(envelope(scene.domain, [scene.cid]))
+    async with running_node(settings) as node:
+        job = await node.push(push_envelope(emulator, scene))
         await eventually(started.exists)
     assert JobStore.open(settings.database_path).get(job["id"]).state == "succeeded"
 
 
-async def test_jobs_still_queued_at_shutdown_are_recorded_as_cancelled(tmp_path: Path) -> None:
-    scene = seed_refined_scene()
+async def test_jobs_still_queued_at_shutdown_are_recorded_as_cancelled(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
     started = tmp_path / "started"
     settings = make_settings(tmp_path, f"touch:{started}", "sleep:30")
-    async with running_node(settings, scene.domain) as node:
-        await node.push(envelope(scene.domain, [scene.cid]))
+    async with running_node(settings) as node:
+        await node.push(push_envelope(emulator, scene))
         await eventually(started.exists)
-        queued = await node.push(envelope(scene.domain, [scene.cid]))
+        queued = await node.push(push_envelope(emulator, scene))
     record = JobStore.open(settings.database_path).get(queued["id"])
     assert (record.state, record.error) == ("cancelled", "node shutting down")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app import __version__
-from app.settings import Settings, is_loopback_host, normalize_node_version, parse_env_bool
+from app import CAPABILITY, __version__
+from app.settings import Settings, is_loopback_host, parse_env_bool
 
 KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082798ce3f4fdf2548b6f90"
 
@@ -26,7 +26,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_defaults_match_the_reference_node() -> None:
     s = Settings()
     assert (s.dms_base_url, s.dds_base_url) == (
-        "https://dms.auki.network/v1", "https://dds.auki.network",
+        "https://dms.auki.network/v1", "https://dds.auki.network/",
     )  # fmt: skip
     assert (s.request_timeout_secs, s.register_interval_secs, s.register_max_retry) == (60, 120, -1)
     assert (s.poll_backoff_ms_min, s.poll_backoff_ms_max) == (1000, 30000)
@@ -62,8 +62,8 @@ def test_environment_variables_use_the_reference_names(monkeypatch: pytest.Monke
     s = Settings()
     assert s.lease_mode
     assert s.secp256k1_privhex is not None and s.secp256k1_privhex.get_secret_value() == KEY
-    assert s.dms_base_url == "http://127.0.0.1:9000/v1"
-    assert s.dds_base_url == "http://127.0.0.1:9001"
+    assert s.dms_base_url == "http://127.0.0.1:9000/v1/"  # DmsClient strips one "/"
+    assert s.dds_base_url == "http://127.0.0.1:9001/"
     assert s.request_timeout_secs == 30 and s.tasks_root == Path("/app/tasks")
     assert s.disable_tasks_cleanup is True
     assert s.client_id == "my-node/1" and s.node_version == "2.3.4"
@@ -121,12 +121,17 @@ def test_a_malformed_private_key_is_rejected_without_echoing_it(
     assert "abc123" not in error.value.errors()[0]["msg"]
 
 
-@pytest.mark.parametrize("timeout", ["0", "301"])
-def test_the_request_timeout_must_be_1_to_300_seconds(
-    monkeypatch: pytest.MonkeyPatch, timeout: str
-) -> None:
-    monkeypatch.setenv("REQUEST_TIMEOUT_SECS", timeout)
-    with pytest.raises(ValidationError, match="request_timeout_secs"):
+def test_the_request_timeout_follows_the_reference_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUEST_TIMEOUT_SECS", "0")
+    assert Settings().request_timeout_secs == 1  # [PM]: 0 becomes 1
+    monkeypatch.setenv("REQUEST_TIMEOUT_SECS", "301")
+    with pytest.raises(ValidationError, match="REQUEST_TIMEOUT_SECS must be 1 to 300, got 301"):
+        Settings()
+
+
+def test_a_base_url_must_be_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DMS_BASE_URL", "ftp://dms.example/v1")
+    with pytest.raises(ValidationError, match="DMS_BASE_URL must be an http"):
         Settings()
 
 
@@ -148,7 +153,35 @@ def test_the_client_id_must_be_printable_ascii(monkeypatch: pytest.MonkeyPatch) 
     ],
 )
 def test_node_version_is_normalised_to_semver(raw: str | None, version: str) -> None:
-    assert normalize_node_version(raw) == version
+    assert Settings(node_version=raw).node_version == version
+
+
+def test_node_config_carries_the_lease_settings_to_domain_client() -> None:
+    s = Settings(
+        reg_secret="console-secret",
+        secp256k1_privhex=f"0x{KEY}",
+        dds_base_url="http://127.0.0.1:9001",
+        request_timeout_secs=0,
+        poll_backoff_ms_min=10,
+        heartbeat_max_ratio=0.3,
+        client_id=" node/7 ",
+        node_version="v1.2.3",
+    )
+    config = s.node_config()
+    assert (config.reg_secret, config.secp256k1_privhex) == ("console-secret", KEY)
+    assert config.capabilities == (CAPABILITY,)
+    assert (config.dds_base_url, config.dms_base_url) == (
+        "http://127.0.0.1:9001/", "https://dms.auki.network/v1",
+    )  # fmt: skip
+    assert (config.request_timeout_s, config.poll_backoff_ms_min) == (1, 10)
+    assert (config.heartbeat_min_ratio, config.heartbeat_max_ratio) == (0.25, 0.3)
+    assert (config.client_id, config.node_version) == ("node/7", "1.2.3")
+    assert "console-secret" not in repr(config) and KEY not in repr(config)
+
+
+def test_node_config_needs_lease_mode() -> None:
+    with pytest.raises(RuntimeError, match="lease mode needs REG_SECRET and SECP256K1_PRIVHEX"):
+        Settings().node_config()
 
 
 def test_a_non_loopback_address_needs_a_token_or_an_explicit_open_flag(

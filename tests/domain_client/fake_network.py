@@ -67,6 +67,8 @@ class FakeTask:
     status: str = "pending"
     complete_body: Any = None
     fail_body: Any = None
+    token: str | None = None
+    heartbeats: list[Any] = field(default_factory=list)
 
 
 class FakeNetwork:
@@ -83,6 +85,14 @@ class FakeNetwork:
         self.domain_tokens: dict[str, str] = {}  # token -> domain id
         self.uploads: dict[str, dict[str, Any]] = {}
         self.faults: list[tuple[str, int]] = []  # (path fragment, status), consumed in order
+        self.rotate_on_heartbeat = True
+        """Every heartbeat hands out a new domain token (else only when armed: ``rotate_next``)."""
+        self.rotate_next: set[str] = set()
+        """Task ids whose next heartbeat rotates the token (consumed)."""
+        self.cancel_requested: set[str] = set()
+        """Task ids whose next heartbeat answers ``cancel: true`` (and ends the lease)."""
+        self.log: list[tuple[str, str, str]] = []
+        """``(method, path?query, bearer)`` of every request, in arrival order."""
         self._counter = itertools.count(1)
 
     # --- set-up API ----------------------------------------------------------------------------
@@ -141,6 +151,8 @@ class FakeNetwork:
 
     def _with_faults(self, handler: Any) -> Any:
         def respond(request: httpx.Request, **params: str) -> httpx.Response:
+            target = request.url.raw_path.decode()
+            self.log.append((request.method, target, self._bearer(request)))
             for index, (fragment, status) in enumerate(self.faults):
                 if fragment in request.url.path:
                     del self.faults[index]
@@ -208,9 +220,9 @@ class FakeNetwork:
         if task is None:
             return httpx.Response(204)
         task.status = "leased"
-        return _json(200, self._envelope(task))
+        return _json(200, self._envelope(task, rotate=True))
 
-    def _envelope(self, task: FakeTask) -> dict[str, Any]:
+    def _envelope(self, task: FakeTask, *, rotate: bool) -> dict[str, Any]:
         spec: dict[str, Any] = {
             "id": task.id,
             "job_id": task.job_id,
@@ -223,7 +235,7 @@ class FakeNetwork:
             "task": spec,
             "domain_id": task.domain_id,
             "domain_server_url": BASE,
-            "access_token": self.issue_domain_token(task.domain_id),
+            "access_token": self._lease_token(task, rotate),
             "access_token_expires_at": _ts(300),
             "lease_expires_at": _ts(60),
             "status": "leased",
@@ -239,11 +251,23 @@ class FakeNetwork:
         if action == "heartbeat":
             if "progress" not in body or not isinstance(body.get("events"), list):
                 return _json(400, {"error": "bad heartbeat"})
-            return _json(200, self._envelope(record))  # rotates the domain token every time
+            record.heartbeats.append(body)
+            rotate = self.rotate_on_heartbeat or record.id in self.rotate_next
+            self.rotate_next.discard(record.id)
+            envelope = self._envelope(record, rotate=rotate)
+            if record.id in self.cancel_requested:
+                record.status = "cancelled"
+                envelope["cancel"] = True
+            return _json(200, envelope)
         record.status = "completed" if action == "complete" else "failed"
         record.complete_body = body if action == "complete" else None
         record.fail_body = body if action == "fail" else None
         return httpx.Response(200)
+
+    def _lease_token(self, task: FakeTask, rotate: bool) -> str:
+        if rotate or task.token is None:
+            task.token = self.issue_domain_token(task.domain_id)
+        return task.token
 
     # --- domain server -------------------------------------------------------------------------
 

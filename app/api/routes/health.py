@@ -34,7 +34,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
     body = ReadyPublic(
         ready=all(v == "ok" for v in checks.values()),
         checks=checks,
-        mode={"lease": services.settings.lease_mode, "push": services.jobs.push_enabled},
+        mode={"lease": services.settings.lease_mode, "push": True},
         state="busy" if services.supervisor.busy else "idle",
     )
     code = status.HTTP_200_OK if body.ready else status.HTTP_503_SERVICE_UNAVAILABLE

@@ -21,7 +21,7 @@ router = APIRouter(tags=["intake"], dependencies=[AuthDep])
         409: {"model": ErrorPublic, "description": "A job for this task is queued or running."},
         413: {"model": ErrorPublic, "description": "Request body over the limit."},
         422: {"description": "Not a usable lease envelope (capability, cancel, fields)."},
-        503: {"model": ErrorPublic, "description": "Shutting down or push intake not wired."},
+        503: {"model": ErrorPublic, "description": "The node is shutting down."},
     },
 )
 async def create_job(body: JobCreate, jobs: JobsDep, response: Response) -> JobPublic:

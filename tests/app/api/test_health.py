@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from app import CAPABILITY
-from tests.app.api.nodes import envelope, running_node
+from domain_client.emulator import EmulatorServer
+from tests.app.api.nodes import running_node
+from tests.app.domains import emulated_scene, push_envelope
 from tests.app.factories import make_settings
-from tests.app.runner.scenes import seed_refined_scene
 
 pytestmark = pytest.mark.anyio
 
@@ -49,11 +50,13 @@ async def test_ready_is_503_when_the_pipeline_cannot_start_or_the_disk_is_short(
     assert checks["store"] == "ok"
 
 
-async def test_metrics_expose_jobs_stages_bytes_and_steps(tmp_path: Path) -> None:
-    scene = seed_refined_scene()
+async def test_metrics_expose_jobs_stages_bytes_and_steps(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
     settings = make_settings(tmp_path, "progress:12", "write-outputs")
-    async with running_node(settings, scene.domain) as node:
-        job = await node.push(envelope(scene.domain, [scene.cid]))
+    async with running_node(settings) as node:
+        job = await node.push(push_envelope(emulator, scene))
         await node.wait_state(job["id"], "succeeded")
         response = await node.client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -63,8 +66,9 @@ async def test_metrics_expose_jobs_stages_bytes_and_steps(tmp_path: Path) -> Non
     assert 'splatter_jobs_finished_total{state="succeeded"} 1.0' in text
     assert "splatter_training_steps_total 12.0" in text
     assert 'splatter_stage_duration_seconds_count{stage="pipeline_train"} 1.0' in text
-    assert "splatter_bytes_uploaded_total 91.0" in text
-    assert "splatter_bytes_downloaded_total" in text
+    assert "splatter_bytes_uploaded_total 226.0" in text  # the stub's four outputs
+    # two recordings (11 + 13 bytes) and the five COLMAP binaries (their prefixes as content)
+    assert "splatter_bytes_downloaded_total 110.0" in text
 
 
 async def test_the_openapi_document_describes_every_route_with_examples(tmp_path: Path) -> None:

@@ -16,20 +16,23 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app import CAPABILITY
-from tests.app.api.nodes import envelope, running_node
+from domain_client.emulator import EmulatorServer
+from tests.app.api.nodes import running_node
+from tests.app.domains import SUFFIX, domain_uploads, emulated_scene, push_envelope, stored
 from tests.app.factories import make_settings
-from tests.app.runner.scenes import SUFFIX, seed_refined_scene
 from tests.app.serving import serve
 from tests.app.waiting import alive, eventually
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_pushed_job_is_accepted_run_and_reported(tmp_path: Path) -> None:
-    scene = seed_refined_scene()
+async def test_a_pushed_job_is_accepted_run_and_reported(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
     settings = make_settings(tmp_path, "progress:5", "write-outputs")
-    async with running_node(settings, scene.domain) as node:
-        body = envelope(scene.domain, [scene.cid])
+    async with running_node(settings) as node:
+        body = push_envelope(emulator, scene)
         response = await node.client.post(CAPABILITY, json=body)
         assert response.status_code == 202, response.text
         job = response.json()
@@ -48,11 +51,23 @@ async def test_a_pushed_job_is_accepted_run_and_reported(tmp_path: Path) -> None
     assert done["events"][0]["event"]["message"] == "workspace prepared"
     assert [e["seq"] for e in done["events"]] == list(range(1, len(done["events"]) + 1))
     assert done["started_at"] and done["finished_at"] and done["error"] is None
-    # the envelope's domain token reached the storage
-    assert scene.domain.requests[0].token == "push-token"
+    # every domain request carried the envelope's token; the artifacts are on the server
+    requests = emulator.state.request_log("domain")
+    assert {r.headers["authorization"] for r in requests} == {f"Bearer {body['access_token']}"}
+    assert {r.status for r in requests} <= {200, 201}
+    items = stored(emulator, scene.domain_id)
+    assert items[(f"refined_splat{SUFFIX}", "splat_data")] == b"\x01" * 64
+    assert items[(f"refined_splat_preview_video{SUFFIX}", "splat_preview_video")] == (
+        b"mp4-video" * 16
+    )
+    artifact_ids = {a["id"] for a in done["artifacts"]}
+    assert artifact_ids == {i.id for i in emulator.state.data_items(scene.domain_id)
+                            if i.name.startswith("refined_splat")}  # fmt: skip
 
 
-async def test_progress_url_receives_heartbeat_shaped_updates(tmp_path: Path) -> None:
+async def test_progress_url_receives_heartbeat_shaped_updates(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
     received: list[dict[str, Any]] = []
 
     async def record(request: Request) -> JSONResponse:
@@ -60,10 +75,10 @@ async def test_progress_url_receives_heartbeat_shaped_updates(tmp_path: Path) ->
         return JSONResponse({})
 
     receiver = Starlette(routes=[Route("/progress", record, methods=["POST"])])
-    scene = seed_refined_scene()
+    scene = emulated_scene(emulator)
     settings = make_settings(tmp_path, "progress:5", "write-outputs")
-    async with serve(receiver) as receiver_url, running_node(settings, scene.domain) as node:
-        body = {**envelope(scene.domain, [scene.cid]), "progress_url": f"{receiver_url}/progress"}
+    async with serve(receiver) as receiver_url, running_node(settings) as node:
+        body = {**push_envelope(emulator, scene), "progress_url": f"{receiver_url}/progress"}
         job = (await node.client.post(CAPABILITY, json=body)).json()
         await node.wait_state(job["id"], "succeeded")
         await eventually(lambda: bool(received) and received[-1]["progress"].get("progress") == 100)
@@ -75,12 +90,14 @@ async def test_progress_url_receives_heartbeat_shaped_updates(tmp_path: Path) ->
     assert "all outputs uploaded" in messages
 
 
-async def test_delete_cancels_a_running_job_and_stops_its_pipeline(tmp_path: Path) -> None:
-    scene = seed_refined_scene()
+async def test_delete_cancels_a_running_job_and_stops_its_pipeline(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
     pidfile = tmp_path / "child.pid"
     settings = make_settings(tmp_path, f"pid:{pidfile}", "train-forever", cancel_grace_secs=3.0)
-    async with running_node(settings, scene.domain) as node:
-        job = await node.push(envelope(scene.domain, [scene.cid]))
+    async with running_node(settings) as node:
+        job = await node.push(push_envelope(emulator, scene))
         await eventually(pidfile.exists)
         child = int(pidfile.read_text())
         response = await node.client.delete(f"/jobs/{job['id']}")
@@ -93,21 +110,17 @@ async def test_delete_cancels_a_running_job_and_stops_its_pipeline(tmp_path: Pat
     assert again.status_code == 409 and again.json() == {
         "detail": f"job {job['id']} has already cancelled"
     }
-    assert scene.domain.requests_of("create") == []
+    assert domain_uploads(emulator) == []
 
 
-async def test_a_queued_job_is_cancelled_at_once(tmp_path: Path) -> None:
-    scene = seed_refined_scene()
+async def test_a_queued_job_is_cancelled_at_once(tmp_path: Path, emulator: EmulatorServer) -> None:
+    scene = emulated_scene(emulator)
     started = tmp_path / "started"
     settings = make_settings(tmp_path, f"touch:{started}", "sleep:30")
-    async with running_node(settings, scene.domain) as node:
-        first = (
-            await node.client.post(CAPABILITY, json=envelope(scene.domain, [scene.cid]))
-        ).json()
+    async with running_node(settings) as node:
+        first = await node.push(push_envelope(emulator, scene))
         await eventually(started.exists)
-        second = (
-            await node.client.post(CAPABILITY, json=envelope(scene.domain, [scene.cid]))
-        ).json()
+        second = await node.push(push_envelope(emulator, scene))
         assert second["state"] == "queued"
         cancelled = (await node.client.delete(f"/jobs/{second['id']}")).json()
         assert cancelled["state"] == "cancelled"
@@ -116,12 +129,14 @@ async def test_a_queued_job_is_cancelled_at_once(tmp_path: Path) -> None:
         await node.wait_state(first["id"], "cancelled")
 
 
-async def test_a_second_push_of_a_running_task_is_a_conflict(tmp_path: Path) -> None:
-    scene = seed_refined_scene()
+async def test_a_second_push_of_a_running_task_is_a_conflict(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
     started = tmp_path / "started"
     settings = make_settings(tmp_path, f"touch:{started}", "sleep:30")
-    async with running_node(settings, scene.domain) as node:
-        body = envelope(scene.domain, [scene.cid])
+    async with running_node(settings) as node:
+        body = push_envelope(emulator, scene)
         first = (await node.client.post(CAPABILITY, json=body)).json()
         await eventually(started.exists)
         response = await node.client.post(CAPABILITY, json=body)
@@ -132,35 +147,33 @@ async def test_a_second_push_of_a_running_task_is_a_conflict(tmp_path: Path) -> 
     )
 
 
-async def test_a_failing_job_records_the_reference_reason(tmp_path: Path) -> None:
-    scene = seed_refined_scene()
-    async with running_node(make_settings(tmp_path, "exit:1"), scene.domain) as node:
-        job = await node.push(envelope(scene.domain, [scene.cid]))
+async def test_a_failing_job_records_the_reference_reason(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
+    async with running_node(make_settings(tmp_path, "exit:1")) as node:
+        job = await node.push(push_envelope(emulator, scene))
         done = await node.wait_state(job["id"], "failed")
     assert done["error"] == "runner failed: python job failed: status=Some(1)"
     assert done["progress"] == {"pct": 35, "stage": "python", "status": "failed"}
 
 
 async def test_a_pipeline_killed_by_sigkill_fails_the_job_and_the_node_runs_the_next(
-    tmp_path: Path,
+    tmp_path: Path, emulator: EmulatorServer
 ) -> None:
-    scene = seed_refined_scene()
+    scene = emulated_scene(emulator)
     pidfile = tmp_path / "child.pid"
     gate = tmp_path / "second-run"
     # The first run trains until killed; the second (gate file present) writes its outputs.
     settings = make_settings(tmp_path, f"pid:{pidfile}", f"wait-file:{gate}", "write-outputs")
-    async with running_node(settings, scene.domain) as node:
-        first = (
-            await node.client.post(CAPABILITY, json=envelope(scene.domain, [scene.cid]))
-        ).json()
+    async with running_node(settings) as node:
+        first = await node.push(push_envelope(emulator, scene))
         await eventually(pidfile.exists)
         os.kill(int(pidfile.read_text()), signal.SIGKILL)
         failed = await node.wait_state(first["id"], "failed")
         assert (await node.client.get("/health")).status_code == 200
         gate.write_text("go")
-        second = (
-            await node.client.post(CAPABILITY, json=envelope(scene.domain, [scene.cid]))
-        ).json()
+        second = await node.push(push_envelope(emulator, scene))
         done = await node.wait_state(second["id"], "succeeded", "failed")
     assert failed["error"] == (
         "runner failed: python job failed: status=None "
@@ -169,12 +182,14 @@ async def test_a_pipeline_killed_by_sigkill_fails_the_job_and_the_node_runs_the_
     assert done["state"] == "succeeded"
 
 
-async def test_listing_jobs_filters_by_state_and_counts(tmp_path: Path) -> None:
-    scene = seed_refined_scene()
-    async with running_node(make_settings(tmp_path, "write-splat"), scene.domain) as node:
+async def test_listing_jobs_filters_by_state_and_counts(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
+    async with running_node(make_settings(tmp_path, "write-splat")) as node:
         ids = []
         for cids in ([scene.cid], []):
-            job = (await node.client.post(CAPABILITY, json=envelope(scene.domain, cids))).json()
+            job = await node.push(push_envelope(emulator, scene, cids))
             ids.append(job["id"])
             await node.wait_state(job["id"], "succeeded", "failed")
         everything = (await node.client.get("/jobs")).json()
@@ -213,13 +228,12 @@ async def test_unknown_jobs_are_404(tmp_path: Path) -> None:
     ],
 )  # fmt: skip
 async def test_unusable_envelopes_are_refused_with_422(
-    tmp_path: Path, change: dict[str, Any], message: str
+    tmp_path: Path, emulator: EmulatorServer, change: dict[str, Any], message: str
 ) -> None:
-    scene = seed_refined_scene()
-    body = envelope(scene.domain, [scene.cid])
+    body = push_envelope(emulator, emulated_scene(emulator))
     for key, value in change.items():
         body[key] = {**body[key], **value} if isinstance(value, dict) else value
-    async with running_node(make_settings(tmp_path), scene.domain) as node:
+    async with running_node(make_settings(tmp_path)) as node:
         response = await node.client.post(CAPABILITY, json=body)
         listed = (await node.client.get("/jobs")).json()
     assert response.status_code == 422
@@ -236,19 +250,13 @@ async def test_a_body_that_is_not_json_is_refused(tmp_path: Path) -> None:
     assert "JSON decode error" in response.text
 
 
-async def test_without_a_domain_client_the_push_door_answers_503(tmp_path: Path) -> None:
-    scene = seed_refined_scene()
-    async with running_node(make_settings(tmp_path), scene.domain, push=False) as node:
-        response = await node.client.post(CAPABILITY, json=envelope(scene.domain, [scene.cid]))
-    assert response.status_code == 503
-    assert response.json() == {"detail": "push intake is not wired to a domain client"}
-
-
-async def test_other_jobs_wait_for_the_slot_and_run_in_order(tmp_path: Path) -> None:
-    scene = seed_refined_scene()
+async def test_other_jobs_wait_for_the_slot_and_run_in_order(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
     settings = make_settings(tmp_path, "sleep:0.3", "write-splat")
-    async with running_node(settings, scene.domain) as node:
-        ids = [(await node.push(envelope(scene.domain, [scene.cid])))["id"] for _ in range(3)]
+    async with running_node(settings) as node:
+        ids = [(await node.push(push_envelope(emulator, scene)))["id"] for _ in range(3)]
         jobs = [await node.wait_state(i, "succeeded") for i in ids]
     for before, after in itertools.pairwise(jobs):
         assert before["finished_at"] <= after["started_at"]

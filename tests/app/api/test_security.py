@@ -16,20 +16,23 @@ from starlette.routing import Route
 
 from app import CAPABILITY
 from app.api.limits import BodySizeLimit
-from tests.app.api.nodes import envelope, running_node
+from domain_client.emulator import EmulatorServer
+from tests.app.api.nodes import running_node
+from tests.app.domains import emulated_scene, push_envelope
 from tests.app.factories import make_settings
-from tests.app.fakes import FakeDomain
 
 pytestmark = pytest.mark.anyio
 
 TOKEN = "s3cret-api-token"
 
 
-async def test_job_routes_require_the_bearer_when_a_token_is_set(tmp_path: Path) -> None:
+async def test_job_routes_require_the_bearer_when_a_token_is_set(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
     settings = make_settings(tmp_path, splatter_api_token=TOKEN)
-    domain = FakeDomain()
-    async with running_node(settings, domain) as node:
-        anonymous = await node.client.post(CAPABILITY, json=envelope(domain, ["x"]))
+    body = push_envelope(emulator, emulated_scene(emulator))
+    async with running_node(settings) as node:
+        anonymous = await node.client.post(CAPABILITY, json=body)
         wrong = await node.client.get("/jobs", headers={"Authorization": "Bearer nope"})
         basic = await node.client.get("/jobs", headers={"Authorization": "Basic dTpw"})
         delete = await node.client.delete("/jobs/some-id")
@@ -48,12 +51,16 @@ async def test_job_routes_require_the_bearer_when_a_token_is_set(tmp_path: Path)
     assert listed.json()["count"] == 0  # the refused push created nothing
 
 
-async def test_with_the_right_bearer_a_push_is_accepted(tmp_path: Path) -> None:
+async def test_with_the_right_bearer_a_push_is_accepted(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
     settings = make_settings(tmp_path, "write-splat", splatter_api_token=TOKEN)
-    domain = FakeDomain()
-    async with running_node(settings, domain, token=TOKEN) as node:
-        response = await node.client.post(CAPABILITY, json=envelope(domain, []))
+    body = push_envelope(emulator, emulated_scene(emulator))
+    async with running_node(settings, token=TOKEN) as node:
+        response = await node.client.post(CAPABILITY, json=body)
+        done = await node.wait_state(response.json()["id"])
     assert response.status_code == 202
+    assert done["state"] == "succeeded", done["error"]
 
 
 async def test_a_100_mb_body_is_refused_with_413_before_it_is_read(tmp_path: Path) -> None:
