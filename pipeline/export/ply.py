@@ -127,7 +127,8 @@ def _property_table(splats: Splats) -> NDArray[np.void]:
     n, names = len(splats), ply_property_names(splats.sh_degree)
 
     def f32(t: torch.Tensor) -> NDArray[np.float32]:
-        return t.detach().cpu().to(torch.float32).numpy().reshape(n, -1)
+        values = t.detach().cpu().to(torch.float32).numpy()
+        return values.reshape(n, int(np.prod(values.shape[1:])))
 
     sh = splats.sh.detach()
     rest = f32(sh[:, 1:, :].transpose(1, 2))  # channel-major
@@ -169,6 +170,9 @@ def _parse(path: Path) -> plyfile.PlyData:
         raise PlyFormatError(f"PLY file not found: {path}")
     try:
         with path.open("rb") as stream:
+            if stream.read(4) not in (b"ply\n", b"ply\r"):
+                raise PlyFormatError(f"{path}: not a PLY file (it does not start with 'ply')")
+            stream.seek(0)
             # Read eagerly (no memory map) so that truncation is detected here.
             return plyfile.PlyData.read(stream, mmap=False)
     except plyfile.PlyHeaderParseError as exc:

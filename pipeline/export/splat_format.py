@@ -133,7 +133,10 @@ def _total_order(values: F32) -> NDArray[np.int32]:
 def _importance_order(log_scales: F32, alpha: F32, means: F32) -> NDArray[np.intp]:
     """Indices sorting by ``-(expf(s0 + s1 + s2) · alpha)``, then x, y, z, all ascending."""
     s0, s1, s2 = log_scales.T
-    key = -(c_expf(s0 + s1 + s2) * alpha)
+    # ply2splat's source says -(volume * alpha); its compiled code (LLVM folds the negation
+    # into the product) computes volume * -alpha. Equal for numbers; for NaN keys (infinite
+    # or NaN parameters) only this form gives the NaN sign, and so the order, that it writes.
+    key = c_expf(s0 + s1 + s2) * -alpha
     x, y, z = means.T
     # One int64 sort on (key, x) packed together; only exact ties on both need y and z,
     # and then a full lexsort settles the order (rare: duplicated Gaussians).
