@@ -153,14 +153,14 @@ def _valid(tmp_path: Path) -> Path:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(PlyFormatError, match="PLY file not found: .*nothing.ply"):
+    with pytest.raises(PlyFormatError, match=r"PLY file not found: .*nothing\.ply"):
         read_ply(tmp_path / "nothing.ply")
 
 
 def test_not_a_ply(tmp_path: Path) -> None:
     path = tmp_path / "photo.ply"
     path.write_bytes(b"\xff\xd8\xff\xe0 definitely a jpeg")
-    with pytest.raises(PlyFormatError, match="photo.ply: not a PLY file"):
+    with pytest.raises(PlyFormatError, match=r"photo\.ply: not a PLY file"):
         read_ply(path)
 
 
@@ -214,5 +214,5 @@ def test_f_rest_with_a_gap(tmp_path: Path) -> None:
 def test_bad_header(tmp_path: Path) -> None:
     path = tmp_path / "bad.ply"
     path.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex two\nend_header\n")
-    with pytest.raises(PlyFormatError, match="bad.ply: not a valid PLY header"):
+    with pytest.raises(PlyFormatError, match=r"bad\.ply: not a valid PLY header"):
         read_ply(path)
