@@ -96,8 +96,9 @@ def filter_for_export(
     keep = finite.clone()
     if min_logit_opacity is not None:
         keep &= splats.logit_opacities.detach() >= min_logit_opacity
-    n_finite = int(finite.sum())
-    return splats.detach().select(keep), len(splats) - n_finite, n_finite - int(keep.sum())
+    n_finite, n_kept = int(finite.sum()), int(keep.sum())
+    kept = splats.detach() if n_kept == len(splats) else splats.detach().select(keep)
+    return kept, len(splats) - n_finite, n_finite - n_kept
 
 
 def export_all(

@@ -78,9 +78,11 @@ def ply_property_names(sh_degree: int) -> list[str]:
 
 def finite_mask(splats: Splats) -> torch.Tensor:
     """``[N]`` bool: Gaussians whose every parameter is finite."""
-    n = len(splats)
-    flat = [t.detach().reshape(n, -1) for t in splats.tensors()]
-    return torch.cat([torch.isfinite(t) for t in flat], dim=1).all(dim=1)
+    mask = torch.ones(len(splats), dtype=torch.bool, device=splats.means.device)
+    for t in splats.tensors():
+        finite = torch.isfinite(t.detach())
+        mask &= finite.flatten(1).all(dim=1) if finite.dim() > 1 else finite
+    return mask
 
 
 def up_comments(up: ArrayLike) -> list[str]:
@@ -112,7 +114,8 @@ def write_ply(
     Returns:
         The number of Gaussians written.
     """
-    kept = splats.select(finite_mask(splats)) if len(splats) else splats
+    finite = finite_mask(splats)
+    kept = splats if bool(finite.all()) else splats.select(finite)
     table = _property_table(kept)
     element = plyfile.PlyElement.describe(table, "vertex")
     header = [*comments, *(up_comments(up) if up is not None else [])]
@@ -173,8 +176,9 @@ def _parse(path: Path) -> plyfile.PlyData:
             if stream.read(4) not in (b"ply\n", b"ply\r"):
                 raise PlyFormatError(f"{path}: not a PLY file (it does not start with 'ply')")
             stream.seek(0)
-            # Read eagerly (no memory map) so that truncation is detected here.
-            return plyfile.PlyData.read(stream, mmap=False)
+            # Binary data is memory-mapped (copy-on-write): plyfile's other binary path
+            # reads row by row in Python. The mapping checks the file is long enough.
+            return plyfile.PlyData.read(stream, mmap="c")
     except plyfile.PlyHeaderParseError as exc:
         raise PlyFormatError(f"{path}: not a valid PLY header ({exc})") from exc
     except (plyfile.PlyParseError, ValueError, EOFError, IndexError, UnicodeError) as exc:

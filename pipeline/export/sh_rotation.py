@@ -75,5 +75,7 @@ def rotate_sh(sh: Tensor, R: ArrayLike) -> Tensor:
     if (degree + 1) ** 2 != sh.shape[1]:
         raise ValueError(f"SH coefficient count {sh.shape[1]} is not a square of 1..4")
     X = torch.as_tensor(sh_rotation_matrix(R, degree), device=sh.device)
-    rotated = torch.einsum("jk,nkc->njc", X, sh.detach().to(torch.float64))
-    return rotated.to(sh.dtype)
+    # [N, K, 3] -> rows of K coefficients, one per (Gaussian, channel): one matrix product.
+    rows = sh.detach().transpose(1, 2).reshape(-1, sh.shape[1]).to(torch.float64)
+    rotated = (rows @ X.T).reshape(sh.shape[0], 3, sh.shape[1]).transpose(1, 2)
+    return rotated.to(sh.dtype).contiguous()
