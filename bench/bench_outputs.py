@@ -107,8 +107,8 @@ def bench_preview_total(table: BenchTable, folder: Path) -> None:
     if isinstance(rasterizer, DenseRasterizer):
         # The dense oracle needs pixels × Gaussians memory (~180 GB per 720p frame with 50k
         # Gaussians): measure a size it can do and say so.
-        n, config, target = 1_000, OrbitConfig(width=128, height=72), None
-        name = "preview total 150 frames 128x72, 1k Gaussians (dense oracle stand-in)"
+        n, config, target = 500, OrbitConfig(width=64, height=36), None
+        name = "preview total 150 frames 64x36, 500 Gaussians (dense oracle stand-in)"
         note = "single run; backend 'cpu' is still the dense oracle, 1280x720/50k not feasible"
     else:
         n, config, target = 50_000, OrbitConfig(), 45.0

@@ -93,8 +93,8 @@ def encode_splat(splats: Splats, sort: bool = True) -> NDArray[np.void]:
         words[:, 0:3] = means
         words[:, 3:6] = c_expf(log_scales)
         rgba = np.empty((n, 4), dtype=np.uint8)
-        dc = f32(splats.sh[:, 0, :])
-        rgba[:, :3] = _to_u8((_SH_C0 * dc + np.float32(0.5)).clip(0, 1) * np.float32(255))
+        dc = np.array(splats.sh[:, 0, :].detach().cpu().numpy(), dtype=np.float32)  # a copy
+        rgba[:, :3] = _to_u8(_dc_to_unit(dc) * np.float32(255))
         rgba[:, 3] = _to_u8(alpha * np.float32(255))
         packed = words.view("<u4")
         packed[:, 6] = rgba.view("<u4")[:, 0]
@@ -102,6 +102,13 @@ def encode_splat(splats: Splats, sort: bool = True) -> NDArray[np.void]:
         if sort:
             words = np.take(words, _importance_order(log_scales, alpha, means), axis=0)
     return words.view(SPLAT_RECORD).reshape(n)
+
+
+def _dc_to_unit(dc: F32) -> F32:
+    """``clamp(0.5 + C0 · dc, 0, 1)`` in float32, computed in place in ``dc``'s buffer."""
+    np.multiply(dc, _SH_C0, out=dc)
+    np.add(dc, np.float32(0.5), out=dc)
+    return np.clip(dc, 0, 1, out=dc)
 
 
 def _alpha(logits: F32) -> F32:
@@ -117,11 +124,14 @@ def _to_u8(values: F32) -> NDArray[np.uint8]:
 
 def _encode_quats(q: F32) -> NDArray[np.uint8]:
     """Quaternions ``[N, 4]`` → bytes: normalised in float32, ``·128 + 128``, clamped, truncated."""
-    w, x, y, z = q.T
-    length = np.sqrt(w * w + x * x + y * y + z * z)  # left to right, as the Rust source
-    unit = q / length[:, None]
+    squares = q * q
+    w2, x2, y2, z2 = squares.T
+    length = np.sqrt(w2 + x2 + y2 + z2)  # summed left to right, as the Rust source
+    unit = np.divide(q, length[:, None], out=squares)
     unit[~(length > 0)] = (1, 0, 0, 0)  # zero or NaN length: identity
-    return _to_u8((unit * np.float32(128) + np.float32(128)).clip(0, 255))
+    np.multiply(unit, np.float32(128), out=unit)
+    np.add(unit, np.float32(128), out=unit)
+    return _to_u8(np.clip(unit, 0, 255, out=unit))
 
 
 def _total_order(values: F32) -> NDArray[np.int32]:

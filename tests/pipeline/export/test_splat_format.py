@@ -176,3 +176,10 @@ def test_byte_identical_to_ply2splat_on_our_own_export(tmp_path: Path) -> None:
     ply2splat.convert(str(tmp_path / "splat_rot.ply"), str(tmp_path / "ref.splat"))
     write_splat(tmp_path / "ours.splat", splats)
     assert (tmp_path / "ours.splat").read_bytes() == (tmp_path / "ref.splat").read_bytes()
+
+
+def test_inputs_are_not_modified() -> None:
+    splats = random_splats(50, sh_degree=0)
+    before = [t.clone() for t in splats.tensors()]
+    encode_splat(splats)
+    assert all(torch.equal(a, b) for a, b in zip(before, splats.tensors(), strict=True))
