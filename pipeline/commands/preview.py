@@ -71,8 +71,8 @@ def add_parser(subparsers: Any) -> None:
                         help="orbit elevation, 30..45 degrees (default 35)")  # fmt: skip
     parser.add_argument("--sweep", type=float, default=d.sweep_deg,
                         help="azimuth swept, 270..360 degrees (default 360)")  # fmt: skip
-    parser.add_argument("--up", type=parse_up, default=None,
-                        help="scene up: +z, =-y or X,Y,Z (default: header, else +z)")  # fmt: skip
+    up_help = "scene up: +z, X,Y,Z, or --up=-y for negatives (default: header, else +z)"
+    parser.add_argument("--up", type=parse_up, default=None, help=up_help)
     parser.add_argument("--backend", choices=["auto", "cpu", "gsplat"], default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-video", action="store_true", help="stills only")

@@ -93,6 +93,7 @@ class PreviewResult:
 
     @property
     def video(self) -> Path | None:
+        """Path of ``preview.mp4`` if it was written."""
         return self.outputs.get(VIDEO_FILE)
 
 
