@@ -114,15 +114,17 @@ def write_ply(
     Returns:
         The number of Gaussians written.
     """
-    finite = finite_mask(splats)
-    kept = splats if bool(finite.all()) else splats.select(finite)
-    table = _property_table(kept)
+    table = _property_table(splats)
+    values = table.view("<f4").reshape(len(table), len(table.dtype))
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        table = table[finite]
     element = plyfile.PlyElement.describe(table, "vertex")
     header = [*comments, *(up_comments(up) if up is not None else [])]
     data = plyfile.PlyData([element], text=text, byte_order="<", comments=header)
     with atomic_path(path) as temp:
         data.write(str(temp))
-    return len(kept)
+    return len(table)
 
 
 def _property_table(splats: Splats) -> NDArray[np.void]:
@@ -137,7 +139,7 @@ def _property_table(splats: Splats) -> NDArray[np.void]:
     rest = f32(sh[:, 1:, :].transpose(1, 2))  # channel-major
     blocks = [f32(splats.means), np.zeros((n, 3), np.float32), f32(sh[:, 0, :]), rest,
               f32(splats.logit_opacities), f32(splats.log_scales), f32(splats.quats)]  # fmt: skip
-    columns = np.concatenate(blocks, axis=1).astype("<f4")
+    columns = np.concatenate(blocks, axis=1, dtype="<f4")
     dtype = np.dtype([(name, "<f4") for name in names])
     return columns.view(dtype).reshape(n)
 

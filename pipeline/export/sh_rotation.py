@@ -69,13 +69,14 @@ def sh_rotation_matrix(R: ArrayLike, degree: int) -> NDArray[np.float64]:
 def rotate_sh(sh: Tensor, R: ArrayLike) -> Tensor:
     """SH coefficients ``[N, K, 3]`` re-expressed for the world rotated by ``R`` (same dtype).
 
-    The DC term (band 0) is unchanged; bands 1..3 mix within themselves.
+    The DC term (band 0) is unchanged; bands 1..3 mix within themselves. The matrix is derived
+    in float64 and applied in ``sh``'s dtype (float32 storage gains nothing from more).
     """
     degree = math.isqrt(int(sh.shape[1])) - 1
     if (degree + 1) ** 2 != sh.shape[1]:
         raise ValueError(f"SH coefficient count {sh.shape[1]} is not a square of 1..4")
-    X = torch.as_tensor(sh_rotation_matrix(R, degree), device=sh.device)
+    X = torch.as_tensor(sh_rotation_matrix(R, degree), dtype=sh.dtype, device=sh.device)
+    n, k = sh.shape[0], sh.shape[1]
     # [N, K, 3] -> rows of K coefficients, one per (Gaussian, channel): one matrix product.
-    rows = sh.detach().transpose(1, 2).reshape(-1, sh.shape[1]).to(torch.float64)
-    rotated = (rows @ X.T).reshape(sh.shape[0], 3, sh.shape[1]).transpose(1, 2)
-    return rotated.to(sh.dtype).contiguous()
+    rows = sh.detach().transpose(1, 2).reshape(n * 3, k)
+    return (rows @ X.T).reshape(n, 3, k).transpose(1, 2).contiguous()
