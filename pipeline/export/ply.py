@@ -115,7 +115,7 @@ def write_ply(
         The number of Gaussians written.
     """
     table = _property_table(splats)
-    values = table.view("<f4").reshape(len(table), len(table.dtype))
+    values = table.view("<f4").reshape(len(table), len(table.dtype.names or ()))
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():
         table = table[finite]
