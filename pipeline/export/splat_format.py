@@ -13,6 +13,9 @@ a zero-length quaternion → identity, and ``exp`` from the C library (``expf``,
 ``f32::exp`` calls): numpy's own float32 ``exp`` differs from it in the last bit for a large
 share of inputs, and a float64 ``exp`` rounded to float32 still in about 0.06 % of them.
 
+The per-Gaussian arithmetic is one numba-compiled pass that mirrors ply2splat's ``from_ply``
+operation for operation (no Python loop per Gaussian); sorting and gathering are numpy.
+
 Order: ascending by the float32 key ``-(exp(s0 + s1 + s2) · alpha)`` (descending volume ×
 opacity), ties by x, then y, then z ascending, all compared with IEEE ``totalOrder`` (Rust's
 ``f32::total_cmp``), so the output is deterministic.
@@ -53,24 +56,81 @@ _SH_C0 = np.float32(0.2820948)  # ply2splat's constant, 0.282_094_8 as f32
 F32 = NDArray[np.float32]
 
 
-@functools.cache
-def _expf_ufunc() -> Callable[[F32], F32]:
-    """A float32 ufunc calling the C library's ``expf`` (compiled on first use)."""
-    vectorize: Any = numba.vectorize(["float32(float32)"])  # type: ignore[no-untyped-call]
+def _libm_expf() -> Any:
+    """The C library's ``expf`` as a ctypes function, or ``None`` if there is no ``libm``."""
     libm_name = ctypes.util.find_library("m")
     try:
         expf = ctypes.CDLL(libm_name).expf if libm_name else None
     except (OSError, AttributeError):
-        expf = None
-    if expf is None:  # no C math library to bind: numba lowers math.exp to the platform's expf
-        return cast(Callable[[F32], F32], vectorize(lambda x: math.exp(x)))
-    expf.restype, expf.argtypes = ctypes.c_float, [ctypes.c_float]
-    return cast(Callable[[F32], F32], vectorize(lambda x: expf(x)))
+        return None
+    if expf is not None:
+        expf.restype, expf.argtypes = ctypes.c_float, [ctypes.c_float]
+    return expf
+
+
+@functools.cache
+def _kernels() -> tuple[Callable[[F32], F32], Callable[..., None]]:
+    """``(expf ufunc, record packer)``, compiled on first use.
+
+    Both call ``expf`` from the C library; without one, numba's ``math.exp`` on float32 lowers
+    to the platform's ``expf`` all the same.
+    """
+    c_exp = _libm_expf()
+    exp: Any = c_exp if c_exp is not None else math.exp
+    vectorize: Any = numba.vectorize(["float32(float32)"])  # type: ignore[no-untyped-call]
+    njit: Any = numba.njit  # no fastmath: float32 throughout, no fused multiply-add
+    ufunc = vectorize(lambda x: exp(x))
+    to_u8, clamp = njit(inline="always")(_to_u8), njit(inline="always")(_clamp)
+
+    def pack(means: F32, log_scales: F32, dc: F32, logits: F32, quats: F32,
+             words: F32, raw: NDArray[np.uint8], keys: F32) -> None:  # fmt: skip
+        # One Gaussian per iteration, operation for operation as ply2splat's from_ply.
+        for i in range(means.shape[0]):
+            for k in range(3):
+                words[i, k] = means[i, k]
+                words[i, 3 + k] = exp(log_scales[i, k])
+                raw[i, 24 + k] = to_u8(clamp(_HALF + _SH_C0 * dc[i, k], _ZERO, _ONE) * _F255)
+            alpha = clamp(_ONE / (_ONE + exp(-logits[i])), _ZERO, _ONE)
+            raw[i, 27] = to_u8(alpha * _F255)
+            w, x, y, z = quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3]
+            length = math.sqrt(w * w + x * x + y * y + z * z)
+            if length > _ZERO:
+                w, x, y, z = w / length, x / length, y / length, z / length
+            else:  # zero or NaN length: identity
+                w, x, y, z = _ONE, _ZERO, _ZERO, _ZERO
+            for k, q in enumerate((w, x, y, z)):
+                raw[i, 28 + k] = to_u8(clamp(q * _F128 + _F128, _ZERO, _F255))
+            # ply2splat's source says -(volume * alpha); its compiled code (LLVM folds the
+            # negation into the product) computes volume * -alpha. Equal for numbers; for NaN
+            # keys (infinite or NaN parameters) only this form gives the NaN sign, and so the
+            # order, that it writes.
+            s = log_scales[i]
+            keys[i] = exp(s[0] + s[1] + s[2]) * -alpha
+
+    return cast(Callable[[F32], F32], ufunc), njit(pack)
+
+
+_ZERO, _HALF, _ONE = np.float32(0.0), np.float32(0.5), np.float32(1.0)
+_F128, _F255 = np.float32(128.0), np.float32(255.0)
+
+
+def _clamp(v: np.float32, low: np.float32, high: np.float32) -> np.float32:
+    """Rust's ``f32::clamp``: NaN stays NaN."""
+    if v < low:
+        return low
+    if v > high:
+        return high
+    return v
+
+
+def _to_u8(v: np.float32) -> np.uint8:
+    """Rust's ``v as u8`` for ``v`` in [0, 255] or NaN: truncation, NaN → 0."""
+    return np.uint8(0) if v != v else np.uint8(v)
 
 
 def c_expf(x: F32) -> F32:
     """``expf`` of every element of a float32 array (exactly the C library's results)."""
-    return _expf_ufunc()(np.ascontiguousarray(x, dtype=np.float32))
+    return _kernels()[0](np.ascontiguousarray(x, dtype=np.float32))
 
 
 def encode_splat(splats: Splats, sort: bool = True) -> NDArray[np.void]:
@@ -78,60 +138,23 @@ def encode_splat(splats: Splats, sort: bool = True) -> NDArray[np.void]:
 
     Only the DC colour is kept. Parameters are taken as float32, like a float PLY holds them.
     With ``sort`` the records are in ply2splat's importance order (see the module docstring).
+    The per-Gaussian arithmetic runs in one compiled pass (numba), no Python loop.
     """
 
     def f32(t: Tensor) -> F32:
         return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
 
-    means, log_scales = f32(splats.means), f32(splats.log_scales)
+    means = f32(splats.means)
     n = len(means)
-    # Infinite and NaN parameters are legal input here; their bytes follow the Rust rules.
-    with np.errstate(all="ignore"):
-        alpha = _alpha(f32(splats.logit_opacities))
-        # Eight 4-byte words per record; plain rows gather far faster than structured ones.
-        words = np.empty((n, 8), dtype="<f4")
-        words[:, 0:3] = means
-        words[:, 3:6] = c_expf(log_scales)
-        rgba = np.empty((n, 4), dtype=np.uint8)
-        dc = np.array(splats.sh[:, 0, :].detach().cpu().numpy(), dtype=np.float32)  # a copy
-        rgba[:, :3] = _to_u8(_dc_to_unit(dc) * np.float32(255))
-        rgba[:, 3] = _to_u8(alpha * np.float32(255))
-        packed = words.view("<u4")
-        packed[:, 6] = rgba.view("<u4")[:, 0]
-        packed[:, 7] = _encode_quats(f32(splats.quats)).view("<u4")[:, 0]
-        if sort:
-            words = np.take(words, _importance_order(log_scales, alpha, means), axis=0)
+    words = np.empty((n, 8), dtype="<f4")  # eight 4-byte words per record
+    keys = np.empty(n, dtype=np.float32)
+    pack = _kernels()[1]
+    pack(means, f32(splats.log_scales), f32(splats.sh[:, 0, :]), f32(splats.logit_opacities),
+         f32(splats.quats), words, words.view(np.uint8), keys)  # fmt: skip
+    if sort:
+        # Plain float rows gather far faster than structured records.
+        words = np.take(words, _importance_order(keys, means), axis=0)
     return words.view(SPLAT_RECORD).reshape(n)
-
-
-def _dc_to_unit(dc: F32) -> F32:
-    """``clamp(0.5 + C0 · dc, 0, 1)`` in float32, computed in place in ``dc``'s buffer."""
-    np.multiply(dc, _SH_C0, out=dc)
-    np.add(dc, np.float32(0.5), out=dc)
-    return np.clip(dc, 0, 1, out=dc)
-
-
-def _alpha(logits: F32) -> F32:
-    """``sigmoid`` in float32 as ``1 / (1 + expf(-x))``, clamped to [0, 1]."""
-    return (np.float32(1) / (np.float32(1) + c_expf(-logits))).clip(0, 1)
-
-
-def _to_u8(values: F32) -> NDArray[np.uint8]:
-    """Truncate values already in [0, 255] to uint8; NaN becomes 0 (Rust ``as u8``)."""
-    values[np.isnan(values)] = 0
-    return values.astype(np.uint8)
-
-
-def _encode_quats(q: F32) -> NDArray[np.uint8]:
-    """Quaternions ``[N, 4]`` → bytes: normalised in float32, ``·128 + 128``, clamped, truncated."""
-    squares = q * q
-    w2, x2, y2, z2 = squares.T
-    length = np.sqrt(w2 + x2 + y2 + z2)  # summed left to right, as the Rust source
-    unit = np.divide(q, length[:, None], out=squares)
-    unit[~(length > 0)] = (1, 0, 0, 0)  # zero or NaN length: identity
-    np.multiply(unit, np.float32(128), out=unit)
-    np.add(unit, np.float32(128), out=unit)
-    return _to_u8(np.clip(unit, 0, 255, out=unit))
 
 
 def _total_order(values: F32) -> NDArray[np.int32]:
@@ -140,22 +163,17 @@ def _total_order(values: F32) -> NDArray[np.int32]:
     return bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))
 
 
-def _importance_order(log_scales: F32, alpha: F32, means: F32) -> NDArray[np.intp]:
-    """Indices sorting by ``-(expf(s0 + s1 + s2) · alpha)``, then x, y, z, all ascending."""
-    s0, s1, s2 = log_scales.T
-    # ply2splat's source says -(volume * alpha); its compiled code (LLVM folds the negation
-    # into the product) computes volume * -alpha. Equal for numbers; for NaN keys (infinite
-    # or NaN parameters) only this form gives the NaN sign, and so the order, that it writes.
-    key = c_expf(s0 + s1 + s2) * -alpha
+def _importance_order(keys: F32, means: F32) -> NDArray[np.intp]:
+    """Indices sorting by ``keys``, then x, y, z, all ascending in IEEE totalOrder."""
     x, y, z = means.T
     # One int64 sort on (key, x) packed together; only exact ties on both need y and z,
-    # and then a full lexsort settles the order (rare: duplicated Gaussians).
-    primary = (_total_order(key).astype(np.int64) << 32) | (
+    # and then a full (stable) lexsort settles the order (rare: duplicated Gaussians).
+    primary = (_total_order(keys).astype(np.int64) << 32) | (
         _total_order(x).astype(np.int64) + 2**31
     )
     order = np.argsort(primary)
-    tied = primary[order][1:] == primary[order][:-1]
-    if tied.any():
+    ranked = np.take(primary, order)
+    if (ranked[1:] == ranked[:-1]).any():
         order = np.lexsort((_total_order(z), _total_order(y), primary))
     return order
 
