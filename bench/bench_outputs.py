@@ -55,10 +55,10 @@ def synthetic_frames(count: int, width: int, height: int) -> Iterator[np.ndarray
 
 def bench_splat_conversion(table: BenchTable, folder: Path) -> None:
     splats = synthetic_splats(MILLION)
-    seconds = best_of(lambda: encode_splat(splats), repeats=5)
+    seconds = best_of(lambda: encode_splat(splats), repeats=20)
     table.add(BenchRow(".splat encode 1M Gaussians (in memory, sorted)", MILLION / seconds,
                        "Gaussians/s", target=5e6, lower_is_better=False,
-                       note="best of 5; what export_all does"))  # fmt: skip
+                       note="best of 20; what export_all does"))  # fmt: skip
     ply = folder / "one_million.ply"
     write_ply(ply, splats)
 
