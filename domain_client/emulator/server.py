@@ -93,6 +93,12 @@ class EmulatorServer:
         return self.state.public_url()
 
     @property
+    def listen_url(self) -> str:
+        """`http://127.0.0.1:<port>` where this server accepts connections: the same as
+        `base_url` unless a `public_url` (e.g. a proxy in front of it) was configured."""
+        return url_for(self._sock)
+
+    @property
     def dds_base_url(self) -> str:
         """Value for the node's `DDS_BASE_URL`."""
         return self.base_url

@@ -1,8 +1,12 @@
-"""Real loopback HTTP for node tests: serve an ASGI app with uvicorn on an ephemeral port."""
+"""Real loopback HTTP for node tests: serve an ASGI app with uvicorn on an ephemeral port, in
+the test's event loop (:func:`serve`) or in a thread of its own (:class:`ThreadedServer`)."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -30,3 +34,33 @@ async def serve(app: ASGIApp) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+class ThreadedServer:
+    """An ASGI app under uvicorn on a free 127.0.0.1 port, in a daemon thread: it keeps
+    answering while the test's own event loop is busy or blocked (``with`` block)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def __enter__(self) -> ThreadedServer:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the threaded server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+        self._sock.close()

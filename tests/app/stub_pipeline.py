@@ -7,6 +7,7 @@ The actions run in order, then the stub exits 0 (unless an action exits first):
 ``lines:N``                         print N numbered lines on stdout and N on stderr
 ``long-line:BYTES``                 print one stdout line of that many bytes
 ``progress:STEPS``                  JSON-lines events of a whole run (5 stages, STEPS train steps)
+``train-for:SECS``                  the same, training for SECS seconds (a step every 50 ms)
 ``train-forever``                   emit train progress events until killed
 ``write-outputs`` / ``write-splat`` write refined/splatter/ outputs (all / only the .splat)
 ``record-args:FILE``                write argv, cwd and PYTHONPATH as JSON
@@ -38,11 +39,12 @@ def emit(event: dict[str, object]) -> None:
     print(json.dumps(event), flush=True)
 
 
-def emit_run(job_root: Path, steps: int) -> None:
+def emit_run(job_root: Path, steps: int, step_s: float = 0.0) -> None:
     for stage in STAGES:
         emit({"event": "stage", "stage": stage, "status": "started"})
         if stage == "train":
             for step in range(1, steps + 1):
+                time.sleep(step_s)
                 emit(
                     {
                         "event": "progress",
@@ -113,6 +115,8 @@ def run_action(action: str, args: argparse.Namespace) -> None:
         print("x" * int(value), flush=True)
     elif name == "progress":
         emit_run(job_root, int(value))
+    elif name == "train-for":
+        emit_run(job_root, max(1, round(float(value) / 0.05)), step_s=0.05)
     elif name == "train-forever":
         train_forever()
     elif name in ("write-outputs", "write-splat"):

@@ -1,0 +1,49 @@
+"""Fixtures of the end-to-end tests: one tiny synthetic scene per session, node processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import PROJECT_ROOT
+from tests.app.e2e.harness import NodeProcess, free_port, node_environment
+
+StartNode = Callable[..., NodeProcess]
+
+
+@pytest.fixture(scope="session")
+def synthetic_scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``python -m pipeline synthetic`` at a tiny size: 12 views of 64×48, 600 Gaussians."""
+    root = tmp_path_factory.mktemp("synthetic-scene")
+    command = [sys.executable, "-m", "pipeline", "synthetic", "--job-root", str(root),
+               "--views", "12", "--size", "64x48", "--gaussians", "600", "--points", "400"]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return summary
+
+
+@pytest.fixture
+def start_node(tmp_path: Path) -> Iterator[StartNode]:
+    """Starts ``python -m app`` processes (``start_node(**env)``); all are stopped afterwards."""
+    nodes: list[NodeProcess] = []
+
+    def start(work: Path | None = None, **env: str) -> NodeProcess:
+        folder = work or tmp_path / f"node-{len(nodes)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        environment = node_environment(folder, free_port(), **env)
+        node = NodeProcess(folder, environment, folder / "node.log").start()
+        nodes.append(node)
+        return node
+
+    yield start
+    for node in nodes:
+        node.stop()
