@@ -43,7 +43,7 @@ from domain_client.domain import DomainClient
 from domain_client.emulator import EmulatorConfig, EmulatorServer
 from domain_client.tokens import DomainToken
 
-__all__ = ["DemoConfig", "main", "run_demo", "seed_scene"]
+__all__ = ["DemoConfig", "SeededScene", "main", "run_demo", "scene_items", "seed_scene"]
 
 #: (file under refined/global/refined_sfm_combined/, name prefix = data type), §3.11.
 COLMAP_ITEMS: tuple[tuple[str, str], ...] = (
@@ -138,7 +138,7 @@ def _child_env(**extra: str) -> dict[str, str]:
 
 
 async def seed_scene(
-    http: httpx.AsyncClient, emulator: EmulatorServer, scene_root: Path, summary: dict[str, Any]
+    http: httpx.AsyncClient, emulator: EmulatorServer, summary: dict[str, Any]
 ) -> SeededScene:
     """Uploads the scene through the domain server's API, named as the reconstruction server
     names its outputs (protocol §3.11)."""
@@ -147,20 +147,29 @@ async def seed_scene(
     domain = DomainClient(
         http, emulator.domain_server_url, domain_id, DomainToken(grant.token), "splatter-demo"
     )
-    suffix = str(summary["manifest_name"]).removeprefix("refined_manifest")
-    scan = str(summary["config"]["scan"])
-    uploads = [(f"dmt_recording_{scan}", "dmt_recording_mp4", Path(summary["video"]).read_bytes())]
-    model = Path(summary["model"])
-    for file_name, prefix in COLMAP_ITEMS:
-        uploads.append((f"{prefix}{suffix}", prefix, (model / file_name).read_bytes()))
-    manifest = json.loads(Path(summary["manifest"]).read_text())
-    manifest.update(domainID=domain_id, domainServerURL=emulator.domain_server_url)
-    uploads.append((summary["manifest_name"], "refined_manifest_json", json.dumps(manifest).encode()))
+    uploads = await asyncio.to_thread(scene_items, summary, domain_id, emulator.domain_server_url)
     stored = [await domain.create(name, data_type, content) for name, data_type, content in uploads]
     manifest_item = stored[-1]
     cid = f"{emulator.domain_server_url}/api/v1/domains/{domain_id}/data/{manifest_item.id}"
     items = [(name, data_type, len(content)) for name, data_type, content in uploads]
     return SeededScene(domain_id, summary["manifest_name"], manifest_item.id, cid, items)
+
+
+def scene_items(
+    summary: dict[str, Any], domain_id: str, server_url: str
+) -> list[tuple[str, str, bytes]]:
+    """``(name, data_type, content)`` of the recording, the COLMAP binaries and the manifest
+    (last), as the reconstruction server uploads them; the manifest names this domain."""
+    suffix = str(summary["manifest_name"]).removeprefix("refined_manifest")
+    scan = str(summary["config"]["scan"])
+    items = [(f"dmt_recording_{scan}", "dmt_recording_mp4", Path(summary["video"]).read_bytes())]
+    model = Path(summary["model"])
+    for file_name, prefix in COLMAP_ITEMS:
+        items.append((f"{prefix}{suffix}", prefix, (model / file_name).read_bytes()))
+    manifest = json.loads(Path(summary["manifest"]).read_text())
+    manifest.update(domainID=domain_id, domainServerURL=server_url)
+    items.append((summary["manifest_name"], "refined_manifest_json", json.dumps(manifest).encode()))
+    return items
 
 
 # --- 4. the job ---------------------------------------------------------------------------------
@@ -316,10 +325,10 @@ async def run_demo(config: DemoConfig) -> int:
 
 async def _run(config: DemoConfig, emulator: EmulatorServer, work: Path, output: Path) -> int:
     _say(f"1. emulator (DDS, DMS, domain server) on {emulator.base_url}")
-    _say(f"2. synthetic scene: {config.views} views of {config.size} (python -m pipeline synthetic)")
+    _say(f"2. synthetic scene, {config.views} views of {config.size}: python -m pipeline synthetic")
     summary = make_scene(work / "scene", config)
     async with httpx.AsyncClient(timeout=60) as http:
-        scene = await seed_scene(http, emulator, work / "scene", summary)
+        scene = await seed_scene(http, emulator, summary)
         _say(f"3. domain {scene.domain_id}, as the reconstruction server leaves it:")
         for name, data_type, size in scene.items:
             _say(f"     {name:<42} {data_type:<22} {size:>9,} B")

@@ -21,8 +21,10 @@ StartNode = Callable[..., NodeProcess]
 def synthetic_scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """``python -m pipeline synthetic`` at a tiny size: 12 views of 64×48, 600 Gaussians."""
     root = tmp_path_factory.mktemp("synthetic-scene")
-    command = [sys.executable, "-m", "pipeline", "synthetic", "--job-root", str(root),
-               "--views", "12", "--size", "64x48", "--gaussians", "600", "--points", "400"]  # fmt: skip
+    command = [
+        sys.executable, "-m", "pipeline", "synthetic", "--job-root", str(root),
+        "--views", "12", "--size", "64x48", "--gaussians", "600", "--points", "400",
+    ]  # fmt: skip
     result = subprocess.run(
         command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False, timeout=300
     )

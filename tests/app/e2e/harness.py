@@ -28,9 +28,11 @@ from tests.app.domains import APP_TOKEN, NODE_KEY, REG_SECRET
 #: Training steps of an end-to-end job: enough to exercise every stage, quick on 2 cores.
 E2E_STEPS = 40
 #: Variables a node must not inherit from the test process.
-_NODE_VARIABLES = ("REG_SECRET", "SECP256K1_PRIVHEX", "DMS_BASE_URL", "DDS_BASE_URL",
-                   "TASKS_ROOT", "SPLATTER_", "PROGRESS_", "POLL_", "CANCEL_", "LOG_", "CLIENT_ID",
-                   "NODE_VERSION", "MIN_FREE_DISK_MB", "SHUTDOWN_", "DISABLE_TASKS_CLEANUP")  # fmt: skip
+_NODE_VARIABLES = (
+    "REG_SECRET", "SECP256K1_PRIVHEX", "DMS_BASE_URL", "DDS_BASE_URL", "TASKS_ROOT", "SPLATTER_",
+    "PROGRESS_", "POLL_", "CANCEL_", "LOG_", "CLIENT_ID", "NODE_VERSION", "MIN_FREE_DISK_MB",
+    "SHUTDOWN_", "DISABLE_TASKS_CLEANUP",
+)  # fmt: skip
 
 
 def free_port() -> int:
@@ -148,15 +150,19 @@ class NodeProcess:
 async def seed(emulator: EmulatorServer, summary: Mapping[str, Any]) -> SeededScene:
     """The synthetic scene as domain data in a new domain (what ``make demo`` uploads)."""
     async with httpx.AsyncClient(timeout=60) as http:
-        return await seed_scene(http, emulator, Path(summary["job_root"]), dict(summary))
+        return await seed_scene(http, emulator, dict(summary))
 
 
 async def create_task(emulator: EmulatorServer, scene: SeededScene) -> str:
     """``POST {DMS}/jobs`` with the app token (§1.12); returns the task id."""
-    task = {"label": "splat", "stage": "splatter", "capability": CAPABILITY, "priority": 0,
-            "inputs_cids": [scene.cid], "mode": "public", "meta": {}, "max_attempts": 3}  # fmt: skip
-    body = {"label": "e2e", "domain_id": scene.domain_id, "priority": 0, "meta": {},
-            "tasks": [task], "edges": []}  # fmt: skip
+    task = {
+        "label": "splat", "stage": "splatter", "capability": CAPABILITY, "priority": 0,
+        "inputs_cids": [scene.cid], "mode": "public", "meta": {}, "max_attempts": 3,
+    }  # fmt: skip
+    body = {
+        "label": "e2e", "domain_id": scene.domain_id, "priority": 0, "meta": {},
+        "tasks": [task], "edges": [],
+    }  # fmt: skip
     async with httpx.AsyncClient(timeout=30) as http:
         response = await http.post(
             f"{emulator.dms_base_url}/jobs",
