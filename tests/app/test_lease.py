@@ -260,3 +260,21 @@ async def test_stopping_the_node_cancels_the_leased_task_without_a_receipt(
     assert task.complete_body is None and task.fail_body is None
     record = JobStore.open(settings.database_path).get(job["id"])
     assert (record.state, record.error) == ("cancelled", "task cancelled: python execution")
+
+
+async def test_a_leased_task_that_ends_within_the_drain_time_completes_with_its_receipt(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
+    task_id = await create_task(emulator, scene)
+    started = tmp_path / "started"
+    settings = lease_settings(
+        tmp_path, emulator, f"touch:{started}", "sleep:0.5", "write-splat",
+        shutdown_drain_secs=20.0,
+    )  # fmt: skip
+    async with running_node(settings):
+        await eventually(started.exists)
+        second = await create_task(emulator, emulated_scene(emulator))
+    task = emulator.state.task(task_id)
+    assert task.status == "completed" and task.complete_body is not None
+    assert emulator.state.task(second).status == "pending"  # not leased while draining
