@@ -4,6 +4,10 @@ The child is the leader of a new session (so of a new process group): cancelling
 whole group, SIGTERM first and SIGKILL after a grace period, which also stops grandchildren
 (ffmpeg, data loaders). When the leader exits, whatever is left of its group is killed.
 
+On Linux the child also gets SIGKILL when the node process dies (``PR_SET_PDEATHSIG``): a node
+killed outright (OOM killer, ``kill -9``) leaves no orphaned training behind to compete with the
+restarted node for the GPU.
+
 stdout carries JSON-lines events (:mod:`pipeline.progress`); each object with an ``event`` key
 is handed to a callback, anything else is logged. stderr is logged; a line ``error: <reason>``
 there (or an ``error`` event) becomes the failure detail. The last 200 lines of both streams are
@@ -14,11 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +45,29 @@ _LINE_LIMIT = 1024 * 1024
 _PIPE_DRAIN_S = 2.0
 
 EventCallback = Callable[[dict[str, Any]], None]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, resolved once here: the forked child must only call it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+    prctl: Callable[..., int] = libc.prctl
+    return prctl
+
+
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: SIGKILL it when the node's thread exits."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
@@ -167,6 +197,7 @@ async def run_child(
         env=dict(env),
         cwd=str(cwd),
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     pid = transport.get_pid()
     if nice > 0:

@@ -6,12 +6,16 @@ import asyncio
 import os
 import shlex
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from app import PROJECT_ROOT
 from app.worker.process import TAIL_LINE_CHARS, TAIL_LINES, ChildOutcome, run_child
 from tests.app.factories import stub_command
 from tests.app.waiting import alive, eventually
@@ -229,3 +233,35 @@ def test_line_splitting_is_independent_of_chunk_boundaries(chunk: int) -> None:
     splitter.flush()
     assert lines == ["short", "<line longer than 20 bytes dropped>", "after", "caf\u00e9",
                      "no-newline"]  # fmt: skip
+
+
+def _poll(condition: Callable[[], bool], within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_child_dies_with_a_node_killed_outright(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    argv = [*shlex.split(stub_command(f"pid:{pidfile}", "sleep:60")), "run", "--job-root", "."]
+    node = f"""
+import asyncio, os
+from app.worker.process import run_child
+asyncio.run(run_child({argv!r}, env=dict(os.environ), cwd={str(tmp_path)!r},
+                      on_event=print, cancel=asyncio.Event(), grace_s=1.0))
+"""
+    parent = subprocess.Popen([sys.executable, "-c", node], cwd=PROJECT_ROOT)
+    try:
+        assert _poll(pidfile.exists)
+        child = int(pidfile.read_text())
+        parent.kill()  # no shutdown, no cancel: the process is simply gone
+        parent.wait()
+        assert _poll(lambda: not alive(child))
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
