@@ -47,6 +47,13 @@ class LearningRates:
     quats: float = 1e-3
     eps: float = 1e-15
 
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if name != "eps" and not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"lr.{name} must be finite and ≥ 0, got {value}")
+        if not (math.isfinite(self.eps) and self.eps > 0.0):
+            raise ValueError(f"lr.eps must be finite and > 0, got {self.eps}")
+
 
 @dataclass(frozen=True)
 class DensifyConfig:
