@@ -53,11 +53,12 @@ def ssim(a: Tensor, b: Tensor, data_range: float = 1.0) -> Tensor:
     x = a.permute(2, 0, 1).unsqueeze(0)
     y = b.permute(2, 0, 1).unsqueeze(0)
     window = gaussian_window(dtype=a.dtype).to(a.device)
+    # One filtering pass over all five moment images (x, y, x², y², xy) at once.
+    mu_x, mu_y, xx, yy, xy = _smooth(torch.cat([x, y, x * x, y * y, x * y], dim=1), window).chunk(
+        5, 1
+    )
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-    mu_x, mu_y = _smooth(x, window), _smooth(y, window)
-    var_x = _smooth(x * x, window) - mu_x**2
-    var_y = _smooth(y * y, window) - mu_y**2
-    cov_xy = _smooth(x * y, window) - mu_x * mu_y
+    var_x, var_y, cov_xy = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
     contrast_structure = (2.0 * cov_xy + c2) / (var_x + var_y + c2)
     luminance = (2.0 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
     return (luminance * contrast_structure).mean()
