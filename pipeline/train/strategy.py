@@ -15,9 +15,9 @@ After each optimisation step the strategy
 
 New rows start with zero Adam moments and a copy of their source's statistics. The gradient is
 ``means2d.absgrad`` when the backend provides it and ``absgrad`` is on, else ``means2d.grad``
-with the plain threshold. One deliberate difference from gsplat 1.5.3: the opacity reset runs
-(1.5.3's ``step % reset_every == 0 & step > 0`` is always false; 1.4.0, which splatfacto pins,
-resets).
+with the plain threshold. Opacity resets follow gsplat 1.4.0, which splatfacto pins, except
+that step 0 is skipped (1.4.0 "resets" there too, which only clears Adam's fresh moments);
+gsplat 1.5.3 never resets (its ``step % reset_every == 0 & step > 0`` is always false).
 """
 
 from __future__ import annotations
