@@ -1,4 +1,4 @@
-"""Tiny synthetic scenes for trainer tests: known Gaussians, rendered by the dense oracle.
+"""Trainer test data: tiny synthetic scenes rendered by the dense oracle, random parameters.
 
 The scene is forward-facing and metric (the recipe's thresholds are in metres): a textured
 back wall of flat Gaussians at ``z = 0.5`` m that fills every frame (so the random training
@@ -14,6 +14,10 @@ from pipeline.render.dense import render_dense
 from pipeline.render.sh import C0, rgb_to_sh
 from pipeline.render.types import Camera, Gaussians, RenderSettings
 from pipeline.scene import SceneData, View
+from pipeline.splats import Splats
+from pipeline.train.config import TrainConfig
+from pipeline.train.optim import Optimizers, make_optimizers
+from pipeline.train.params import PARAM_NAMES, ParamName, Params, params_from_splats
 from tests.pipeline.render.factories import look_at_camera
 
 FOV_Y_DEG = 40.0
@@ -132,3 +136,31 @@ def tiny_scene(
         point_colors=rgb[kept].round().clamp(0, 255).to(torch.uint8),
         up=torch.tensor([0.0, -1.0, 0.0]),
     )
+
+
+def random_splats(n: int, seed: int = 0, sh_bases: int = 4) -> Splats:
+    g = torch.Generator().manual_seed(seed)
+    return Splats(
+        means=torch.randn(n, 3, generator=g),
+        quats=torch.randn(n, 4, generator=g),
+        log_scales=torch.randn(n, 3, generator=g) - 3,
+        logit_opacities=torch.randn(n, generator=g),
+        sh=torch.randn(n, sh_bases, 3, generator=g),
+    )
+
+
+def params_with_moments(n: int, seed: int = 0) -> tuple[Params, Optimizers]:
+    """Parameters whose Adam moments differ per row (after two steps on random gradients)."""
+    params = params_from_splats(random_splats(n, seed))
+    optimizers = make_optimizers(params, TrainConfig().lr)
+    g = torch.Generator().manual_seed(seed + 100)
+    for _ in range(2):
+        for name in PARAM_NAMES:
+            params[name].grad = torch.randn(params[name].shape, generator=g)
+            optimizers[name].step()
+    return params, optimizers
+
+
+def moments(optimizers: Optimizers, params: Params, name: ParamName) -> dict[str, torch.Tensor]:
+    state = optimizers[name].state[params[name]]
+    return {k: v.clone() for k, v in state.items()}

@@ -18,7 +18,7 @@ from pipeline.train.checkpoint import (
 from pipeline.train.config import TrainConfig
 from pipeline.train.params import PARAM_NAMES
 from pipeline.train.strategy import DensifyState
-from tests.pipeline.train.test_optim import moments, params_with_moments
+from tests.pipeline.train.factories import moments, params_with_moments
 
 CPU = torch.device("cpu")
 

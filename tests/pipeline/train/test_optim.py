@@ -5,46 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.splats import Splats
 from pipeline.train.config import TrainConfig
 from pipeline.train.optim import (
-    Optimizers,
     initial_lr,
     make_optimizers,
     replace_rows,
     set_learning_rates,
     zero_moments,
 )
-from pipeline.train.params import PARAM_NAMES, ParamName, Params, params_from_splats
+from pipeline.train.params import PARAM_NAMES, params_from_splats
 from pipeline.train.schedules import means_lr_at
-
-
-def random_splats(n: int, seed: int = 0, sh_bases: int = 4) -> Splats:
-    g = torch.Generator().manual_seed(seed)
-    return Splats(
-        means=torch.randn(n, 3, generator=g),
-        quats=torch.randn(n, 4, generator=g),
-        log_scales=torch.randn(n, 3, generator=g) - 3,
-        logit_opacities=torch.randn(n, generator=g),
-        sh=torch.randn(n, sh_bases, 3, generator=g),
-    )
-
-
-def params_with_moments(n: int, seed: int = 0) -> tuple[Params, Optimizers]:
-    """Parameters whose Adam moments differ per row (after two steps on random gradients)."""
-    params = params_from_splats(random_splats(n, seed))
-    optimizers = make_optimizers(params, TrainConfig().lr)
-    g = torch.Generator().manual_seed(seed + 100)
-    for _ in range(2):
-        for name in PARAM_NAMES:
-            params[name].grad = torch.randn(params[name].shape, generator=g)
-            optimizers[name].step()
-    return params, optimizers
-
-
-def moments(optimizers: Optimizers, params: Params, name: ParamName) -> dict[str, torch.Tensor]:
-    state = optimizers[name].state[params[name]]
-    return {k: v.clone() for k, v in state.items()}
+from tests.pipeline.train.factories import moments, params_with_moments, random_splats
 
 
 def test_each_group_gets_its_own_adam_with_the_recipe_rates() -> None:

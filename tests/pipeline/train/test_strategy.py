@@ -15,7 +15,7 @@ from pipeline.train.config import DensifyConfig, LearningRates
 from pipeline.train.optim import make_optimizers
 from pipeline.train.params import PARAM_NAMES, Params, params_from_splats
 from pipeline.train.strategy import DensifyState, DensifyStrategy, RefineReport
-from tests.pipeline.train.test_optim import moments, params_with_moments
+from tests.pipeline.train.factories import moments, params_with_moments
 
 WIDTH, HEIGHT = 40, 20
 
