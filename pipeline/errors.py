@@ -14,6 +14,7 @@ exits non-zero, and the node forwards that line into the task's failure reason.
     │   └── PlyFormatError          a PLY file is not a usable 3DGS PLY
     ├── BackendUnavailableError     the requested rasterizer backend cannot run here
     └── TrainingError               training diverged or produced no Gaussians
+        └── CheckpointError         a training checkpoint is unreadable or from another run
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 __all__ = [
     "BackendUnavailableError",
+    "CheckpointError",
     "ColmapFormatError",
     "InputError",
     "MissingFramesError",
@@ -100,3 +102,7 @@ class BackendUnavailableError(PipelineError):
 
 class TrainingError(PipelineError):
     """Training failed: non-finite loss, or no Gaussians left."""
+
+
+class CheckpointError(TrainingError):
+    """A training checkpoint cannot be read, or was written by a run with another config."""

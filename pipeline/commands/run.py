@@ -1,0 +1,118 @@
+"""``python -m pipeline run --job-root DIR``: every step on a job folder (:mod:`pipeline.run`).
+
+stdout carries only the JSON-lines events of :mod:`pipeline.progress` (anything else a library
+prints is diverted to stderr); logs go to stderr. Exit codes: 0 success, 1 failure (the last
+event is ``error`` and ``error: <reason>`` is the last stderr line), 2 bad arguments,
+143 terminated by SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+
+from pipeline.errors import PipelineError
+from pipeline.progress import JsonLinesProgress
+from pipeline.run import RunConfig, RunResult, StageTracker, run_job
+
+__all__ = ["add_parser"]
+
+logger = logging.getLogger(__name__)
+
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind (``finally`` blocks remove partial files) and exit 143."""
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="train a splat from a job folder and export it (steps 1-5)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--job-root", type=Path, required=True, help="the job folder")
+    parser.add_argument("--steps", type=_positive_int, help="training steps (default: profile)")
+    parser.add_argument("--backend", choices=["auto", "cpu", "gsplat"], default="auto")
+    parser.add_argument("--threads", type=_positive_int, help="CPU threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=8, help="hold out every Nth image")
+    parser.add_argument("--no-preview", action="store_true", help="skip preview rendering")
+    parser.add_argument("--no-resume", action="store_true", help="ignore earlier progress")
+    parser.set_defaults(func=run_command)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    return value
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = RunConfig(
+        backend=args.backend,
+        steps=args.steps,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        previews=not args.no_preview,
+        resume=not args.no_resume,
+    )
+    events = sys.stdout
+    sys.stdout = sys.stderr  # keep stray prints out of the event stream
+    progress = JsonLinesProgress(events)
+    tracker = StageTracker(progress)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _run(args.job_root, config, progress, tracker)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sys.stdout = events
+
+
+def _run(
+    job_root: Path, config: RunConfig, progress: JsonLinesProgress, tracker: StageTracker
+) -> int:
+    try:
+        result = run_job(job_root, config, progress, tracker)
+    except PipelineError as exc:
+        progress.emit({"event": "error", "stage": tracker.current, "message": str(exc)})
+        raise
+    except Terminated:
+        return _fail(progress, tracker, "terminated by SIGTERM", EXIT_TERMINATED)
+    except Exception as exc:  # a bug, not bad input: keep the traceback in the log
+        logger.exception("pipeline run failed")
+        return _fail(progress, tracker, f"internal error: {type(exc).__name__}: {exc}", 1)
+    progress.emit(_done_event(result))
+    return 0
+
+
+def _fail(progress: JsonLinesProgress, tracker: StageTracker, message: str, code: int) -> int:
+    progress.emit({"event": "error", "stage": tracker.current, "message": message})
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _done_event(result: RunResult) -> dict[str, Any]:
+    return {
+        "event": "done",
+        "outputs": {name: str(path) for name, path in sorted(result.outputs.items())},
+        "metrics": result.metrics,
+        "warnings": result.warnings,
+        "duration_s": round(result.duration_s, 3),
+    }
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated

@@ -1,0 +1,304 @@
+"""Steps 1–5 for one job folder: what ``python -m pipeline run`` does.
+
+Inputs (protocol §3.4): ``datasets/<scan>/Frames.mp4`` and the COLMAP model in
+``refined/global/refined_sfm_combined/``. Outputs in ``refined/splatter/``: ``splat.ply``,
+``splat_rot.ply``, ``splat_rot.splat`` (required) and, best effort, ``preview.mp4``,
+``preview_top.jpg``, ``preview_angle.jpg``, ``preview_camera_path.json``; training state in
+``refined/splatter/checkpoints/`` and ``refined/splatter/run_state.json``.
+
+A rerun resumes: frames already extracted are kept, training continues from its latest
+checkpoint (a finished run returns at once), and export and preview are skipped when
+``run_state.json`` records them done for the same trained Gaussians and their files still exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.atomic import atomic_path
+from pipeline.colmap import read_model
+from pipeline.dataset import DatasetConfig, build_scene
+from pipeline.errors import InputError, PipelineError
+from pipeline.export import ExportResult, export_all
+from pipeline.frames import extract_frames
+from pipeline.layout import JobLayout
+from pipeline.nerfstudio import write_nerfstudio_data
+from pipeline.preview import PreviewConfig, render_preview
+from pipeline.progress import ProgressSink, Stage
+from pipeline.render import BackendChoice, Rasterizer, get_rasterizer
+from pipeline.scene import SceneData
+from pipeline.splats import Splats
+from pipeline.train import TrainConfig, TrainResult, train
+
+__all__ = ["RunConfig", "RunResult", "StageTracker", "run_job"]
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "run_state.json"
+REQUIRED_MODEL_FILES = ("cameras.bin", "images.bin", "points3D.bin")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What ``python -m pipeline run`` was asked to do.
+
+    Attributes:
+        backend: rasterizer backend; ``auto`` picks gsplat when CUDA is usable.
+        steps: training steps; ``None`` uses the backend's profile (30,000 on gsplat, the CPU
+            profile's default on cpu).
+        seed: seeds training (deterministic on CPU).
+        eval_every: hold out every Nth image for evaluation (0: none).
+        previews: render the preview stills and video.
+        resume: continue from checkpoints and recorded steps; ``False`` starts afresh.
+        preview: preview settings.
+    """
+
+    backend: BackendChoice = "auto"
+    steps: int | None = None
+    seed: int = 0
+    eval_every: int = 8
+    previews: bool = True
+    resume: bool = True
+    preview: PreviewConfig = field(default_factory=PreviewConfig)
+
+
+@dataclass
+class RunResult:
+    """A finished run.
+
+    Attributes:
+        outputs: file name → path of every output written (or kept from an earlier run).
+        metrics: held-out ``psnr`` (dB), ``ssim``, ``views``; plus ``gaussians``.
+        warnings: best-effort failures (previews).
+        duration_s: wall-clock seconds.
+    """
+
+    outputs: dict[str, Path]
+    metrics: dict[str, float]
+    warnings: list[str]
+    duration_s: float
+
+
+class StageTracker:
+    """Emits ``stage`` events and remembers which stage is running (for the error event)."""
+
+    def __init__(self, progress: ProgressSink) -> None:
+        self.progress = progress
+        self.current: Stage | None = None
+
+    @contextmanager
+    def stage(self, name: Stage) -> Iterator[dict[str, Any]]:
+        """Runs one stage; fields put into the yielded dict go into its ``completed`` event."""
+        self.current = name
+        started = time.perf_counter()
+        self.progress.emit({"event": "stage", "stage": name, "status": "started"})
+        info: dict[str, Any] = {}
+        yield info
+        duration = round(time.perf_counter() - started, 3)
+        event = {"event": "stage", "stage": name, "status": "completed", "duration_s": duration}
+        self.progress.emit({**event, **info})
+        self.current = None
+
+    def skipped(self, name: Stage, reason: str) -> None:
+        self.progress.emit({"event": "stage", "stage": name, "status": "skipped", "reason": reason})
+
+
+def run_job(
+    job_root: Path, config: RunConfig, progress: ProgressSink, tracker: StageTracker | None = None
+) -> RunResult:
+    """Run every step on ``job_root``.
+
+    Raises:
+        PipelineError: a required step failed (bad inputs, training diverged, export failed).
+    """
+    started = time.perf_counter()
+    tracker = tracker or StageTracker(progress)
+    layout = JobLayout(job_root)
+    _check_inputs(layout)
+    rasterizer = get_rasterizer(config.backend)
+    train_config = _train_config(rasterizer, config)
+    state = _RunState.load(layout.splatter_dir / STATE_FILE, enabled=config.resume)
+    scene = _prepare(layout, train_config, config, tracker)
+    trained = _train(scene, train_config, rasterizer, layout, config, tracker)
+    fingerprint = _fingerprint(trained.splats)
+    outputs, warnings = _export_and_preview(
+        trained.splats, scene, rasterizer, layout, config, state, fingerprint, tracker
+    )
+    metrics = {**trained.metrics, "gaussians": float(len(trained.splats))}
+    return RunResult(outputs, metrics, warnings, time.perf_counter() - started)
+
+
+def _check_inputs(layout: JobLayout) -> None:
+    """Fail early, naming what is missing, before any heavy work."""
+    if not layout.scans():
+        raise InputError(f"no recordings: {layout.datasets_dir} has no <scan>/Frames.mp4 folders")
+    missing = [n for n in REQUIRED_MODEL_FILES if not (layout.model_dir / n).is_file()]
+    if missing:
+        raise InputError(f"COLMAP model incomplete in {layout.model_dir}: missing {missing}")
+
+
+def _train_config(rasterizer: Rasterizer, config: RunConfig) -> TrainConfig:
+    base = TrainConfig.for_backend(rasterizer.name, config.steps)
+    return TrainConfig.from_dict({**base.to_dict(), "seed": config.seed})
+
+
+def _prepare(
+    layout: JobLayout, train_config: TrainConfig, config: RunConfig, tracker: StageTracker
+) -> SceneData:
+    """Steps 1–2: frames from the recordings, then undistorted training views."""
+    model = read_model(layout.model_dir)
+    names = [image.name for image in model.images.values()]
+    with tracker.stage("frames") as info:
+        frames = extract_frames(layout.root, image_names=names, progress=tracker.progress)
+        info.update(written=frames.total_written, existing=frames.existing)
+    with tracker.stage("dataset") as info:
+        dataset_config = DatasetConfig(
+            max_side=train_config.max_image_side, eval_every=config.eval_every
+        )
+        scene = build_scene(model, layout.frames_dir, dataset_config, tracker.progress)
+        info.update(train_views=len(scene.train), eval_views=len(scene.eval))
+        info.update(points=int(scene.points.shape[0]))
+        _write_nerfstudio_best_effort(layout, model, tracker)
+    return scene
+
+
+def _write_nerfstudio_best_effort(layout: JobLayout, model: Any, tracker: StageTracker) -> None:
+    """``transforms.json`` is for users' own nerfstudio runs; the job does not need it."""
+    try:
+        write_nerfstudio_data(layout.root, model)
+    except PipelineError as exc:
+        message = f"nerfstudio transforms.json not written: {exc}"
+        logger.warning(message)
+        tracker.progress.emit({"event": "warning", "stage": "dataset", "message": message})
+
+
+def _train(
+    scene: SceneData,
+    train_config: TrainConfig,
+    rasterizer: Rasterizer,
+    layout: JobLayout,
+    config: RunConfig,
+    tracker: StageTracker,
+) -> TrainResult:
+    with tracker.stage("train") as info:
+        result = train(
+            scene,
+            train_config,
+            rasterizer,
+            tracker.progress,
+            checkpoint_dir=layout.splatter_dir / "checkpoints",
+            resume=config.resume,
+        )
+        info.update(steps=result.steps, gaussians=len(result.splats), backend=rasterizer.name)
+        info.update(resumed_from=result.resumed_from, metrics=result.metrics)
+    return result
+
+
+def _export_and_preview(
+    splats: Splats,
+    scene: SceneData,
+    rasterizer: Rasterizer,
+    layout: JobLayout,
+    config: RunConfig,
+    state: _RunState,
+    fingerprint: str,
+    tracker: StageTracker,
+) -> tuple[dict[str, Path], list[str]]:
+    """Steps 4–5; both are skipped when the state file says they are done for these Gaussians
+    (the preview renders what export computes, so a preview to redo redoes the export too)."""
+    exported_before = state.outputs_if_done("export", fingerprint)
+    previewed_before = state.outputs_if_done("preview", fingerprint) if config.previews else {}
+    if exported_before is not None and previewed_before is not None:
+        for stage in ("export", "preview"):
+            tracker.skipped(stage, "already done for these Gaussians")
+        return {**exported_before, **previewed_before}, []
+    with tracker.stage("export") as info:
+        exported = export_all(splats, layout.splatter_dir, up=scene.up.numpy())
+        info.update(gaussians=exported.count, dropped_transparent=exported.dropped_transparent)
+        info.update(dropped_non_finite=exported.dropped_non_finite)
+    outputs = {name: Path(path) for name, path in exported.outputs().items()}
+    state.record("export", fingerprint, outputs)
+    if not config.previews:
+        tracker.skipped("preview", "previews disabled")
+        return outputs, []
+    preview_outputs, warnings = _preview(exported, rasterizer, layout, config, tracker)
+    if not warnings:
+        state.record("preview", fingerprint, preview_outputs)
+    return {**outputs, **preview_outputs}, warnings
+
+
+def _preview(
+    exported: ExportResult,
+    rasterizer: Rasterizer,
+    layout: JobLayout,
+    config: RunConfig,
+    tracker: StageTracker,
+) -> tuple[dict[str, Path], list[str]]:
+    """Step 5, best effort: failures come back as warnings, never as exceptions."""
+    with tracker.stage("preview") as info:
+        result = render_preview(
+            exported.nerfstudio_splats,
+            exported.nerfstudio_up,
+            rasterizer,
+            layout.splatter_dir,
+            config.preview,
+            tracker.progress,
+        )
+        info.update(files=sorted(result.outputs), warnings=len(result.warnings))
+        info.update(frames=result.frames_rendered, render_s=round(result.render_s, 3))
+    return dict(result.outputs), result.warnings
+
+
+def _fingerprint(splats: Splats) -> str:
+    """Identifies one set of trained Gaussians (SHA-1 of every parameter's bytes)."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for tensor in splats.tensors():
+        digest.update(tensor.detach().to(torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class _RunState:
+    """``run_state.json``: which of the last two steps are done, for which Gaussians."""
+
+    path: Path
+    steps: dict[str, dict[str, Any]]
+
+    @classmethod
+    def load(cls, path: Path, enabled: bool) -> _RunState:
+        if not enabled or not path.is_file():
+            return cls(path, {})
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(path, dict(data["steps"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("ignoring unreadable %s: %s", path, exc)
+            return cls(path, {})
+
+    def outputs_if_done(self, step: str, fingerprint: str) -> dict[str, Path] | None:
+        record = self.steps.get(step)
+        if not record or record.get("fingerprint") != fingerprint:
+            return None
+        outputs = {name: Path(p) for name, p in record.get("outputs", {}).items()}
+        if not outputs or not all(p.is_file() for p in outputs.values()):
+            return None
+        return outputs
+
+    def record(self, step: str, fingerprint: str, outputs: dict[str, Path]) -> None:
+        self.steps[step] = {
+            "fingerprint": fingerprint,
+            "outputs": {name: str(p) for name, p in outputs.items()},
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(json.dumps({"version": 1, "steps": self.steps}, indent=2), "utf-8")

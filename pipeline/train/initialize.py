@@ -1,0 +1,122 @@
+"""The Gaussians training starts from (splatfacto's initialisation).
+
+From SfM points: one Gaussian per point, isotropic with the log of the mean distance to its
+three nearest neighbours as log-scale, a uniformly random rotation, the point's colour as DC
+term (higher SH zero) and opacity ``init_opacity``. Without points: ``random_init_points``
+Gaussians uniformly in a cube around the cameras with random DC coefficients in [0, 1)
+(splatfacto's rule, its 10-unit cube measured in camera extents here).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+from torch import Tensor
+
+from pipeline.errors import InputError
+from pipeline.render.sh import rgb_to_sh
+from pipeline.render.types import num_sh_bases
+from pipeline.scene import SceneData, View
+from pipeline.splats import Splats
+from pipeline.train.config import TrainConfig
+
+__all__ = ["camera_extent", "initial_splats", "knn_log_scales", "random_unit_quats"]
+
+# Coincident SfM points would give a zero neighbour distance; floor it (world units).
+MIN_INIT_SCALE = 1e-7
+
+
+def initial_splats(scene: SceneData, config: TrainConfig, generator: torch.Generator) -> Splats:
+    """Initial CPU float32 splats for ``scene`` (randomness from the CPU ``generator``)."""
+    points, colors = _checked_points(scene)
+    if len(points) == 0:
+        return _random_splats(scene.train, config, generator)
+    if config.max_init_points is not None and len(points) > config.max_init_points:
+        chosen = torch.randperm(len(points), generator=generator)[: config.max_init_points]
+        chosen = chosen.sort().values
+        points, colors = points[chosen], colors[chosen]
+    _, extent = camera_extent(scene.train)
+    sh = torch.zeros(len(points), num_sh_bases(config.sh_degree), 3)
+    sh[:, 0] = rgb_to_sh(colors.float() / 255.0)
+    return _splats(points, knn_log_scales(points, fallback=0.01 * extent), sh, config, generator)
+
+
+def _checked_points(scene: SceneData) -> tuple[Tensor, Tensor]:
+    points, colors = scene.points, scene.point_colors
+    if points.dim() != 2 or points.shape[-1] != 3:
+        raise InputError(f"scene points must be [P, 3], got {list(points.shape)}")
+    if colors.shape != points.shape:
+        raise InputError(
+            f"scene point colours {list(colors.shape)} do not match points {list(points.shape)}"
+        )
+    points = points.detach().to("cpu", torch.float32)
+    if not bool(torch.isfinite(points).all()):
+        raise InputError("scene points contain non-finite coordinates")
+    return points, colors.detach().cpu()
+
+
+def _random_splats(views: list[View], config: TrainConfig, generator: torch.Generator) -> Splats:
+    centre, extent = camera_extent(views)
+    n = config.random_init_points
+    side = config.random_init_scale * extent
+    means = centre + (torch.rand(n, 3, generator=generator) - 0.5) * side
+    sh = torch.zeros(n, num_sh_bases(config.sh_degree), 3)
+    sh[:, 0] = torch.rand(n, 3, generator=generator)
+    return _splats(means, knn_log_scales(means, fallback=0.01 * extent), sh, config, generator)
+
+
+def _splats(
+    means: Tensor, log_scale: Tensor, sh: Tensor, config: TrainConfig, generator: torch.Generator
+) -> Splats:
+    n = len(means)
+    logit = math.log(config.init_opacity / (1.0 - config.init_opacity))
+    return Splats(
+        means=means.float(),
+        quats=random_unit_quats(n, generator),
+        log_scales=log_scale.float().unsqueeze(-1).repeat(1, 3),
+        logit_opacities=torch.full((n,), logit),
+        sh=sh.float(),
+    )
+
+
+def knn_log_scales(points: Tensor, k: int = 3, fallback: float = 1.0) -> Tensor:
+    """``[P]`` log of each point's mean distance to its ``k`` nearest other points.
+
+    With fewer than ``k`` other points the available ones are used; a lone point gets
+    ``log(fallback)``.
+    """
+    if len(points) < 2:
+        return torch.full((len(points),), math.log(fallback))
+    neighbours = min(k, len(points) - 1)
+    data = points.detach().cpu().double().numpy()
+    distances, _ = cKDTree(data).query(data, k=neighbours + 1)
+    mean = np.asarray(distances)[:, 1:].mean(axis=-1)
+    return torch.from_numpy(np.log(np.maximum(mean, MIN_INIT_SCALE))).float()
+
+
+def random_unit_quats(n: int, generator: torch.Generator) -> Tensor:
+    """``[n, 4]`` rotations uniform over SO(3) (Shoemake's method), ``(w, x, y, z)``."""
+    u, v, w = torch.rand(3, n, generator=generator, dtype=torch.float64)
+    a, b = torch.sqrt(1.0 - u), torch.sqrt(u)
+    quats = torch.stack(
+        [a * torch.sin(2 * math.pi * v), a * torch.cos(2 * math.pi * v),
+         b * torch.sin(2 * math.pi * w), b * torch.cos(2 * math.pi * w)],
+        dim=-1,
+    )  # fmt: skip
+    return quats.float()
+
+
+def camera_extent(views: list[View]) -> tuple[Tensor, float]:
+    """Mean camera centre ``[3]`` and the largest distance of a camera from it (world units).
+
+    No spread (a single camera, or none) gives an extent of 1.
+    """
+    if not views:
+        return torch.zeros(3), 1.0
+    centres = torch.stack([v.camera.camera_center.detach().cpu().float() for v in views])
+    centre = centres.mean(dim=0)
+    extent = float((centres - centre).norm(dim=-1).max())
+    return centre, extent if extent > 1e-6 else 1.0
