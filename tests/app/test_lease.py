@@ -1,7 +1,7 @@
 """Lease mode over loopback HTTP: the node registers with the emulated DDS, logs in, leases from
 the emulated DMS, heartbeats, runs the stub pipeline and sends exactly the receipts of protocol
-§1.9 (none after a cancel). The emulator rotates the domain token on every heartbeat and revokes
-the old one, so any request made with a stale token would fail.
+§1.9 (none after a cancel). The emulator rotates the domain token on every heartbeat (the old
+one stays valid until it expires, as the real tokens do).
 """
 
 from __future__ import annotations
@@ -88,17 +88,6 @@ async def task_reaches(
     return emulator.state.task(task_id)
 
 
-def assert_stale_tokens_were_replayed(emulator: EmulatorServer) -> None:
-    """Each domain request refused for a just-rotated token (a heartbeat crossed it in flight)
-    was sent again, with the current token, and accepted."""
-    requests = emulator.state.request_log("domain")
-    for index, request in enumerate(requests):
-        if request.status == 401:
-            replay = next(r for r in requests[index + 1 :] if r.path == request.path)
-            assert replay.method == request.method and replay.status in (200, 201)
-            assert replay.headers["authorization"] != request.headers["authorization"]
-
-
 def ended(task: TaskRecord) -> bool:
     return task.status in ("completed", "failed", "cancelled")
 
@@ -144,7 +133,7 @@ async def test_a_leased_task_runs_and_completes_with_the_exact_receipt(
     pcts = [p.get("pct", p.get("progress")) for p in history if p]
     assert pcts == sorted(pcts) and pcts[0] == 5
     assert [e["message"] for e in task.events][:2] == ["workspace prepared", "inputs materialized"]
-    assert_stale_tokens_were_replayed(emulator)
+    assert {r.status for r in emulator.state.request_log("domain")} <= {200, 201}
 
     (registered,) = emulator.state.registry.nodes.values()
     assert (registered.wallet, registered.capabilities) == (NODE_ADDRESS, [CAPABILITY])
