@@ -73,15 +73,18 @@ class DemoConfig:
         views: frames of the synthetic recording.
         size: synthetic frame size ``WxH`` in pixels.
         threads: CPU threads of the pipeline child (``SPLATTER_THREADS``).
+        previews: render and upload the preview stills and video. Off by default: the pipeline
+            renders them at 1280×720, which takes far longer than training on a CPU.
         timeout_s: give up after this many seconds of waiting for the task.
         keep_work: keep the temporary folder (scene, job folders, node database).
     """
 
     output: Path = Path("demo-output")
-    steps: int = 300
+    steps: int = 80
     views: int = 24
-    size: str = "96x72"
+    size: str = "80x60"
     threads: int | None = None
+    previews: bool = False
     timeout_s: float = 900.0
     keep_work: bool = False
 
@@ -221,6 +224,7 @@ def running_node(
         MIN_FREE_DISK_MB="256",
         LOG_FORMAT="text",
         NODE_VERSION="0.1.0-demo",
+        SPLATTER_PREVIEWS="true" if config.previews else "false",
     )
     if config.threads is not None:
         env["SPLATTER_THREADS"] = str(config.threads)
@@ -268,15 +272,17 @@ def describe(progress: Any) -> str:
 async def follow(
     emulator: EmulatorServer, task_id: str, node: subprocess.Popen[bytes], timeout_s: float
 ) -> dict[str, Any]:
-    """Prints each new progress value DMS receives; returns the task record once it ended."""
+    """Prints the progress DMS receives (a new stage at once, training updates at
+    most every 5 s); returns the task record once it ended."""
     deadline = time.monotonic() + timeout_s
-    shown = ""
+    shown, shown_head, shown_at = "", "", 0.0
     while time.monotonic() < deadline:
         record = emulator.state.task(task_id).to_json()
         line = describe(record["progress"]) if record["heartbeats"] else "[  0%] waiting for a node"
-        if line != shown:
+        head = line.split("]", 1)[-1].split(":")[0]  # the stage, without the percentage
+        if line != shown and (head != shown_head or time.monotonic() - shown_at >= 5.0):
             _say(f"  {line}")
-            shown = line
+            shown, shown_head, shown_at = line, head, time.monotonic()
         if record["status"] in FINAL_STATUSES:
             return record
         if node.poll() is not None:
@@ -371,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--views", type=int, default=defaults.views, help="frames of the scan")
     parser.add_argument("--size", default=defaults.size, help="frame size WxH")
     parser.add_argument("--threads", type=int, default=None, help="pipeline CPU threads")
+    parser.add_argument(
+        "--previews", action="store_true", help="also render previews (slow without a GPU)"
+    )
     parser.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds")
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary folder")
     return parser
@@ -384,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         views=args.views,
         size=args.size,
         threads=args.threads,
+        previews=args.previews,
         timeout_s=args.timeout,
         keep_work=args.keep_work,
     )
