@@ -175,10 +175,30 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _best_window(port: int) -> tuple[list[float], float]:
-    """The window with the lowest p99 of WINDOWS, and the 1-minute load average after it."""
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (the node's pipeline child)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+async def _best_window(port: int, busy_pid: int | None = None) -> tuple[list[float], str]:
+    """The window with the lowest p99 of WINDOWS, and the load during the windows: the
+    1-minute load average, and the cores ``busy_pid`` used meanwhile."""
+    started, cpu_before = time.monotonic(), _cpu_seconds(busy_pid) if busy_pid else 0.0
     windows = [await _health_latencies_ms(port) for _ in range(WINDOWS)]
-    return min(windows, key=lambda values: _percentile(values, 99)), os.getloadavg()[0]
+    load = f"load avg {os.getloadavg()[0]:.1f}"
+    if busy_pid:
+        cores = (_cpu_seconds(busy_pid) - cpu_before) / (time.monotonic() - started)
+        load += f", training child {cores:.2f} cores"
+    return min(windows, key=lambda values: _percentile(values, 99)), load
 
 
 async def _measure(emulator: str, port: int, pid: int, summary: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +209,8 @@ async def _measure(emulator: str, port: int, pid: int, summary: dict[str, Any]) 
     cpu_ms = (_cpu_seconds(pid) - cpu_before) * 1000 / (WINDOWS * ROUNDS * CONCURRENCY)
     task_id = await _create_task(emulator, summary)
     await _wait_training(emulator, task_id)
-    busy, busy_load = await _best_window(port)
+    (child,) = _children(pid)
+    busy, busy_load = await _best_window(port, child)
     if not await _still_training(emulator, task_id):
         raise RuntimeError("training ended before the measurement did")
     return {"idle": idle, "busy": busy, "cpu_ms": cpu_ms, "loads": (idle_load, busy_load)}
@@ -234,7 +255,7 @@ def run(table: BenchTable) -> None:
         ("idle", result["idle"], idle_load),
         ("during training", result["busy"], busy_load),
     ):
-        window = f"{note}, load avg {load:.1f}"
+        window = f"{note}, {load}"
         table.add(BenchRow(f"/health p50 {label}", _percentile(values, 50), "ms", note=window))
         target = TARGET_P99_MS if label == "during training" else None
         table.add(BenchRow(f"/health p99 {label}", _percentile(values, 99), "ms", target, True,
