@@ -1,0 +1,123 @@
+"""Differentiable per-tile compositing: a ``torch.autograd.Function`` over the numba kernels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+import torch
+from torch import Tensor
+
+from pipeline.render import kernels
+from pipeline.render.tiles import TileBins
+
+__all__ = ["composite_tiles", "sync_numba_threads"]
+
+# Tiles per work item handed to a numba thread; small, so a few heavy tiles (the middle of a
+# scene) do not leave one core idle while the other finishes its static half.
+_CHUNK_TILES = 4
+
+
+def sync_numba_threads() -> None:
+    """Run numba's parallel kernels on as many threads as torch uses (at most numba's pool)."""
+    wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != wanted:
+        numba.set_num_threads(wanted)
+
+
+def composite_tiles(
+    means2d: Tensor,
+    conics: Tensor,
+    opacities: Tensor,
+    features: Tensor,
+    bins: TileBins,
+    width: int,
+    height: int,
+    absgrad: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Composite binned Gaussians front to back (the rules of :mod:`pipeline.render.dense`).
+
+    Args:
+        means2d: ``[N, 2]`` screen centres, pixels.
+        conics: ``[N, 3]`` inverse 2D covariances ``(a, b, c)``.
+        opacities: ``[N]``.
+        features: ``[N, 4]`` per-Gaussian r, g, b and camera depth.
+        bins: which Gaussians each tile composites, nearest first.
+        width, height: image size in pixels.
+        absgrad: during backward, also set ``means2d.absgrad`` ``[N, 2]`` to the sums over
+            pixels of ``|d loss / d means2d|`` (per pixel, per axis).
+
+    Returns:
+        ``features [H, W, 4]`` (``Σ w_i f_i``) and ``alpha [H, W, 1]`` (``1 - T_final``),
+        differentiable w.r.t. the four per-Gaussian inputs.
+    """
+    out: tuple[Tensor, Tensor] = _TileComposite.apply(
+        means2d, conics, opacities, features, bins, width, height, absgrad
+    )
+    return out
+
+
+def _as_numpy(t: Tensor, dtype: torch.dtype) -> np.ndarray[Any, Any]:
+    return t.detach().to(dtype).contiguous().numpy()
+
+
+class _TileComposite(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        means2d: Tensor,
+        conics: Tensor,
+        opacities: Tensor,
+        features: Tensor,
+        bins: TileBins,
+        width: int,
+        height: int,
+        absgrad: bool,
+    ) -> tuple[Tensor, Tensor]:
+        dtype = features.dtype
+        inputs = [_as_numpy(t, dtype) for t in (means2d, conics, opacities, features)]
+        features_out = np.empty((height, width, 4), dtype=inputs[0].dtype)
+        transmittance = np.empty((height, width), dtype=inputs[0].dtype)
+        n_walked = np.empty((height, width), dtype=np.int32)
+        sync_numba_threads()
+        with numba.parallel_chunksize(_CHUNK_TILES):
+            kernels.composite_forward(
+                *inputs, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x,
+                features_out, transmittance, n_walked,
+            )  # fmt: skip
+        t_final = torch.from_numpy(transmittance)
+        ctx.save_for_backward(means2d, conics, opacities, features, t_final)
+        ctx.n_walked = n_walked
+        ctx.bins = bins
+        ctx.absgrad = absgrad
+        return torch.from_numpy(features_out), (1.0 - t_final).unsqueeze(-1)
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_features: Tensor, grad_alpha: Tensor
+    ) -> tuple[Tensor | None, ...]:
+        means2d, conics, opacities, features, t_final = ctx.saved_tensors
+        bins: TileBins = ctx.bins
+        dtype = features.dtype
+        inputs = [_as_numpy(t, dtype) for t in (means2d, conics, opacities, features)]
+        grad_isect = np.empty((bins.num_intersections, 12), dtype=np.float64)
+        sync_numba_threads()
+        with numba.parallel_chunksize(_CHUNK_TILES):
+            kernels.composite_backward(
+                *inputs, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x,
+                t_final.numpy(), ctx.n_walked, _as_numpy(grad_features, torch.float64),
+                _as_numpy(grad_alpha.squeeze(-1), torch.float64), grad_isect,
+            )  # fmt: skip
+        per_gaussian = np.zeros((features.shape[0], 12), dtype=np.float64)
+        kernels.sum_per_gaussian(bins.gaussian_ids.numpy(), grad_isect, per_gaussian)
+        grads = torch.from_numpy(per_gaussian).to(dtype)
+        if ctx.absgrad:
+            means2d.absgrad = grads[:, 10:12].clone()
+        return (
+            grads[:, 0:2].clone(),
+            grads[:, 2:5].clone(),
+            grads[:, 5].clone(),
+            grads[:, 6:10].clone(),
+            None, None, None, None,
+        )  # fmt: skip
