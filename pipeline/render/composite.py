@@ -42,11 +42,12 @@ def composite_tiles(
         means2d: ``[N, 2]`` screen centres, pixels.
         conics: ``[N, 3]`` inverse 2D covariances ``(a, b, c)``.
         opacities: ``[N]``.
-        features: ``[N, 4]`` per-Gaussian r, g, b and camera depth.
+        features: ``[N, 4]`` per-Gaussian r, g, b and camera depth; its dtype (float32 or
+            float64) is the dtype of the outputs.
         bins: which Gaussians each tile composites, nearest first.
         width, height: image size in pixels.
         absgrad: during backward, also set ``means2d.absgrad`` ``[N, 2]`` to the sums over
-            pixels of ``|d loss / d means2d|`` (per pixel, per axis).
+            pixels of ``|d loss / d means2d|`` (per pixel, per axis), like gsplat's.
 
     Returns:
         ``features [H, W, 4]`` (``Σ w_i f_i``) and ``alpha [H, W, 1]`` (``1 - T_final``),
@@ -58,8 +59,13 @@ def composite_tiles(
     return out
 
 
-def _as_numpy(t: Tensor, dtype: torch.dtype) -> np.ndarray[Any, Any]:
-    return t.detach().to(dtype).contiguous().numpy()
+def _numpy(t: Tensor) -> np.ndarray[Any, Any]:
+    return t.detach().contiguous().numpy()
+
+
+def _prepare(means2d: Tensor, conics: Tensor, opacities: Tensor, features: Tensor) -> Any:
+    arrays = [_numpy(t) for t in (means2d, conics, opacities, features)]
+    return kernels.prepare(*arrays)
 
 
 class _TileComposite(torch.autograd.Function):
@@ -75,43 +81,40 @@ class _TileComposite(torch.autograd.Function):
         height: int,
         absgrad: bool,
     ) -> tuple[Tensor, Tensor]:
-        dtype = features.dtype
-        inputs = [_as_numpy(t, dtype) for t in (means2d, conics, opacities, features)]
-        features_out = np.empty((height, width, 4), dtype=inputs[0].dtype)
-        transmittance = np.empty((height, width), dtype=inputs[0].dtype)
-        n_walked = np.empty((height, width), dtype=np.int32)
         sync_numba_threads()
+        prepared = _prepare(means2d, conics, opacities, features)
+        features_out = np.empty((height, width, 4), dtype=np.float64)
+        transmittance = np.empty((height, width), dtype=np.float64)
+        n_walked = np.empty((height, width), dtype=np.int32)
         with numba.parallel_chunksize(_CHUNK_TILES):
             kernels.composite_forward(
-                *inputs, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x,
+                prepared, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x,
                 features_out, transmittance, n_walked,
             )  # fmt: skip
-        t_final = torch.from_numpy(transmittance)
-        ctx.save_for_backward(means2d, conics, opacities, features, t_final)
-        ctx.n_walked = n_walked
-        ctx.bins = bins
-        ctx.absgrad = absgrad
-        return torch.from_numpy(features_out), (1.0 - t_final).unsqueeze(-1)
+        ctx.save_for_backward(means2d)
+        ctx.prepared, ctx.bins, ctx.absgrad = prepared, bins, absgrad
+        ctx.transmittance, ctx.n_walked = transmittance, n_walked
+        dtype = features.dtype
+        alpha = torch.from_numpy(1.0 - transmittance).to(dtype).unsqueeze(-1)
+        return torch.from_numpy(features_out).to(dtype), alpha
 
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: Any, grad_features: Tensor, grad_alpha: Tensor
     ) -> tuple[Tensor | None, ...]:
-        means2d, conics, opacities, features, t_final = ctx.saved_tensors
+        (means2d,) = ctx.saved_tensors
         bins: TileBins = ctx.bins
-        dtype = features.dtype
-        inputs = [_as_numpy(t, dtype) for t in (means2d, conics, opacities, features)]
-        grad_isect = np.empty((bins.num_intersections, 12), dtype=np.float64)
+        grad_isect = np.zeros((bins.num_intersections, kernels.GRAD_COLUMNS), dtype=np.float64)
         sync_numba_threads()
         with numba.parallel_chunksize(_CHUNK_TILES):
             kernels.composite_backward(
-                *inputs, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x,
-                t_final.numpy(), ctx.n_walked, _as_numpy(grad_features, torch.float64),
-                _as_numpy(grad_alpha.squeeze(-1), torch.float64), grad_isect,
+                ctx.prepared, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x,
+                ctx.transmittance, ctx.n_walked, _numpy(grad_features.to(torch.float64)),
+                _numpy(grad_alpha.squeeze(-1).to(torch.float64)), grad_isect,
             )  # fmt: skip
-        per_gaussian = np.zeros((features.shape[0], 12), dtype=np.float64)
+        per_gaussian = np.zeros((ctx.prepared.shape[0], kernels.GRAD_COLUMNS), dtype=np.float64)
         kernels.sum_per_gaussian(bins.gaussian_ids.numpy(), grad_isect, per_gaussian)
-        grads = torch.from_numpy(per_gaussian).to(dtype)
+        grads = torch.from_numpy(per_gaussian).to(means2d.dtype)
         if ctx.absgrad:
             means2d.absgrad = grads[:, 10:12].clone()
         return (

@@ -1,11 +1,13 @@
 """Tile binning: which Gaussians can touch which 16×16 pixel tile, nearest first.
 
-Every visible Gaussian is assigned to the tiles its screen bounding box overlaps. The box is the
-opacity-aware one (as gsplat 1.5.3's CUDA projection computes it): outside
-``sqrt(2 ln(255 · opacity))`` standard deviations along an axis the Gaussian's alpha is below
-1/255 at every pixel, so the compositing contract skips it there anyway. This only shortens the
-per-tile lists; it never changes an image. The box is never larger than the ``3.33 σ`` one
-reported in ``RenderOutput.radii``.
+A Gaussian's alpha at a pixel is below 1/255, so the compositing contract skips it there, once
+``sigma > ln(255 · opacity)`` (its *cut-off ellipse*). A Gaussian is binned into exactly the
+tiles whose rectangle of pixel centres meets that ellipse (tested exactly: the minimum of the
+quadratic ``sigma`` over the rectangle), which only shortens the per-tile lists and never changes
+an image. Candidates are visible Gaussians (``radii > 0``) with opacity ≥ 1/255.
+
+The counting and filling loops are numba kernels (parallel over Gaussians); the per-tile grouping
+is a stable counting sort, so each tile's list stays in depth order.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from numba import njit, prange
 from torch import Tensor
 
 from pipeline.render.dense import ALPHA_MIN
-from pipeline.render.projection import BBOX_SIGMAS
 
-__all__ = ["TILE_SIZE", "TileBins", "bin_gaussians"]
+__all__ = ["TILE_SIZE", "TileBins", "bin_gaussians", "tile_grid"]
 
 TILE_SIZE = 16
+# Relative slack on the cut-off ellipse, so rounding never drops a tile that a pixel needs.
+_CUT_SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -73,58 +78,129 @@ def bin_gaussians(
     """
     tiles_x, tiles_y = tile_grid(width, height)
     with torch.no_grad():
-        ids = _depth_sorted_candidates(depths, visible, opacities)
-        lo, hi = _tile_ranges(means2d[ids], conics[ids], opacities[ids], tiles_x, tiles_y)
-        span = (hi - lo).clamp(min=0)
-        counts = span[:, 0] * span[:, 1]
-        nonempty = counts > 0
-        ids, lo, span, counts = ids[nonempty], lo[nonempty], span[nonempty], counts[nonempty]
-        tile_ids, owner = _expand_to_tiles(lo, span, counts, tiles_x)
-        # Candidates are already nearest first, so a stable sort by tile keeps depth order.
-        tile_ids, order = torch.sort(tile_ids, stable=True)
-        gaussian_ids = ids[owner[order]]
-        per_tile = torch.bincount(tile_ids, minlength=tiles_x * tiles_y)
-        offsets = torch.zeros(tiles_x * tiles_y + 1, dtype=torch.int64)
-        torch.cumsum(per_tile, dim=0, out=offsets[1:])
-    return TileBins(gaussian_ids, offsets, tiles_x, tiles_y)
+        candidates = torch.nonzero(visible & (opacities.detach() >= ALPHA_MIN)).squeeze(-1)
+        order = torch.argsort(depths.detach()[candidates], stable=True)
+        ids = candidates[order].numpy()
+        args = (
+            _float64(means2d), _float64(conics), _float64(opacities), ids,
+            width, height, tiles_x, tiles_y,
+        )  # fmt: skip
+    counts = np.empty(ids.shape[0], dtype=np.int64)
+    _count_tiles(*args, counts)
+    starts = np.zeros(ids.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    pair_tiles = np.empty(int(starts[-1]), dtype=np.int64)
+    _list_tiles(*args, starts, pair_tiles)
+    gaussian_ids, offsets = _group_by_tile(pair_tiles, ids, starts, tiles_x * tiles_y)
+    return TileBins(torch.from_numpy(gaussian_ids), torch.from_numpy(offsets), tiles_x, tiles_y)
 
 
-def _depth_sorted_candidates(depths: Tensor, visible: Tensor, opacities: Tensor) -> Tensor:
-    """Indices ``[M]`` of the Gaussians that can contribute, nearest first (stable)."""
-    candidates = torch.nonzero(visible & (opacities >= ALPHA_MIN)).squeeze(-1)
-    order = torch.argsort(depths[candidates], stable=True)
-    return candidates[order]
+def _float64(t: Tensor) -> np.ndarray:  # type: ignore[type-arg]
+    return t.detach().to(torch.float64).contiguous().numpy()
 
 
-def _tile_ranges(
-    means2d: Tensor, conics: Tensor, opacities: Tensor, tiles_x: int, tiles_y: int
-) -> tuple[Tensor, Tensor]:
-    """First and one-past-last tile ``[M, 2]`` (x, y) of each opacity-aware bounding box."""
-    a, b, c = conics.to(torch.float64).unbind(-1)
+@njit(cache=True, fastmath=False)
+def _cutoff(opacity):  # type: ignore[no-untyped-def]
+    """``sigma`` beyond which the alpha is below 1/255, with a little slack outwards."""
+    cut = math.log(opacity * 255.0)
+    return cut + _CUT_SLACK * (1.0 + abs(cut))
+
+
+@njit(cache=True, fastmath=False)
+def _tile_span(m, extent, tiles):  # type: ignore[no-untyped-def]
+    """First and one-past-last tile index along one axis for ``m ± extent`` pixels."""
+    lo = max(0.0, math.floor((m - extent) / TILE_SIZE))
+    hi = min(float(tiles), math.ceil((m + extent) / TILE_SIZE))
+    return int(lo), int(hi)
+
+
+@njit(cache=True, fastmath=False)
+def _min_sigma_on_rect(dx0, dx1, dy0, dy1, a, b, c):  # type: ignore[no-untyped-def]
+    """Minimum of ``0.5 (a dx² + c dy²) + b dx dy`` over ``[dx0, dx1] × [dy0, dy1]``.
+
+    ``d = mean - pixel``; requires a positive-definite conic.
+    """
+    if dx0 <= 0.0 <= dx1 and dy0 <= 0.0 <= dy1:
+        return 0.0
+    best = math.inf
+    for dx in (dx0, dx1):  # vertical edges: best dy for this dx, clamped to the edge
+        dy = min(max(-b * dx / c, dy0), dy1)
+        best = min(best, 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy)
+    for dy in (dy0, dy1):
+        dx = min(max(-b * dy / a, dx0), dx1)
+        best = min(best, 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy)
+    return best
+
+
+@njit(cache=True, fastmath=False)
+def _hits_tile(mx, my, a, b, c, cut, tx, ty, width, height):  # type: ignore[no-untyped-def]
+    """Does the cut-off ellipse meet the pixel centres' rectangle of tile ``(tx, ty)``?"""
+    if not (a > 0.0 and c > 0.0 and a * c - b * b > 0.0):
+        return True  # degenerate conic: keep every tile of the box, the kernel decides
+    x0 = tx * TILE_SIZE + 0.5
+    x1 = min((tx + 1) * TILE_SIZE, width) - 0.5
+    y0 = ty * TILE_SIZE + 0.5
+    y1 = min((ty + 1) * TILE_SIZE, height) - 0.5
+    return _min_sigma_on_rect(mx - x1, mx - x0, my - y1, my - y0, a, b, c) <= cut
+
+
+@njit(cache=True, fastmath=False)
+def _box(means2d, conics, opacities, g, tiles_x, tiles_y):  # type: ignore[no-untyped-def]
+    """Tile ranges ``(x0, x1, y0, y1)`` of Gaussian ``g``'s cut-off box and its cut-off."""
+    a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
+    cut = _cutoff(opacities[g])
     det = a * c - b * b
-    # The inverse of the conic is the 2D covariance: var_x = c / det, var_y = a / det.
-    sigma_xy = torch.stack([c / det, a / det], dim=-1).clamp(min=0).sqrt()
-    o = opacities.to(torch.float64).clamp(min=ALPHA_MIN)
-    extent = torch.sqrt(2.0 * torch.log(o / ALPHA_MIN)).clamp(max=BBOX_SIGMAS)
-    # A hair of slack keeps rounding at the box edge on the safe side.
-    radius = torch.ceil(extent.unsqueeze(-1) * sigma_xy * (1.0 + 1e-6) + 1e-6)
-    centre = means2d.to(torch.float64)
-    lo = torch.floor((centre - radius) / TILE_SIZE)
-    hi = torch.ceil((centre + radius) / TILE_SIZE)
-    limit = torch.tensor([tiles_x, tiles_y], dtype=torch.float64)
-    lo = torch.minimum(lo.clamp(min=0), limit)
-    hi = torch.minimum(hi.clamp(min=0), limit)
-    return lo.to(torch.int64), hi.to(torch.int64)
+    if det > 0.0 and a > 0.0 and c > 0.0:
+        # The conic's inverse is the 2D covariance: var_x = c / det, var_y = a / det.
+        ext_x, ext_y = math.sqrt(2.0 * cut * c / det), math.sqrt(2.0 * cut * a / det)
+    else:
+        ext_x = ext_y = math.inf
+    x0, x1 = _tile_span(means2d[g, 0], ext_x + 1e-6, tiles_x)
+    y0, y1 = _tile_span(means2d[g, 1], ext_y + 1e-6, tiles_y)
+    return x0, x1, y0, y1, cut
 
 
-def _expand_to_tiles(
-    lo: Tensor, span: Tensor, counts: Tensor, tiles_x: int
-) -> tuple[Tensor, Tensor]:
-    """One row per (Gaussian, tile) pair: tile index ``[I]`` and owner position ``[I]``."""
-    owner = torch.repeat_interleave(torch.arange(counts.shape[0]), counts)
-    first = torch.cumsum(counts, dim=0) - counts
-    local = torch.arange(owner.shape[0]) - first[owner]
-    width = span[owner, 0]
-    tx = lo[owner, 0] + local % width
-    ty = lo[owner, 1] + torch.div(local, width, rounding_mode="floor")
-    return ty * tiles_x + tx, owner
+@njit(parallel=True, cache=True, fastmath=False)
+def _count_tiles(means2d, conics, opacities, ids, width, height, tiles_x, tiles_y, counts):  # type: ignore[no-untyped-def]
+    for i in prange(ids.shape[0]):
+        g = ids[i]
+        x0, x1, y0, y1, cut = _box(means2d, conics, opacities, g, tiles_x, tiles_y)
+        a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
+        n = 0
+        for ty in range(y0, y1):
+            for tx in range(x0, x1):
+                if _hits_tile(means2d[g, 0], means2d[g, 1], a, b, c, cut, tx, ty, width, height):
+                    n += 1
+        counts[i] = n
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _list_tiles(means2d, conics, opacities, ids, width, height, tiles_x, tiles_y, starts, out):  # type: ignore[no-untyped-def]
+    for i in prange(ids.shape[0]):
+        g = ids[i]
+        x0, x1, y0, y1, cut = _box(means2d, conics, opacities, g, tiles_x, tiles_y)
+        a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
+        n = starts[i]
+        for ty in range(y0, y1):
+            for tx in range(x0, x1):
+                if _hits_tile(means2d[g, 0], means2d[g, 1], a, b, c, cut, tx, ty, width, height):
+                    out[n] = ty * tiles_x + tx
+                    n += 1
+
+
+@njit(cache=True, fastmath=False)
+def _group_by_tile(pair_tiles, ids, starts, n_tiles):  # type: ignore[no-untyped-def]
+    """Stable counting sort of the (tile, Gaussian) pairs by tile."""
+    offsets = np.zeros(n_tiles + 1, dtype=np.int64)
+    for t in pair_tiles:
+        offsets[t + 1] += 1
+    for t in range(n_tiles):
+        offsets[t + 1] += offsets[t]
+    cursor = offsets[:-1].copy()
+    grouped = np.empty(pair_tiles.shape[0], dtype=np.int64)
+    for i in range(ids.shape[0]):
+        for j in range(starts[i], starts[i + 1]):
+            t = pair_tiles[j]
+            grouped[cursor[t]] = ids[i]
+            cursor[t] += 1
+    return grouped, offsets
