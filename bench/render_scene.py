@@ -80,7 +80,10 @@ def room_gaussians(n: int, seed: int = 0, dtype: torch.dtype = torch.float32) ->
 
 def _surface_samples(m: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
     """``m`` area-uniform points ``[m, 3]`` and unit normals on the walls and spheres."""
-    lo, hi = torch.tensor(_ROOM_LO, dtype=torch.float64), torch.tensor(_ROOM_HI, dtype=torch.float64)
+    lo, hi = (
+        torch.tensor(_ROOM_LO, dtype=torch.float64),
+        torch.tensor(_ROOM_HI, dtype=torch.float64),
+    )
     size = hi - lo
     faces = []  # (fixed axis, value, inward normal sign, area)
     for axis in range(3):
@@ -131,9 +134,7 @@ def _visible_area(camera: Camera, g: torch.Generator, samples: int = 200_000) ->
     """Monte-Carlo estimate of the surface area inside the view frustum (world units²)."""
     points, _ = _surface_samples(samples, g)
     lo, hi = _ROOM_LO, _ROOM_HI
-    walls = 2 * sum(
-        (hi[a] - lo[a]) * (hi[b] - lo[b]) for a, b in ((0, 1), (0, 2), (1, 2))
-    )
+    walls = 2 * sum((hi[a] - lo[a]) * (hi[b] - lo[b]) for a, b in ((0, 1), (0, 2), (1, 2)))
     total = walls + sum(4 * math.pi * r * r for _, r in _SPHERES)
     return total * float(_in_view(points, camera).double().mean())
 

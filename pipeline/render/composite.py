@@ -4,26 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 import torch
 from torch import Tensor
 
 from pipeline.render import kernels
+from pipeline.render.threads import kernel_threads
 from pipeline.render.tiles import TileBins
 
-__all__ = ["composite_tiles", "sync_numba_threads"]
-
-# Tiles per work item handed to a numba thread; small, so a few heavy tiles (the middle of a
-# scene) do not leave one core idle while the other finishes its static half.
-_CHUNK_TILES = 4
-
-
-def sync_numba_threads() -> None:
-    """Run numba's parallel kernels on as many threads as torch uses (at most numba's pool)."""
-    wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() != wanted:
-        numba.set_num_threads(wanted)
+__all__ = ["composite_tiles"]
 
 
 def composite_tiles(
@@ -53,7 +42,7 @@ def composite_tiles(
         ``features [H, W, 4]`` (``Σ w_i f_i``) and ``alpha [H, W, 1]`` (``1 - T_final``),
         differentiable w.r.t. the four per-Gaussian inputs.
     """
-    out: tuple[Tensor, Tensor] = _TileComposite.apply(
+    out: tuple[Tensor, Tensor] = _TileComposite.apply(  # type: ignore[no-untyped-call]
         means2d, conics, opacities, features, bins, width, height, absgrad
     )
     return out
@@ -70,7 +59,7 @@ def _prepare(means2d: Tensor, conics: Tensor, opacities: Tensor, features: Tenso
 
 class _TileComposite(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         means2d: Tensor,
         conics: Tensor,
@@ -81,12 +70,11 @@ class _TileComposite(torch.autograd.Function):
         height: int,
         absgrad: bool,
     ) -> tuple[Tensor, Tensor]:
-        sync_numba_threads()
-        prepared = _prepare(means2d, conics, opacities, features)
         features_out = np.empty((height, width, 4), dtype=np.float64)
         transmittance = np.empty((height, width), dtype=np.float64)
         n_walked = np.empty((height, width), dtype=np.int32)
-        with numba.parallel_chunksize(_CHUNK_TILES):
+        with kernel_threads():
+            prepared = _prepare(means2d, conics, opacities, features)
             kernels.composite_forward(
                 prepared, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x,
                 features_out, transmittance, n_walked,
@@ -99,14 +87,11 @@ class _TileComposite(torch.autograd.Function):
         return torch.from_numpy(features_out).to(dtype), alpha
 
     @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: Any, grad_features: Tensor, grad_alpha: Tensor
-    ) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, grad_features: Tensor, grad_alpha: Tensor) -> tuple[Tensor | None, ...]:
         (means2d,) = ctx.saved_tensors
         bins: TileBins = ctx.bins
         grad_isect = np.zeros((bins.num_intersections, kernels.GRAD_COLUMNS), dtype=np.float64)
-        sync_numba_threads()
-        with numba.parallel_chunksize(_CHUNK_TILES):
+        with kernel_threads():
             kernels.composite_backward(
                 ctx.prepared, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x,
                 ctx.transmittance, ctx.n_walked, _numpy(grad_features.to(torch.float64)),

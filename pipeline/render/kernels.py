@@ -21,6 +21,9 @@ Array conventions (``N`` Gaussians, ``I`` tile intersections, ``H × W`` pixels)
   at the pixel (0 if none), where the backward walk starts.
 """
 
+# Numba infers these kernels' types; mypy need not.
+# mypy: disable-error-code="no-untyped-def"
+
 from __future__ import annotations
 
 import math
@@ -50,7 +53,7 @@ GRAD_COLUMNS = 12  # means2d x, y; conic a, b, c; opacity; features 0..3; |means
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def prepare(means2d, conics, opacities, features):  # type: ignore[no-untyped-def]
+def prepare(means2d, conics, opacities, features):
     """Per-Gaussian constants ``[N, 13]`` float64 for both kernels."""
     n = means2d.shape[0]
     out = np.empty((n, PREPARED_COLUMNS), dtype=np.float64)
@@ -70,19 +73,19 @@ def prepare(means2d, conics, opacities, features):  # type: ignore[no-untyped-de
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _row_range(gauss, row0, n_rows):  # type: ignore[no-untyped-def]
+def _row_range(gauss, row0, n_rows):
     """Tile-local rows ``[lo, hi]`` that the cut-off ellipse reaches (all rows if not smooth)."""
     if gauss[_SMOOTH] == 0.0:
         return 0, n_rows - 1
     a, b, c = gauss[_A], gauss[_B], gauss[_C]
     half = math.sqrt(2.0 * gauss[_CUT] * a / (a * c - b * b)) + SPAN_SLACK
-    lo = max(0, int(math.ceil(gauss[_Y] - half - 0.5 - row0)))
-    hi = min(n_rows - 1, int(math.floor(gauss[_Y] + half - 0.5 - row0)))
+    lo = max(0, math.ceil(gauss[_Y] - half - 0.5 - row0))
+    hi = min(n_rows - 1, math.floor(gauss[_Y] + half - 0.5 - row0))
     return lo, hi
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _col_range(gauss, dy, col0, n_cols):  # type: ignore[no-untyped-def]
+def _col_range(gauss, dy, col0, n_cols):
     """Tile-local columns ``[lo, hi]`` of the cut-off ellipse on the row at offset ``dy``."""
     if gauss[_SMOOTH] == 0.0:
         return 0, n_cols - 1
@@ -90,18 +93,18 @@ def _col_range(gauss, dy, col0, n_cols):  # type: ignore[no-untyped-def]
     disc = max(0.0, 2.0 * a * gauss[_CUT] - dy * dy * (a * c - b * b))
     centre = gauss[_X] + b * dy / a  # where sigma is smallest on this row
     half = math.sqrt(disc) / a + SPAN_SLACK
-    lo = max(0, int(math.ceil(centre - half - 0.5 - col0)))
-    hi = min(n_cols - 1, int(math.floor(centre + half - 0.5 - col0)))
+    lo = max(0, math.ceil(centre - half - 0.5 - col0))
+    hi = min(n_cols - 1, math.floor(centre + half - 0.5 - col0))
     return lo, hi
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _sigma(gauss, dx, dy):  # type: ignore[no-untyped-def]
+def _sigma(gauss, dx, dy):
     return 0.5 * (gauss[_A] * dx * dx + gauss[_C] * dy * dy) + gauss[_B] * dx * dy
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _row_start(gauss, dx, dy):  # type: ignore[no-untyped-def]
+def _row_start(gauss, dx, dy):
     """``exp(-sigma)`` at the row's first pixel and its ratio to the next pixel's."""
     a = gauss[_A]
     vis = math.exp(-_sigma(gauss, dx, dy))
@@ -111,7 +114,7 @@ def _row_start(gauss, dx, dy):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _pixel_vis(gauss, dx, dy):  # type: ignore[no-untyped-def]
+def _pixel_vis(gauss, dx, dy):
     """``exp(-sigma)`` on the per-pixel path, or -1 where the contract skips the pixel."""
     sigma = _sigma(gauss, dx, dy)
     if sigma < 0.0 or sigma > gauss[_CUT]:
@@ -120,7 +123,9 @@ def _pixel_vis(gauss, dx, dy):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def composite_forward(prepared, gaussian_ids, tile_offsets, tiles_x, features_out, transmittance, n_walked):  # type: ignore[no-untyped-def]  # noqa: E501
+def composite_forward(
+    prepared, gaussian_ids, tile_offsets, tiles_x, features_out, transmittance, n_walked
+):
     """Front-to-back compositing of every tile; fills the three output arrays."""
     height, width = transmittance.shape
     for tile in prange(tile_offsets.shape[0] - 1):
@@ -147,7 +152,7 @@ def composite_forward(prepared, gaussian_ids, tile_offsets, tiles_x, features_ou
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _forward_gaussian(gauss, k, row0, col0, n_rows, n_cols, t, acc, walked, done):  # type: ignore[no-untyped-def]
+def _forward_gaussian(gauss, k, row0, col0, n_rows, n_cols, t, acc, walked, done):
     """Composite tile-list entry ``k`` into the tile's pixels; returns how many became opaque."""
     finished = 0
     if gauss[_CUT] < 0.0:
@@ -159,7 +164,9 @@ def _forward_gaussian(gauss, k, row0, col0, n_rows, n_cols, t, acc, walked, done
         c_lo, c_hi = _col_range(gauss, dy, col0, n_cols)
         if c_lo > c_hi:
             continue
-        vis, ratio = _row_start(gauss, gauss[_X] - (col0 + c_lo + 0.5), dy) if smooth else (0.0, 0.0)
+        vis, ratio = (
+            _row_start(gauss, gauss[_X] - (col0 + c_lo + 0.5), dy) if smooth else (0.0, 0.0)
+        )
         for col in range(c_lo, c_hi + 1):
             if not smooth:
                 vis = _pixel_vis(gauss, gauss[_X] - (col0 + col + 0.5), dy)
@@ -184,7 +191,17 @@ def _forward_gaussian(gauss, k, row0, col0, n_rows, n_cols, t, acc, walked, done
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def composite_backward(prepared, gaussian_ids, tile_offsets, tiles_x, transmittance, n_walked, grad_features, grad_alpha, grad_isect):  # type: ignore[no-untyped-def]  # noqa: E501
+def composite_backward(
+    prepared,
+    gaussian_ids,
+    tile_offsets,
+    tiles_x,
+    transmittance,
+    n_walked,
+    grad_features,
+    grad_alpha,
+    grad_isect,
+):
     """Add gradients per tile intersection into ``grad_isect [I, 12]`` (zeros on entry).
 
     ``grad_features [H, W, 4]`` and ``grad_alpha [H, W]`` are the upstream gradients of
@@ -207,7 +224,7 @@ def composite_backward(prepared, gaussian_ids, tile_offsets, tiles_x, transmitta
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _load_pixels(row0, col0, n_rows, n_cols, transmittance, n_walked, grad_features, grad_alpha):  # type: ignore[no-untyped-def]
+def _load_pixels(row0, col0, n_rows, n_cols, transmittance, n_walked, grad_features, grad_alpha):
     """Per-pixel table ``[256, 7]``: T_final, grad f0..f3, grad alpha, walked."""
     pixels = np.zeros((TILE * TILE, 7))
     for r in range(n_rows):
@@ -222,7 +239,7 @@ def _load_pixels(row0, col0, n_rows, n_cols, transmittance, n_walked, grad_featu
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _backward_gaussian(gauss, k, row0, col0, n_rows, n_cols, pixels, t, walked, behind, grads):  # type: ignore[no-untyped-def]
+def _backward_gaussian(gauss, k, row0, col0, n_rows, n_cols, pixels, t, walked, behind, grads):
     """Add tile-list entry ``k``'s gradients over its pixels to ``grads [12]``."""
     if gauss[_CUT] < 0.0:
         return
@@ -235,7 +252,9 @@ def _backward_gaussian(gauss, k, row0, col0, n_rows, n_cols, pixels, t, walked, 
         c_lo, c_hi = _col_range(gauss, dy, col0, n_cols)
         if c_lo > c_hi:
             continue
-        vis, ratio = _row_start(gauss, gauss[_X] - (col0 + c_lo + 0.5), dy) if smooth else (0.0, 0.0)
+        vis, ratio = (
+            _row_start(gauss, gauss[_X] - (col0 + c_lo + 0.5), dy) if smooth else (0.0, 0.0)
+        )
         for col in range(c_lo, c_hi + 1):
             dx = gauss[_X] - (col0 + col + 0.5)
             if not smooth:
@@ -298,7 +317,7 @@ def _backward_gaussian(gauss, k, row0, col0, n_rows, n_cols, pixels, t, walked, 
 
 
 @njit(cache=True, fastmath=False)
-def sum_per_gaussian(gaussian_ids, grad_isect, out):  # type: ignore[no-untyped-def]
+def sum_per_gaussian(gaussian_ids, grad_isect, out):
     """``out[g] += grad_isect[i]`` for every intersection ``i`` of Gaussian ``g``."""
     for i in range(gaussian_ids.shape[0]):
         g = gaussian_ids[i]

@@ -10,10 +10,14 @@ The counting and filling loops are numba kernels (parallel over Gaussians); the 
 is a stable counting sort, so each tile's list stays in depth order.
 """
 
+# Numba infers these kernels' types; mypy need not.
+# mypy: disable-error-code="no-untyped-def"
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +25,7 @@ from numba import njit, prange
 from torch import Tensor
 
 from pipeline.render.dense import ALPHA_MIN
+from pipeline.render.threads import kernel_threads
 
 __all__ = ["TILE_SIZE", "TileBins", "bin_gaussians", "tile_grid"]
 
@@ -86,36 +91,39 @@ def bin_gaussians(
             width, height, tiles_x, tiles_y,
         )  # fmt: skip
     counts = np.empty(ids.shape[0], dtype=np.int64)
-    _count_tiles(*args, counts)
     starts = np.zeros(ids.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
-    pair_tiles = np.empty(int(starts[-1]), dtype=np.int64)
-    _list_tiles(*args, starts, pair_tiles)
-    gaussian_ids, offsets = _group_by_tile(pair_tiles, ids, starts, tiles_x * tiles_y)
+    with kernel_threads():
+        _count_tiles(*args, counts)
+        np.cumsum(counts, out=starts[1:])
+        pair_tiles = np.empty(int(starts[-1]), dtype=np.int64)
+        _list_tiles(*args, starts, pair_tiles)
+        gaussian_ids, offsets = _group_by_tile(pair_tiles, ids, starts, tiles_x * tiles_y)
     return TileBins(torch.from_numpy(gaussian_ids), torch.from_numpy(offsets), tiles_x, tiles_y)
 
 
-def _float64(t: Tensor) -> np.ndarray:  # type: ignore[type-arg]
+def _float64(t: Tensor) -> np.ndarray[Any, Any]:
     return t.detach().to(torch.float64).contiguous().numpy()
 
 
 @njit(cache=True, fastmath=False)
-def _cutoff(opacity):  # type: ignore[no-untyped-def]
+def _cutoff(opacity):
     """``sigma`` beyond which the alpha is below 1/255, with a little slack outwards."""
     cut = math.log(opacity * 255.0)
     return cut + _CUT_SLACK * (1.0 + abs(cut))
 
 
 @njit(cache=True, fastmath=False)
-def _tile_span(m, extent, tiles):  # type: ignore[no-untyped-def]
+def _tile_span(m, extent, tiles):
     """First and one-past-last tile index along one axis for ``m ± extent`` pixels."""
-    lo = max(0.0, math.floor((m - extent) / TILE_SIZE))
-    hi = min(float(tiles), math.ceil((m + extent) / TILE_SIZE))
-    return int(lo), int(hi)
+    # Clamp in floating point first: an infinite extent must not reach the int conversion.
+    limit = float(tiles * TILE_SIZE)
+    lo = math.floor(min(max(m - extent, 0.0), limit) / TILE_SIZE)
+    hi = math.ceil(min(max(m + extent, 0.0), limit) / TILE_SIZE)
+    return lo, hi
 
 
 @njit(cache=True, fastmath=False)
-def _min_sigma_on_rect(dx0, dx1, dy0, dy1, a, b, c):  # type: ignore[no-untyped-def]
+def _min_sigma_on_rect(dx0, dx1, dy0, dy1, a, b, c):
     """Minimum of ``0.5 (a dx² + c dy²) + b dx dy`` over ``[dx0, dx1] × [dy0, dy1]``.
 
     ``d = mean - pixel``; requires a positive-definite conic.
@@ -133,7 +141,7 @@ def _min_sigma_on_rect(dx0, dx1, dy0, dy1, a, b, c):  # type: ignore[no-untyped-
 
 
 @njit(cache=True, fastmath=False)
-def _hits_tile(mx, my, a, b, c, cut, tx, ty, width, height):  # type: ignore[no-untyped-def]
+def _hits_tile(mx, my, a, b, c, cut, tx, ty, width, height):
     """Does the cut-off ellipse meet the pixel centres' rectangle of tile ``(tx, ty)``?"""
     if not (a > 0.0 and c > 0.0 and a * c - b * b > 0.0):
         return True  # degenerate conic: keep every tile of the box, the kernel decides
@@ -145,7 +153,7 @@ def _hits_tile(mx, my, a, b, c, cut, tx, ty, width, height):  # type: ignore[no-
 
 
 @njit(cache=True, fastmath=False)
-def _box(means2d, conics, opacities, g, tiles_x, tiles_y):  # type: ignore[no-untyped-def]
+def _box(means2d, conics, opacities, g, tiles_x, tiles_y):
     """Tile ranges ``(x0, x1, y0, y1)`` of Gaussian ``g``'s cut-off box and its cut-off."""
     a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
     cut = _cutoff(opacities[g])
@@ -161,7 +169,7 @@ def _box(means2d, conics, opacities, g, tiles_x, tiles_y):  # type: ignore[no-un
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _count_tiles(means2d, conics, opacities, ids, width, height, tiles_x, tiles_y, counts):  # type: ignore[no-untyped-def]
+def _count_tiles(means2d, conics, opacities, ids, width, height, tiles_x, tiles_y, counts):
     for i in prange(ids.shape[0]):
         g = ids[i]
         x0, x1, y0, y1, cut = _box(means2d, conics, opacities, g, tiles_x, tiles_y)
@@ -175,7 +183,7 @@ def _count_tiles(means2d, conics, opacities, ids, width, height, tiles_x, tiles_
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _list_tiles(means2d, conics, opacities, ids, width, height, tiles_x, tiles_y, starts, out):  # type: ignore[no-untyped-def]
+def _list_tiles(means2d, conics, opacities, ids, width, height, tiles_x, tiles_y, starts, out):
     for i in prange(ids.shape[0]):
         g = ids[i]
         x0, x1, y0, y1, cut = _box(means2d, conics, opacities, g, tiles_x, tiles_y)
@@ -189,7 +197,7 @@ def _list_tiles(means2d, conics, opacities, ids, width, height, tiles_x, tiles_y
 
 
 @njit(cache=True, fastmath=False)
-def _group_by_tile(pair_tiles, ids, starts, n_tiles):  # type: ignore[no-untyped-def]
+def _group_by_tile(pair_tiles, ids, starts, n_tiles):
     """Stable counting sort of the (tile, Gaussian) pairs by tile."""
     offsets = np.zeros(n_tiles + 1, dtype=np.int64)
     for t in pair_tiles:
