@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pipeline.render import kernels
-from pipeline.render.threads import kernel_threads
+from pipeline.render import footprint, kernels
+from pipeline.render.threads import TILE_CHUNK, kernel_threads
 from pipeline.render.tiles import TileBins
 
 __all__ = ["composite_tiles"]
@@ -54,7 +54,7 @@ def _numpy(t: Tensor) -> np.ndarray[Any, Any]:
 
 def _prepare(means2d: Tensor, conics: Tensor, opacities: Tensor, features: Tensor) -> Any:
     arrays = [_numpy(t) for t in (means2d, conics, opacities, features)]
-    return kernels.prepare(*arrays)
+    return footprint.prepare(*arrays)
 
 
 class _TileComposite(torch.autograd.Function):
@@ -75,6 +75,7 @@ class _TileComposite(torch.autograd.Function):
         n_walked = np.empty((height, width), dtype=np.int32)
         with kernel_threads():
             prepared = _prepare(means2d, conics, opacities, features)
+        with kernel_threads(TILE_CHUNK):
             kernels.composite_forward(
                 prepared, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x,
                 features_out, transmittance, n_walked,
@@ -91,7 +92,7 @@ class _TileComposite(torch.autograd.Function):
         (means2d,) = ctx.saved_tensors
         bins: TileBins = ctx.bins
         grad_isect = np.zeros((bins.num_intersections, kernels.GRAD_COLUMNS), dtype=np.float64)
-        with kernel_threads():
+        with kernel_threads(TILE_CHUNK):
             kernels.composite_backward(
                 ctx.prepared, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x,
                 ctx.transmittance, ctx.n_walked, _numpy(grad_features.to(torch.float64)),

@@ -20,15 +20,16 @@ from contextlib import contextmanager
 import numba
 import torch
 
-__all__ = ["KERNEL_LOCK", "kernel_threads", "sync_numba_threads"]
+__all__ = ["KERNEL_LOCK", "TILE_CHUNK", "kernel_threads", "sync_numba_threads"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
 
 KERNEL_LOCK = threading.RLock()
-# Tiles (or Gaussians) per work item handed to a thread: small, so that a few heavy tiles do
-# not leave one core idle while the other finishes a static half of the image.
-CHUNK_SIZE = 4
+# Tiles per work item handed to a thread by the compositing kernels: small, so that a few heavy
+# tiles do not leave one core idle while the other finishes a static half of the image. Loops
+# over Gaussians (cheap, even work) keep numba's default of one equal share per thread.
+TILE_CHUNK = 4
 
 
 def sync_numba_threads() -> None:
@@ -40,9 +41,13 @@ def sync_numba_threads() -> None:
 
 
 @contextmanager
-def kernel_threads() -> Iterator[None]:
-    """Context for launching parallel kernels: the lock, torch's thread count, small chunks."""
+def kernel_threads(chunk: int = 0) -> Iterator[None]:
+    """Context for launching parallel kernels: the lock and torch's thread count.
+
+    Args:
+        chunk: iterations per work item (``prange`` chunk size); 0 is numba's default.
+    """
     with KERNEL_LOCK:
         sync_numba_threads()
-        with numba.parallel_chunksize(CHUNK_SIZE):
+        with numba.parallel_chunksize(chunk):
             yield
