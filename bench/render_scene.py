@@ -20,9 +20,11 @@ import torch
 from numba import njit, prange
 from torch import Tensor
 
+from pipeline.render.composite import prepare_footprints
+from pipeline.render.kernels import OPACITY, TILE, A, B, C, X, Y
 from pipeline.render.projection import project
 from pipeline.render.tile_rasterizer import TileRasterizer
-from pipeline.render.tiles import TILE_SIZE, bin_gaussians
+from pipeline.render.tiles import bin_gaussians
 from pipeline.render.types import Camera, Gaussians, RenderSettings
 
 __all__ = ["SceneStats", "room_camera", "room_gaussians", "scene_stats"]
@@ -199,14 +201,13 @@ def scene_stats(gaussians: Gaussians, camera: Camera) -> SceneStats:
     with torch.no_grad():
         out = TileRasterizer().render(gaussians, camera, settings)
         proj = project(gaussians, camera, settings.eps2d, settings.near_plane, settings.far_plane)
-        bins = bin_gaussians(proj.means2d, proj.conics, gaussians.opacities, proj.depths,
-                             out.visible, camera.width, camera.height)  # fmt: skip
+        features = torch.zeros(len(gaussians), 4, dtype=gaussians.means.dtype)
+        prepared = prepare_footprints(proj.means2d, proj.conics, gaussians.opacities, features)
+        bins = bin_gaussians(prepared, proj.depths, out.visible, camera.width, camera.height)
     counts = np.zeros((camera.height, camera.width), dtype=np.int64)
     _count_overlaps(
-        proj.means2d.double().numpy(), proj.conics.double().numpy(),
-        gaussians.opacities.double().numpy(), bins.gaussian_ids.numpy(),
-        bins.tile_offsets.numpy(), bins.tiles_x, counts,
-    )  # fmt: skip
+        prepared, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x, counts
+    )
     return SceneStats(
         visible=int(out.visible.sum()),
         covered=float((out.alpha > 0.95).double().mean()),
@@ -216,19 +217,18 @@ def scene_stats(gaussians: Gaussians, camera: Camera) -> SceneStats:
 
 
 @njit(parallel=True, cache=True)
-def _count_overlaps(means2d, conics, opacities, ids, offsets, tiles_x, counts):  # type: ignore[no-untyped-def]
+def _count_overlaps(prepared, ids, offsets, tiles_x, counts):  # type: ignore[no-untyped-def]
     """Per pixel, how many of its tile's Gaussians reach alpha ≥ 1/255 there."""
     height, width = counts.shape
     for tile in prange(offsets.shape[0] - 1):
-        row0, col0 = (tile // tiles_x) * TILE_SIZE, (tile % tiles_x) * TILE_SIZE
-        for row in range(row0, min(row0 + TILE_SIZE, height)):
-            for col in range(col0, min(col0 + TILE_SIZE, width)):
+        row0, col0 = (tile // tiles_x) * TILE, (tile % tiles_x) * TILE
+        for row in range(row0, min(row0 + TILE, height)):
+            for col in range(col0, min(col0 + TILE, width)):
                 n = 0
                 for k in range(offsets[tile], offsets[tile + 1]):
-                    g = ids[k]
-                    dx, dy = means2d[g, 0] - col - 0.5, means2d[g, 1] - row - 0.5
-                    a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
-                    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-                    if sigma >= 0.0 and opacities[g] * math.exp(-sigma) >= 1.0 / 255.0:
+                    gauss = prepared[ids[k]]
+                    dx, dy = gauss[X] - col - 0.5, gauss[Y] - row - 0.5
+                    sigma = 0.5 * (gauss[A] * dx * dx + gauss[C] * dy * dy) + gauss[B] * dx * dy
+                    if sigma >= 0.0 and gauss[OPACITY] * math.exp(-sigma) >= 1.0 / 255.0:
                         n += 1
                 counts[row, col] = n

@@ -8,11 +8,28 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pipeline.render import footprint, kernels
+from pipeline.render import kernels
 from pipeline.render.threads import TILE_CHUNK, kernel_threads
 from pipeline.render.tiles import TileBins
 
-__all__ = ["composite_tiles"]
+__all__ = ["composite_tiles", "prepare_footprints"]
+
+
+def prepare_footprints(
+    means2d: Tensor, conics: Tensor, opacities: Tensor, features: Tensor
+) -> np.ndarray[Any, Any]:
+    """Per-Gaussian constants ``[N, PREPARED_COLUMNS]`` float64 for binning and compositing.
+
+    Args:
+        means2d: ``[N, 2]`` screen centres, pixels.
+        conics: ``[N, 3]`` inverse 2D covariances ``(a, b, c)``.
+        opacities: ``[N]``.
+        features: ``[N, 4]`` per-Gaussian r, g, b and camera depth.
+    """
+    arrays = [_numpy(t) for t in (means2d, conics, opacities, features)]
+    with kernel_threads():
+        prepared: np.ndarray[Any, Any] = kernels.prepare(*arrays)
+    return prepared
 
 
 def composite_tiles(
@@ -20,6 +37,7 @@ def composite_tiles(
     conics: Tensor,
     opacities: Tensor,
     features: Tensor,
+    prepared: np.ndarray[Any, Any],
     bins: TileBins,
     width: int,
     height: int,
@@ -33,6 +51,7 @@ def composite_tiles(
         opacities: ``[N]``.
         features: ``[N, 4]`` per-Gaussian r, g, b and camera depth; its dtype (float32 or
             float64) is the dtype of the outputs.
+        prepared: :func:`prepare_footprints` of these four tensors (the kernels read it).
         bins: which Gaussians each tile composites, nearest first.
         width, height: image size in pixels.
         absgrad: during backward, also set ``means2d.absgrad`` ``[N, 2]`` to the sums over
@@ -43,18 +62,13 @@ def composite_tiles(
         differentiable w.r.t. the four per-Gaussian inputs.
     """
     out: tuple[Tensor, Tensor] = _TileComposite.apply(  # type: ignore[no-untyped-call]
-        means2d, conics, opacities, features, bins, width, height, absgrad
+        means2d, conics, opacities, features, prepared, bins, width, height, absgrad
     )
     return out
 
 
 def _numpy(t: Tensor) -> np.ndarray[Any, Any]:
     return t.detach().contiguous().numpy()
-
-
-def _prepare(means2d: Tensor, conics: Tensor, opacities: Tensor, features: Tensor) -> Any:
-    arrays = [_numpy(t) for t in (means2d, conics, opacities, features)]
-    return footprint.prepare(*arrays)
 
 
 class _TileComposite(torch.autograd.Function):
@@ -65,6 +79,7 @@ class _TileComposite(torch.autograd.Function):
         conics: Tensor,
         opacities: Tensor,
         features: Tensor,
+        prepared: np.ndarray[Any, Any],
         bins: TileBins,
         width: int,
         height: int,
@@ -73,8 +88,6 @@ class _TileComposite(torch.autograd.Function):
         features_out = np.empty((height, width, 4), dtype=np.float64)
         transmittance = np.empty((height, width), dtype=np.float64)
         n_walked = np.empty((height, width), dtype=np.int32)
-        with kernel_threads():
-            prepared = _prepare(means2d, conics, opacities, features)
         with kernel_threads(TILE_CHUNK):
             kernels.composite_forward(
                 prepared, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x,
@@ -108,5 +121,5 @@ class _TileComposite(torch.autograd.Function):
             grads[:, 2:5].clone(),
             grads[:, 5].clone(),
             grads[:, 6:10].clone(),
-            None, None, None, None,
+            None, None, None, None, None,
         )  # fmt: skip

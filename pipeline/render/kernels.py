@@ -1,19 +1,39 @@
-"""Numba kernels for per-tile front-to-back alpha compositing and its backward pass.
+"""Every numba kernel of the CPU tile rasterizer: footprints, tile binning, compositing.
 
-The compositing rules are exactly those of :mod:`pipeline.render.dense` (gsplat's
-``rasterize_to_pixels``). One parallel iteration handles one 16×16 tile; inside it the tile's
-Gaussians are visited in list order (nearest first), each over the pixels that
-:func:`~pipeline.render.footprint.tile_visits` lists for it, and every pixel keeps its own
+They live in one module on purpose: numba's on-disk cache (``cache=True``) is keyed on the
+source file of the function it compiled, so a kernel that inlined a helper from another module
+would keep stale machine code after a change to that module alone.
+
+**Footprints.** A Gaussian only matters where ``sigma ≤ ln(255 · opacity)`` (its *cut-off
+ellipse*): outside, its alpha is below 1/255 and the compositing contract skips it.
+:func:`tile_segments` lists, row by row, the runs of pixels of one tile inside that ellipse,
+with ``vis = exp(-sigma)`` at each run's start and a ratio that gives the rest without an
+``exp`` per pixel: ``sigma`` is quadratic in the pixel position, so stepping one pixel right (or
+down) multiplies ``vis`` by a ratio that itself changes by a constant factor (``exp(-a)``,
+``exp(-b)``, ``exp(-c)``). A row's first pixel is reached from the previous row's first pixel the
+same way; three ``exp`` start the walk in each (Gaussian, tile) pair, and again only if the
+products ever leave a safe range. The products drift from the exact values by a few ulp per
+step (float64), far below any tolerance that matters. Conics that are not positive definite,
+or too sharp for the products to stay in range (only possible with ``eps2d < 0.05``), take a
+plain per-pixel path over the whole tile.
+
+**Binning.** :func:`list_tiles` finds, per Gaussian, the tiles whose rectangle of pixel centres
+meets its cut-off ellipse (per row of tiles, the ellipse's x-extent in the row's band is a
+contiguous run of tiles, :func:`band_x_range`); :func:`group_by_tile` is a stable counting sort
+that keeps each tile's list in depth order.
+
+**Compositing.** The rules are exactly those of :mod:`pipeline.render.dense` (gsplat's
+``rasterize_to_pixels``). One parallel iteration handles one 16×16 tile; the tile's Gaussians
+are visited in list order (nearest first) over their segments, and every pixel keeps its own
 transmittance and stops at ``T ≤ 1e-4``. The backward pass walks each pixel's list back to
 front from its last composited Gaussian, recovering ``T_i`` from ``T_final`` by division (the
-standard 3DGS backward pass).
-
-Arithmetic is float64 whatever the storage type (scalar float64 costs the same as float32 on a
-CPU), which keeps the float32 path close to the float64 reference.
+standard 3DGS backward pass). Arithmetic is float64 whatever the storage type (scalar float64
+costs the same as float32 on a CPU), which keeps the float32 path close to the float64
+reference.
 
 Array conventions (``N`` Gaussians, ``I`` tile intersections, ``H × W`` pixels):
 
-- ``prepared [N, PREPARED_COLUMNS]`` from :func:`~pipeline.render.footprint.prepare`.
+- ``prepared [N, PREPARED_COLUMNS]`` float64 from :func:`prepare`: each Gaussian's constants.
 - ``gaussian_ids [I]``, ``tile_offsets [T + 1]``: a :class:`~pipeline.render.tiles.TileBins`.
 - ``features_out [H, W, 4]``: ``Σ w_i f_i``; ``transmittance [H, W]``: ``T_final``;
   ``n_walked [H, W]`` int32: one past the tile-list position of the last Gaussian composited
@@ -25,12 +45,293 @@ Array conventions (``N`` Gaussians, ``I`` tile intersections, ``H × W`` pixels)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
-from pipeline.render.footprint import F0, FEATURES, OPACITY, TILE, A, B, C, X, Y, tile_visits
+__all__ = [
+    "CUT",
+    "FEATURES",
+    "GRAD_COLUMNS",
+    "PREPARED_COLUMNS",
+    "TILE",
+    "composite_backward",
+    "composite_forward",
+    "group_by_tile",
+    "list_tiles",
+    "prepare",
+    "sum_per_gaussian",
+]
 
-__all__ = ["GRAD_COLUMNS", "composite_backward", "composite_forward", "sum_per_gaussian"]
+TILE = 16
+# Relative slack on the cut-off, so that the ellipse shortcut only ever drops pixels where the
+# exact alpha test would drop the Gaussian too.
+CUT_SLACK = 1e-6
+# Row spans are widened by this many pixels for the same reason.
+SPAN_SLACK = 1e-3
+# Sharper conics (only reachable with eps2d < 0.05) take the per-pixel path.
+MAX_SMOOTH_CONIC = 20.0
+# The product walk restarts from exp() if a running value leaves [1/SAFE, SAFE].
+SAFE = 1e200
+FEATURES = 4  # r, g, b, camera depth
+# Columns of ``prepared``.
+X, Y, A, B, C, OPACITY, CUT, SMOOTH = 0, 1, 2, 3, 4, 5, 6, 7
+F0 = 8  # features F0 .. F0 + 3
+_QX, _QY, _QB, _INV_QX, _INV_QB, _INV_A, _DET = 12, 13, 14, 15, 16, 17, 18
+HALF_W, HALF_H, DY_AT_LEFT = 19, 20, 21  # the cut-off ellipse's half extents; see prepare
+PREPARED_COLUMNS = 22
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def prepare(means2d, conics, opacities, features):
+    """Per-Gaussian constants ``[N, PREPARED_COLUMNS]`` float64 from float32/64 inputs."""
+    n = means2d.shape[0]
+    out = np.zeros((n, PREPARED_COLUMNS), dtype=np.float64)
+    for g in prange(n):
+        a, b, c = np.float64(conics[g, 0]), np.float64(conics[g, 1]), np.float64(conics[g, 2])
+        opacity = np.float64(opacities[g])
+        cut = math.log(opacity * 255.0) if opacity > 0.0 else -math.inf
+        cut += CUT_SLACK * (1.0 + abs(cut))
+        det = a * c - b * b
+        smooth = 0.0 < a <= MAX_SMOOTH_CONIC and 0.0 < c <= MAX_SMOOTH_CONIC and det > 0.0
+        out[g, X], out[g, Y] = means2d[g, 0], means2d[g, 1]
+        out[g, A], out[g, B], out[g, C], out[g, OPACITY], out[g, CUT] = a, b, c, opacity, cut
+        for ch in range(FEATURES):
+            out[g, F0 + ch] = features[g, ch]
+        if smooth and cut >= 0.0:
+            out[g, SMOOTH] = 1.0
+            out[g, _QX], out[g, _QY], out[g, _QB] = math.exp(-a), math.exp(-c), math.exp(-b)
+            out[g, _INV_QX], out[g, _INV_QB] = math.exp(a), math.exp(b)
+            out[g, _INV_A], out[g, _DET] = 1.0 / a, det
+            # The ellipse sigma ≤ cut spans |dx| ≤ sqrt(2 cut Σ_xx) and |dy| ≤ sqrt(2 cut Σ_yy),
+            # with the 2D covariance Σ = conic⁻¹ = [[c, -b], [-b, a]] / det; its leftmost
+            # point (largest dx = mean_x - x) sits at dy = (Σ_xy / Σ_xx) dx = -(b / c) dx.
+            half_w = math.sqrt(2.0 * cut * c / det)
+            out[g, HALF_W], out[g, HALF_H] = half_w, math.sqrt(2.0 * cut * a / det)
+            out[g, DY_AT_LEFT] = -b / c * half_w
+    return out
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def tile_segments(gauss, row0, col0, n_rows, n_cols, segments):
+    """Row segments of the tile that one Gaussian reaches; returns how many were written.
+
+    ``segments [256, 4]`` receives, per segment: the tile-local index ``row * 16 + col`` of
+    its first pixel, its length in pixels, ``exp(-sigma)`` at its first pixel and the ratio of
+    the next pixel's value to it. Along a segment ``vis *= ratio; ratio *= q_x`` gives the
+    following pixels (``q_x`` from :func:`row_factor`). Segments come in row-major order;
+    every pixel where the Gaussian's alpha can reach 1/255 is in one (with ``sigma ≥ 0``).
+    """
+    if gauss[CUT] < 0.0:
+        return 0
+    if gauss[SMOOTH] == 0.0:
+        return _segments_per_pixel(gauss, row0, col0, n_rows, n_cols, segments)
+    return _segments_walked(gauss, row0, col0, n_rows, n_cols, segments)
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def row_factor(gauss):
+    """``q_x = exp(-a)``: how a segment's pixel-to-pixel ratio changes per step right."""
+    return gauss[_QX]
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _segments_per_pixel(gauss, row0, col0, n_rows, n_cols, segments):
+    """One single-pixel segment per pixel with ``0 ≤ sigma ≤ cut`` (exp at each pixel)."""
+    n = 0
+    for r in range(n_rows):
+        dy = gauss[Y] - (row0 + r + 0.5)
+        for col in range(n_cols):
+            dx = gauss[X] - (col0 + col + 0.5)
+            sigma = 0.5 * (gauss[A] * dx * dx + gauss[C] * dy * dy) + gauss[B] * dx * dy
+            if 0.0 <= sigma <= gauss[CUT]:
+                segments[n, 0] = r * TILE + col
+                segments[n, 1] = 1.0
+                segments[n, 2] = math.exp(-sigma)
+                segments[n, 3] = 1.0
+                n += 1
+    return n
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _segments_walked(gauss, row0, col0, n_rows, n_cols, segments):
+    half = gauss[HALF_H] + SPAN_SLACK
+    r_lo = max(0, math.ceil(gauss[Y] - half - 0.5 - row0))
+    r_hi = min(n_rows - 1, math.floor(gauss[Y] + half - 0.5 - row0))
+    n = 0
+    anchored = False  # is (vis, h, v) valid at pixel (anchor_col, anchor_row)?
+    anchor_row = anchor_col = 0
+    vis = h = v = 0.0  # exp(-sigma) there and its ratios to the next pixel right / down
+    for r in range(r_lo, r_hi + 1):
+        c_lo, c_hi = _row_span(gauss, gauss[Y] - (row0 + r + 0.5), col0, n_cols)
+        if c_lo > c_hi:
+            continue
+        if anchored:
+            vis, h, v = _step(gauss, vis, h, v, r - anchor_row, c_lo - anchor_col)
+            anchored = min(vis, h, v) > 1.0 / SAFE and max(vis, h, v) < SAFE
+        if not anchored:
+            vis, h, v = _exact(gauss, col0 + c_lo, row0 + r)
+            anchored = True
+        anchor_row, anchor_col = r, c_lo
+        segments[n, 0] = r * TILE + c_lo
+        segments[n, 1] = c_hi - c_lo + 1
+        segments[n, 2] = vis
+        segments[n, 3] = h
+        n += 1
+    return n
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _row_span(gauss, dy, col0, n_cols):
+    """Tile-local columns ``[lo, hi]`` inside the cut-off ellipse on the row at offset ``dy``."""
+    left, right = _edges(gauss, dy)
+    lo = max(0, math.ceil(left - SPAN_SLACK - 0.5 - col0))
+    hi = min(n_cols - 1, math.floor(right + SPAN_SLACK - 0.5 - col0))
+    return lo, hi
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def band_x_range(gauss, y_lo, y_hi):
+    """Pixel-x extent ``(left, right)`` of the cut-off ellipse within rows ``y ∈ [y_lo, y_hi]``.
+
+    For a smooth Gaussian only (``gauss[SMOOTH] == 1``); ``left > right`` when the band misses
+    the ellipse. The ellipse is convex, so its left edge is a convex function of ``y``: the
+    minimum over the band is at an end of the band, or at the ellipse's leftmost point when
+    that lies inside (likewise on the right).
+    """
+    dy_lo = max(gauss[Y] - y_hi, -gauss[HALF_H])  # dy = mean_y - y
+    dy_hi = min(gauss[Y] - y_lo, gauss[HALF_H])
+    if dy_lo > dy_hi:
+        return 1.0, 0.0
+    left_lo, right_lo = _edges(gauss, dy_lo)
+    left_hi, right_hi = _edges(gauss, dy_hi)
+    left, right = min(left_lo, left_hi), max(right_lo, right_hi)
+    if dy_lo <= gauss[DY_AT_LEFT] <= dy_hi:
+        left = gauss[X] - gauss[HALF_W]
+    if dy_lo <= -gauss[DY_AT_LEFT] <= dy_hi:
+        right = gauss[X] + gauss[HALF_W]
+    return left - SPAN_SLACK, right + SPAN_SLACK
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _edges(gauss, dy):
+    """Pixel x of the cut-off ellipse's left and right edges on the row at offset ``dy``.
+
+    ``0.5 a dx² + b dy dx + 0.5 c dy² ≤ cut`` for ``dx`` between the roots
+    ``(-b dy ± sqrt(2 a cut - det dy²)) / a``, and pixel ``x = mean_x - dx``.
+    """
+    disc = max(0.0, 2.0 * gauss[A] * gauss[CUT] - dy * dy * gauss[_DET])
+    centre = gauss[X] + gauss[B] * dy * gauss[_INV_A]
+    half = math.sqrt(disc) * gauss[_INV_A]
+    return centre - half, centre + half
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _exact(gauss, col, row):
+    """``exp(-sigma)`` at pixel ``(col, row)`` and its ratios to the pixels right and below."""
+    a, b, c = gauss[A], gauss[B], gauss[C]
+    dx, dy = gauss[X] - (col + 0.5), gauss[Y] - (row + 0.5)
+    vis = math.exp(-(0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy))
+    # sigma(dx - 1, dy) - sigma(dx, dy) = -a dx + a/2 - b dy, and likewise downwards.
+    h = math.exp(a * dx - 0.5 * a + b * dy)
+    v = math.exp(c * dy - 0.5 * c + b * dx)
+    return vis, h, v
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _step(gauss, vis, h, v, down, right):
+    """Move the walk ``down`` rows (≥ 0), then ``right`` columns (either sign)."""
+    qx, qy, qb = gauss[_QX], gauss[_QY], gauss[_QB]
+    for _ in range(down):
+        vis *= v
+        h *= qb
+        v *= qy
+    for _ in range(right):
+        vis *= h
+        h *= qx
+        v *= qb
+    if right < 0:
+        inv_qx, inv_qb = gauss[_INV_QX], gauss[_INV_QB]
+        for _ in range(-right):
+            h *= inv_qx
+            vis /= h
+            v *= inv_qb
+    return vis, h, v
+
+
+# Binning.
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def list_tiles(prepared, ids, width, height, tiles_x, tiles_y, starts, out, counting):
+    """Per candidate ``i``: count its tiles into ``out[i]``, or write them from ``starts[i]``."""
+    for i in prange(ids.shape[0]):
+        gauss = prepared[ids[i]]
+        n = 0 if counting else starts[i]
+        ty0, ty1 = _tile_rows(gauss, tiles_y)
+        for ty in range(ty0, ty1 + 1):
+            tx0, tx1 = _tile_run(gauss, ty, width, height, tiles_x)
+            if counting:
+                n += max(0, tx1 - tx0 + 1)
+                continue
+            for tx in range(tx0, tx1 + 1):
+                out[n] = ty * tiles_x + tx
+                n += 1
+        if counting:
+            out[i] = n
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _tile_rows(gauss, tiles_y):
+    """Tile rows ``[ty0, ty1]`` within reach of the cut-off ellipse (all rows if not smooth)."""
+    if gauss[SMOOTH] == 0.0:
+        return 0, tiles_y - 1
+    # Tile row ty holds pixel centres y in [16 ty + 0.5, 16 ty + 15.5].
+    half = gauss[HALF_H] + SPAN_SLACK
+    top, bottom = gauss[Y] - half, gauss[Y] + half
+    ty0 = math.ceil((min(max(top, 0.0), TILE * tiles_y) - (TILE - 0.5)) / TILE)
+    ty1 = math.floor((min(max(bottom, 0.0), TILE * tiles_y) - 0.5) / TILE)
+    return max(ty0, 0), min(ty1, tiles_y - 1)
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _tile_run(gauss, ty, width, height, tiles_x):
+    """Tiles ``[tx0, tx1]`` of tile row ``ty`` that meet the cut-off ellipse."""
+    if gauss[SMOOTH] == 0.0:
+        return 0, tiles_x - 1
+    y_lo = ty * TILE + 0.5
+    y_hi = min((ty + 1) * TILE, height) - 0.5
+    left, right = band_x_range(gauss, y_lo, y_hi)
+    if left > right:
+        return 1, 0
+    # Tile tx holds pixel centres x in [16 tx + 0.5, 16 tx + 15.5] (clipped to the image).
+    left = min(max(left, 0.0), float(width))
+    right = min(max(right, 0.0), float(width))
+    tx0 = math.ceil((left - (TILE - 0.5)) / TILE)
+    tx1 = math.floor((right - 0.5) / TILE)
+    return max(tx0, 0), min(tx1, tiles_x - 1)
+
+
+@njit(cache=True, fastmath=False)
+def group_by_tile(pair_tiles, ids, starts, n_tiles):
+    """Stable counting sort of the (tile, Gaussian) pairs by tile."""
+    offsets = np.zeros(n_tiles + 1, dtype=np.int64)
+    for t in pair_tiles:
+        offsets[t + 1] += 1
+    for t in range(n_tiles):
+        offsets[t + 1] += offsets[t]
+    cursor = offsets[:-1].copy()
+    grouped = np.empty(pair_tiles.shape[0], dtype=np.int64)
+    for i in range(ids.shape[0]):
+        for j in range(starts[i], starts[i + 1]):
+            t = pair_tiles[j]
+            grouped[cursor[t]] = ids[i]
+            cursor[t] += 1
+    return grouped, offsets
+
+
+# Compositing.
 
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
@@ -52,14 +353,13 @@ def composite_forward(
         acc = np.zeros((TILE * TILE, FEATURES))
         walked = np.zeros(TILE * TILE, dtype=np.int32)
         done = np.zeros(TILE * TILE, dtype=np.bool_)
-        pixels = np.empty(TILE * TILE, dtype=np.int64)
-        vis = np.empty(TILE * TILE)
+        segments = np.empty((TILE * TILE, 4))
         live = n_rows * n_cols
         start, end = tile_offsets[tile], tile_offsets[tile + 1]
         for k in range(end - start):
             gauss = prepared[gaussian_ids[start + k]]
-            n = tile_visits(gauss, row0, col0, n_rows, n_cols, pixels, vis)
-            live -= _composite_one(gauss, k, pixels, vis, n, t, acc, walked, done)
+            n = tile_segments(gauss, row0, col0, n_rows, n_cols, segments)
+            live -= _composite_one(gauss, k, segments, n, t, acc, walked, done)
             if live == 0:
                 break
         for r in range(n_rows):
@@ -72,25 +372,32 @@ def composite_forward(
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _composite_one(gauss, k, pixels, vis, n, t, acc, walked, done):
-    """Composite tile-list entry ``k`` over its visits; returns how many pixels became opaque."""
+def _composite_one(gauss, k, segments, n, t, acc, walked, done):
+    """Composite tile-list entry ``k`` over its segments; returns how many pixels ended."""
     finished = 0
-    opacity = gauss[OPACITY]
-    for i in range(n):
-        p = pixels[i]
-        alpha = min(ALPHA_MAX, opacity * vis[i])
-        if done[p] or alpha < ALPHA_MIN:
-            continue
-        t_next = t[p] * (1.0 - alpha)
-        if t_next <= T_MIN:
-            done[p] = True
-            finished += 1
-            continue
-        w = alpha * t[p]
-        for ch in range(FEATURES):
-            acc[p, ch] += w * gauss[F0 + ch]
-        t[p] = t_next
-        walked[p] = k + 1
+    opacity, q_x = gauss[OPACITY], row_factor(gauss)
+    f0, f1, f2, f3 = gauss[F0], gauss[F0 + 1], gauss[F0 + 2], gauss[F0 + 3]
+    for s in range(n):
+        p, vis, ratio = int(segments[s, 0]), segments[s, 2], segments[s, 3]
+        for _ in range(int(segments[s, 1])):
+            alpha = min(ALPHA_MAX, opacity * vis)
+            vis *= ratio
+            ratio *= q_x
+            p += 1
+            if done[p - 1] or alpha < ALPHA_MIN:
+                continue
+            t_next = t[p - 1] * (1.0 - alpha)
+            if t_next <= T_MIN:
+                done[p - 1] = True
+                finished += 1
+                continue
+            w = alpha * t[p - 1]
+            acc[p - 1, 0] += w * f0
+            acc[p - 1, 1] += w * f1
+            acc[p - 1, 2] += w * f2
+            acc[p - 1, 3] += w * f3
+            t[p - 1] = t_next
+            walked[p - 1] = k + 1
     return finished
 
 
@@ -120,13 +427,12 @@ def composite_backward(
                               grad_features, grad_alpha)  # fmt: skip
         t, walked = pixels[:, 0].copy(), pixels[:, 6].astype(np.int64)
         behind = np.zeros((TILE * TILE, FEATURES))
-        visit_pixels = np.empty(TILE * TILE, dtype=np.int64)
-        vis = np.empty(TILE * TILE)
+        segments = np.empty((TILE * TILE, 4))
         start = tile_offsets[tile]
         for k in range(walked.max() - 1, -1, -1):
             gauss = prepared[gaussian_ids[start + k]]
-            n = tile_visits(gauss, row0, col0, n_rows, n_cols, visit_pixels, vis)
-            _backward_one(gauss, k, row0, col0, visit_pixels, vis, n, pixels, t, walked, behind,
+            n = tile_segments(gauss, row0, col0, n_rows, n_cols, segments)
+            _backward_one(gauss, k, row0, col0, segments, n, pixels, t, walked, behind,
                           grad_isect[start + k])  # fmt: skip
 
 
@@ -146,52 +452,58 @@ def _load_pixels(row0, col0, n_rows, n_cols, transmittance, n_walked, grad_featu
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _backward_one(gauss, k, row0, col0, visit_pixels, vis, n, pixels, t, walked, behind, grads):
-    """Add tile-list entry ``k``'s gradients over its visits to ``grads [12]``."""
-    opacity, a, b, c = gauss[OPACITY], gauss[A], gauss[B], gauss[C]
+def _backward_one(gauss, k, row0, col0, segments, n, pixels, t, walked, behind, grads):
+    """Add tile-list entry ``k``'s gradients over its segments to ``grads [12]``."""
+    opacity, a, b, c, q_x = gauss[OPACITY], gauss[A], gauss[B], gauss[C], row_factor(gauss)
     f0, f1, f2, f3 = gauss[F0], gauss[F0 + 1], gauss[F0 + 2], gauss[F0 + 3]
     # d/d means2d x, y; d/d conic a, b, c; d/d opacity; d/d f0..f3; |d/d means2d| x, y
     gx = gy = ga = gb = gc = go = g0 = g1 = g2 = g3 = ax = ay = 0.0
-    for i in range(n):
-        p = visit_pixels[i]
-        alpha = min(ALPHA_MAX, opacity * vis[i])
-        if k >= walked[p] or alpha < ALPHA_MIN:
-            continue
-        inv_one_minus = 1.0 / (1.0 - alpha)
-        t_i = t[p] * inv_one_minus  # the transmittance in front of this Gaussian
-        t[p] = t_i
-        w = alpha * t_i
-        pixel = pixels[p]
-        g0 += w * pixel[1]
-        g1 += w * pixel[2]
-        g2 += w * pixel[3]
-        g3 += w * pixel[4]
-        grad_alpha = (
-            (f0 * t_i - behind[p, 0] * inv_one_minus) * pixel[1]
-            + (f1 * t_i - behind[p, 1] * inv_one_minus) * pixel[2]
-            + (f2 * t_i - behind[p, 2] * inv_one_minus) * pixel[3]
-            + (f3 * t_i - behind[p, 3] * inv_one_minus) * pixel[4]
-            + pixel[0] * inv_one_minus * pixel[5]
-        )
-        behind[p, 0] += w * f0
-        behind[p, 1] += w * f1
-        behind[p, 2] += w * f2
-        behind[p, 3] += w * f3
-        if opacity * vis[i] > ALPHA_MAX:
-            continue  # alpha is clamped here: no gradient through sigma or opacity
-        grad_sigma = -opacity * vis[i] * grad_alpha
-        dx = gauss[X] - (col0 + p % TILE + 0.5)
-        dy = gauss[Y] - (row0 + p // TILE + 0.5)
-        px = grad_sigma * (a * dx + b * dy)
-        py = grad_sigma * (b * dx + c * dy)
-        gx += px
-        gy += py
-        ax += abs(px)
-        ay += abs(py)
-        ga += 0.5 * grad_sigma * dx * dx
-        gb += grad_sigma * dx * dy
-        gc += 0.5 * grad_sigma * dy * dy
-        go += vis[i] * grad_alpha
+    for s in range(n):
+        p, next_vis, ratio = int(segments[s, 0]), segments[s, 2], segments[s, 3]
+        for _ in range(int(segments[s, 1])):
+            vis = next_vis
+            next_vis *= ratio
+            ratio *= q_x
+            p += 1
+            alpha = min(ALPHA_MAX, opacity * vis)
+            if k >= walked[p - 1] or alpha < ALPHA_MIN:
+                continue
+            inv_one_minus = 1.0 / (1.0 - alpha)
+            t_i = t[p - 1] * inv_one_minus  # the transmittance in front of this Gaussian
+            t[p - 1] = t_i
+            w = alpha * t_i
+            pixel = pixels[p - 1]
+            behind_p = behind[p - 1]
+            g0 += w * pixel[1]
+            g1 += w * pixel[2]
+            g2 += w * pixel[3]
+            g3 += w * pixel[4]
+            grad_alpha = (
+                (f0 * t_i - behind_p[0] * inv_one_minus) * pixel[1]
+                + (f1 * t_i - behind_p[1] * inv_one_minus) * pixel[2]
+                + (f2 * t_i - behind_p[2] * inv_one_minus) * pixel[3]
+                + (f3 * t_i - behind_p[3] * inv_one_minus) * pixel[4]
+                + pixel[0] * inv_one_minus * pixel[5]
+            )
+            behind_p[0] += w * f0
+            behind_p[1] += w * f1
+            behind_p[2] += w * f2
+            behind_p[3] += w * f3
+            if opacity * vis > ALPHA_MAX:
+                continue  # alpha is clamped here: no gradient through sigma or opacity
+            grad_sigma = -opacity * vis * grad_alpha
+            dx = gauss[X] - (col0 + (p - 1) % TILE + 0.5)
+            dy = gauss[Y] - (row0 + (p - 1) // TILE + 0.5)
+            px = grad_sigma * (a * dx + b * dy)
+            py = grad_sigma * (b * dx + c * dy)
+            gx += px
+            gy += py
+            ax += abs(px)
+            ay += abs(py)
+            ga += 0.5 * grad_sigma * dx * dx
+            gb += grad_sigma * dx * dy
+            gc += 0.5 * grad_sigma * dy * dy
+            go += vis * grad_alpha
     grads[0] += gx
     grads[1] += gy
     grads[2] += ga

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.render.composite import composite_tiles
+from pipeline.render.composite import composite_tiles, prepare_footprints
 from pipeline.render.dense import view_colors
 from pipeline.render.projection import project
 from pipeline.render.tiles import bin_gaussians
@@ -45,15 +45,13 @@ class TileRasterizer:
         proj = project(gaussians, camera, settings.eps2d, settings.near_plane, settings.far_plane)
         colors = view_colors(gaussians, camera, settings.sh_degree)
         visible = (proj.radii > 0).all(dim=-1)
-        bins = bin_gaussians(
-            proj.means2d.detach(), proj.conics.detach(), gaussians.opacities.detach(),
-            proj.depths.detach(), visible, camera.width, camera.height,
-        )  # fmt: skip
         features = torch.cat([colors, proj.depths.unsqueeze(-1)], dim=-1)
+        inputs = (proj.means2d, proj.conics, gaussians.opacities, features)
+        prepared = prepare_footprints(*inputs)
+        bins = bin_gaussians(prepared, proj.depths, visible, camera.width, camera.height)
         accumulated, alpha = composite_tiles(
-            proj.means2d, proj.conics, gaussians.opacities, features, bins,
-            camera.width, camera.height, settings.absgrad,
-        )  # fmt: skip
+            *inputs, prepared, bins, camera.width, camera.height, settings.absgrad
+        )
         background = torch.tensor(settings.background, dtype=accumulated.dtype)
         rgb = accumulated[..., :3] + (1.0 - alpha) * background
         depth = accumulated[..., 3:4]

@@ -7,9 +7,11 @@ import itertools
 import pytest
 import torch
 
+from pipeline.render.composite import prepare_footprints
 from pipeline.render.dense import ALPHA_MIN
+from pipeline.render.kernels import TILE
 from pipeline.render.projection import project
-from pipeline.render.tiles import TILE_SIZE, TileBins, bin_gaussians, tile_grid
+from pipeline.render.tiles import TileBins, bin_gaussians, tile_grid
 from tests.pipeline.render.factories import look_at_camera, random_gaussians
 
 
@@ -19,8 +21,9 @@ def _needed_pairs(width: int, height: int, seed: int) -> tuple[TileBins, set[tup
     camera = look_at_camera((0.2 * seed, -0.5, -2.5), width=width, height=height)
     proj = project(gaussians, camera)
     visible = (proj.radii > 0).all(dim=-1)
-    bins = bin_gaussians(proj.means2d, proj.conics, gaussians.opacities, proj.depths, visible,
-                         width, height)  # fmt: skip
+    features = torch.zeros(len(gaussians), 4, dtype=torch.float64)
+    prepared = prepare_footprints(proj.means2d, proj.conics, gaussians.opacities, features)
+    bins = bin_gaussians(prepared, proj.depths, visible, width, height)
     v, u = torch.meshgrid(
         torch.arange(height, dtype=torch.float64) + 0.5,
         torch.arange(width, dtype=torch.float64) + 0.5,
@@ -33,7 +36,7 @@ def _needed_pairs(width: int, height: int, seed: int) -> tuple[TileBins, set[tup
     used = (sigma >= 0) & (alpha >= ALPHA_MIN) & visible[:, None, None]
     tiles_x, _ = tile_grid(width, height)
     g, row, col = torch.nonzero(used, as_tuple=True)
-    tile = (row // TILE_SIZE) * tiles_x + col // TILE_SIZE
+    tile = (row // TILE) * tiles_x + col // TILE
     return bins, set(zip(tile.tolist(), g.tolist(), strict=True))
 
 
@@ -62,8 +65,8 @@ def test_bins_hold_every_needed_pair_in_depth_order(width: int, height: int, see
 
 def test_no_visible_gaussians_gives_empty_bins() -> None:
     none = torch.zeros(5, dtype=torch.bool)
-    bins = bin_gaussians(
-        torch.zeros(5, 2), torch.ones(5, 3), torch.ones(5), torch.ones(5), none, 33, 17
-    )
+    prepared = prepare_footprints(torch.zeros(5, 2), torch.ones(5, 3), torch.ones(5),
+                                  torch.zeros(5, 4))  # fmt: skip
+    bins = bin_gaussians(prepared, torch.ones(5), none, 33, 17)
     assert bins.num_intersections == 0
     assert bins.tile_offsets.tolist() == [0] * (3 * 2 + 1)
