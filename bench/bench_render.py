@@ -15,7 +15,7 @@ from bench.table import BenchRow, BenchTable, best_of
 from pipeline.render.tile_rasterizer import TileRasterizer
 from pipeline.render.types import Gaussians, RenderSettings
 
-REPEATS = 5
+REPEATS = 7
 
 
 def run(table: BenchTable) -> None:

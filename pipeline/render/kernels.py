@@ -13,9 +13,9 @@ down) multiplies ``vis`` by a ratio that itself changes by a constant factor (``
 ``exp(-b)``, ``exp(-c)``). A row's first pixel is reached from the previous row's first pixel the
 same way; three ``exp`` start the walk in each (Gaussian, tile) pair, and again only if the
 products ever leave a safe range. The products drift from the exact values by a few ulp per
-step (float64), far below any tolerance that matters. Conics that are not positive definite,
-or too sharp for the products to stay in range (only possible with ``eps2d < 0.05``), take a
-plain per-pixel path over the whole tile.
+step (float64), far below any tolerance that matters. Conics too sharp for the products to
+stay in range (only possible with ``eps2d < 0.05``) take an ``exp`` per pixel inside the
+ellipse; conics that are not positive definite (no ellipse) one per pixel of the whole tile.
 
 **Binning.** :func:`list_tiles` finds, per Gaussian, the tiles whose rectangle of pixel centres
 meets its cut-off ellipse (per row of tiles, the ellipse's x-extent in the row's band is a
@@ -70,17 +70,19 @@ TILE = 16
 CUT_SLACK = 1e-6
 # Row spans are widened by this many pixels for the same reason.
 SPAN_SLACK = 1e-3
-# Sharper conics (only reachable with eps2d < 0.05) take the per-pixel path.
-MAX_SMOOTH_CONIC = 20.0
+# Sharper conics (only reachable with eps2d < 0.05) take an exp per pixel instead of the walk.
+MAX_WALK_CONIC = 20.0
 # The product walk restarts from exp() if a running value leaves [1/SAFE, SAFE].
 SAFE = 1e200
 FEATURES = 4  # r, g, b, camera depth
 # Columns of ``prepared``.
-X, Y, A, B, C, OPACITY, CUT, SMOOTH = 0, 1, 2, 3, 4, 5, 6, 7
+X, Y, A, B, C, OPACITY, CUT = 0, 1, 2, 3, 4, 5, 6
+ELLIPSE = 7  # 1: positive-definite conic and opacity ≥ 1/255 (the cut-off ellipse exists)
 F0 = 8  # features F0 .. F0 + 3
 _QX, _QY, _QB, _INV_QX, _INV_QB, _INV_A, _DET = 12, 13, 14, 15, 16, 17, 18
 HALF_W, HALF_H, DY_AT_LEFT = 19, 20, 21  # the cut-off ellipse's half extents; see prepare
-PREPARED_COLUMNS = 22
+_WALK = 22  # 1: the exp-free walk applies (conic entries ≤ MAX_WALK_CONIC)
+PREPARED_COLUMNS = 23
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -94,22 +96,24 @@ def prepare(means2d, conics, opacities, features):
         cut = math.log(opacity * 255.0) if opacity > 0.0 else -math.inf
         cut += CUT_SLACK * (1.0 + abs(cut))
         det = a * c - b * b
-        smooth = 0.0 < a <= MAX_SMOOTH_CONIC and 0.0 < c <= MAX_SMOOTH_CONIC and det > 0.0
         out[g, X], out[g, Y] = means2d[g, 0], means2d[g, 1]
         out[g, A], out[g, B], out[g, C], out[g, OPACITY], out[g, CUT] = a, b, c, opacity, cut
         for ch in range(FEATURES):
             out[g, F0 + ch] = features[g, ch]
-        if smooth and cut >= 0.0:
-            out[g, SMOOTH] = 1.0
+        if not (a > 0.0 and c > 0.0 and det > 0.0 and cut >= 0.0):
+            continue
+        out[g, ELLIPSE] = 1.0
+        out[g, _INV_A], out[g, _DET] = 1.0 / a, det
+        # The ellipse sigma ≤ cut spans |dx| ≤ sqrt(2 cut Σ_xx) and |dy| ≤ sqrt(2 cut Σ_yy),
+        # with the 2D covariance Σ = conic⁻¹ = [[c, -b], [-b, a]] / det; its leftmost point
+        # (largest dx = mean_x - x) sits at dy = (Σ_xy / Σ_xx) dx = -(b / c) dx.
+        half_w = math.sqrt(2.0 * cut * c / det)
+        out[g, HALF_W], out[g, HALF_H] = half_w, math.sqrt(2.0 * cut * a / det)
+        out[g, DY_AT_LEFT] = -b / c * half_w
+        if a <= MAX_WALK_CONIC and c <= MAX_WALK_CONIC:
+            out[g, _WALK] = 1.0
             out[g, _QX], out[g, _QY], out[g, _QB] = math.exp(-a), math.exp(-c), math.exp(-b)
             out[g, _INV_QX], out[g, _INV_QB] = math.exp(a), math.exp(b)
-            out[g, _INV_A], out[g, _DET] = 1.0 / a, det
-            # The ellipse sigma ≤ cut spans |dx| ≤ sqrt(2 cut Σ_xx) and |dy| ≤ sqrt(2 cut Σ_yy),
-            # with the 2D covariance Σ = conic⁻¹ = [[c, -b], [-b, a]] / det; its leftmost
-            # point (largest dx = mean_x - x) sits at dy = (Σ_xy / Σ_xx) dx = -(b / c) dx.
-            half_w = math.sqrt(2.0 * cut * c / det)
-            out[g, HALF_W], out[g, HALF_H] = half_w, math.sqrt(2.0 * cut * a / det)
-            out[g, DY_AT_LEFT] = -b / c * half_w
     return out
 
 
@@ -125,9 +129,9 @@ def tile_segments(gauss, row0, col0, n_rows, n_cols, segments):
     """
     if gauss[CUT] < 0.0:
         return 0
-    if gauss[SMOOTH] == 0.0:
+    if gauss[ELLIPSE] == 0.0:
         return _segments_per_pixel(gauss, row0, col0, n_rows, n_cols, segments)
-    return _segments_walked(gauss, row0, col0, n_rows, n_cols, segments)
+    return _segments_in_ellipse(gauss, row0, col0, n_rows, n_cols, segments)
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -138,24 +142,33 @@ def row_factor(gauss):
 
 @njit(cache=True, fastmath=False, inline="always")
 def _segments_per_pixel(gauss, row0, col0, n_rows, n_cols, segments):
-    """One single-pixel segment per pixel with ``0 ≤ sigma ≤ cut`` (exp at each pixel)."""
+    """One single-pixel segment per tile pixel with ``0 ≤ sigma ≤ cut`` (exp at each)."""
     n = 0
     for r in range(n_rows):
-        dy = gauss[Y] - (row0 + r + 0.5)
-        for col in range(n_cols):
-            dx = gauss[X] - (col0 + col + 0.5)
-            sigma = 0.5 * (gauss[A] * dx * dx + gauss[C] * dy * dy) + gauss[B] * dx * dy
-            if 0.0 <= sigma <= gauss[CUT]:
-                segments[n, 0] = r * TILE + col
-                segments[n, 1] = 1.0
-                segments[n, 2] = math.exp(-sigma)
-                segments[n, 3] = 1.0
-                n += 1
+        n = _pixels_of_row(gauss, row0, col0, r, 0, n_cols - 1, segments, n)
     return n
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _segments_walked(gauss, row0, col0, n_rows, n_cols, segments):
+def _pixels_of_row(gauss, row0, col0, r, c_lo, c_hi, segments, n):
+    """Append single-pixel segments for columns ``c_lo..c_hi`` of row ``r`` where
+    ``0 ≤ sigma ≤ cut``, each with its own ``exp``; returns the new segment count."""
+    dy = gauss[Y] - (row0 + r + 0.5)
+    for col in range(c_lo, c_hi + 1):
+        dx = gauss[X] - (col0 + col + 0.5)
+        sigma = 0.5 * (gauss[A] * dx * dx + gauss[C] * dy * dy) + gauss[B] * dx * dy
+        if 0.0 <= sigma <= gauss[CUT]:
+            segments[n, 0] = r * TILE + col
+            segments[n, 1] = 1.0
+            segments[n, 2] = math.exp(-sigma)
+            segments[n, 3] = 1.0
+            n += 1
+    return n
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _segments_in_ellipse(gauss, row0, col0, n_rows, n_cols, segments):
+    """Segments of the rows' spans inside the cut-off ellipse, walked without exp if allowed."""
     half = gauss[HALF_H] + SPAN_SLACK
     r_lo = max(0, math.ceil(gauss[Y] - half - 0.5 - row0))
     r_hi = min(n_rows - 1, math.floor(gauss[Y] + half - 0.5 - row0))
@@ -166,6 +179,9 @@ def _segments_walked(gauss, row0, col0, n_rows, n_cols, segments):
     for r in range(r_lo, r_hi + 1):
         c_lo, c_hi = _row_span(gauss, gauss[Y] - (row0 + r + 0.5), col0, n_cols)
         if c_lo > c_hi:
+            continue
+        if gauss[_WALK] == 0.0:
+            n = _pixels_of_row(gauss, row0, col0, r, c_lo, c_hi, segments, n)
             continue
         if anchored:
             vis, h, v = _step(gauss, vis, h, v, r - anchor_row, c_lo - anchor_col)
@@ -195,7 +211,7 @@ def _row_span(gauss, dy, col0, n_cols):
 def band_x_range(gauss, y_lo, y_hi):
     """Pixel-x extent ``(left, right)`` of the cut-off ellipse within rows ``y ∈ [y_lo, y_hi]``.
 
-    For a smooth Gaussian only (``gauss[SMOOTH] == 1``); ``left > right`` when the band misses
+    Only where the ellipse exists (``gauss[ELLIPSE] == 1``); ``left > right`` when the band misses
     the ellipse. The ellipse is convex, so its left edge is a convex function of ``y``: the
     minimum over the band is at an end of the band, or at the ellipse's leftmost point when
     that lies inside (likewise on the right).
@@ -284,8 +300,8 @@ def list_tiles(prepared, ids, width, height, tiles_x, tiles_y, starts, out, coun
 
 @njit(cache=True, fastmath=False, inline="always")
 def _tile_rows(gauss, tiles_y):
-    """Tile rows ``[ty0, ty1]`` within reach of the cut-off ellipse (all rows if not smooth)."""
-    if gauss[SMOOTH] == 0.0:
+    """Tile rows ``[ty0, ty1]`` within reach of the cut-off ellipse (all rows if none)."""
+    if gauss[ELLIPSE] == 0.0:
         return 0, tiles_y - 1
     # Tile row ty holds pixel centres y in [16 ty + 0.5, 16 ty + 15.5].
     half = gauss[HALF_H] + SPAN_SLACK
@@ -298,7 +314,7 @@ def _tile_rows(gauss, tiles_y):
 @njit(cache=True, fastmath=False, inline="always")
 def _tile_run(gauss, ty, width, height, tiles_x):
     """Tiles ``[tx0, tx1]`` of tile row ``ty`` that meet the cut-off ellipse."""
-    if gauss[SMOOTH] == 0.0:
+    if gauss[ELLIPSE] == 0.0:
         return 0, tiles_x - 1
     y_lo = ty * TILE + 0.5
     y_hi = min((ty + 1) * TILE, height) - 0.5

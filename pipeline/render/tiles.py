@@ -6,7 +6,7 @@ the tiles whose rectangle of pixel centres meets that ellipse: per row of tiles,
 x-extent within the row's band of pixel centres gives a contiguous run of tiles
 (:func:`~pipeline.render.kernels.band_x_range`). This only shortens the per-tile lists; it
 never changes an image. Candidates are visible Gaussians (``radii > 0``) with opacity ≥ 1/255;
-Gaussians whose conic is not a sharp-enough positive-definite one go to every tile.
+a Gaussian whose conic is not positive definite goes to every tile.
 
 The counting and filling loops are numba kernels in :mod:`pipeline.render.kernels` (parallel over
 Gaussians); the per-tile grouping is a stable counting sort, so each tile's list stays in depth
