@@ -75,6 +75,8 @@ class GsplatRasterizer:
         """Render one view (see :class:`~pipeline.render.types.Rasterizer`)."""
         check_render_inputs(gaussians, camera, settings)
         _check_cuda_float32(gaussians)
+        if len(gaussians) == 0:
+            return _empty_render(gaussians, camera, settings)
         device, dtype = gaussians.means.device, gaussians.means.dtype
         colors, alphas, meta = self._rasterization(
             means=gaussians.means,
@@ -112,6 +114,25 @@ def _check_cuda_float32(gaussians: Gaussians) -> None:
         raise ValueError(f"the gsplat backend needs CUDA tensors, got {means.device}")
     if means.dtype != torch.float32:
         raise ValueError(f"the gsplat backend needs float32 Gaussians, got {means.dtype}")
+
+
+def _empty_render(gaussians: Gaussians, camera: Camera, settings: RenderSettings) -> RenderOutput:
+    """The background, without calling gsplat (its kernels are not meant for zero Gaussians).
+
+    The images still hang off the (empty) inputs, so that ``backward()`` runs as usual.
+    """
+    means = gaussians.means
+    anchor = sum((t.sum() for t in gaussians._tensors()), means.new_zeros(())) * 0.0
+    shape = (camera.height, camera.width)
+    background = torch.tensor(settings.background, device=means.device, dtype=means.dtype)
+    return RenderOutput(
+        rgb=background.expand(*shape, 3) + anchor,
+        alpha=means.new_zeros((*shape, 1)) + anchor,
+        depth=means.new_zeros((*shape, 1)) + anchor,
+        means2d=means.new_zeros((0, 2)) + anchor,
+        radii=torch.zeros((0, 2), dtype=torch.int32, device=means.device),
+        depths=means.new_zeros((0,)) + anchor,
+    )
 
 
 def _per_camera_view(means2d: Tensor) -> Tensor:

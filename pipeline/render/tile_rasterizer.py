@@ -1,9 +1,10 @@
 """The ``cpu`` backend: this project's differentiable tile rasterizer.
 
-Steps: EWA projection and SH colours in torch (autograd differentiates them), tile binning in
-torch (:mod:`pipeline.render.tiles`), then front-to-back compositing per 16×16 tile in numba
-kernels wrapped in one autograd function (:mod:`pipeline.render.composite`). The result follows
-the compositing contract of :mod:`pipeline.render.dense` exactly.
+Steps: EWA projection and SH colours in torch (autograd differentiates them); per-Gaussian
+footprint constants and tile binning (:mod:`pipeline.render.tiles`); front-to-back compositing
+per 16×16 tile, forward and backward, in numba kernels (:mod:`pipeline.render.kernels`) wrapped
+in one autograd function (:mod:`pipeline.render.composite`). The result follows the compositing
+contract of :mod:`pipeline.render.dense` exactly.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from pipeline.errors import BackendUnavailableError
 from pipeline.render import DenseRasterizer, TileRasterizer, get_rasterizer
-from pipeline.render.gsplat_backend import GsplatRasterizer, _per_camera_view
+from pipeline.render.gsplat_backend import GsplatRasterizer, _empty_render, _per_camera_view
 from pipeline.render.types import Gaussians, RenderSettings
 from tests.pipeline.render.factories import look_at_camera, random_gaussians
 
@@ -140,3 +140,19 @@ def test_gsplat_means2d_view_receives_grad_and_absgrad() -> None:
     assert view.grad is not None and torch.allclose(view.grad, expected)
     assert torch.allclose(view.absgrad, expected.abs() + 1.0)  # type: ignore[attr-defined]
     assert leaf.grad is not None and torch.allclose(leaf.grad, 3.0 * 2 * means2d.detach())
+
+
+def test_gsplat_empty_scene_is_the_background_and_differentiable() -> None:
+    """gsplat is never called with zero Gaussians; the wrapper's stand-in runs on any device."""
+    gaussians = random_gaussians(0)
+    for t in gaussians._tensors():
+        t.requires_grad_(True)
+    settings = RenderSettings(background=(0.1, 0.2, 0.3))
+    out = _empty_render(gaussians, CAMERA, settings)
+    assert torch.equal(
+        out.rgb, torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64).expand(12, 20, 3)
+    )
+    assert not out.alpha.any() and out.alpha.shape == (12, 20, 1) and out.depth.shape == (12, 20, 1)
+    assert out.radii.shape == (0, 2) and out.radii.dtype == torch.int32
+    out.rgb.sum().backward()
+    assert gaussians.sh.grad is not None and gaussians.sh.grad.shape == (0, 16, 3)

@@ -71,10 +71,18 @@ def test_forward_matches_oracle(
     _, out, _, ref = _render_both(case, gaussians, camera, settings)
     _assert_images_close(out, ref, case.atol)
     assert ref.alpha.max() > 0.5, "the scene should cover part of the image"
-    visible = ref.visible
-    assert torch.equal(out.visible.cpu(), visible)
+    visible = _assert_same_visibility(case, out.visible.cpu(), ref.visible)
     assert torch.allclose(out.means2d[visible].double().cpu(), ref.means2d[visible], atol=1e-3)
     assert torch.allclose(out.depths[visible].double().cpu(), ref.depths[visible], atol=1e-5)
+
+
+def _assert_same_visibility(case: BackendCase, ours: Tensor, reference: Tensor) -> Tensor:
+    """Our backend culls like the oracle; gsplat's opacity-aware boxes may cull a few more."""
+    if case.name == "cpu":
+        assert torch.equal(ours, reference)
+    else:
+        assert not (ours & ~reference).any() and ours.sum() >= 0.9 * reference.sum()
+    return ours
 
 
 @pytest.mark.parametrize("case", BACKENDS)
@@ -91,7 +99,7 @@ def test_gradients_match_oracle(case: BackendCase, seed: int) -> None:
     names = ("means", "quats", "scales", "opacities", "sh")
     for name, ours, theirs in zip(names, ours_in._tensors(), ref_in._tensors(), strict=True):
         _assert_grad_close(ours.grad, theirs.grad, case.grad_rtol, name)
-    visible = ref.visible
+    visible = _assert_same_visibility(case, out.visible.cpu(), ref.visible)
     _assert_grad_close(out.means2d.grad[visible], ref.means2d.grad[visible], case.grad_rtol,
                        "means2d")  # fmt: skip
 
