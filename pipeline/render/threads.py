@@ -2,8 +2,9 @@
 
 - Threading layer: numba's own ``workqueue`` (unless ``NUMBA_THREADING_LAYER`` says otherwise).
   Its OpenMP layer loads GNU OpenMP next to torch's copy, and its first launch resets torch's
-  thread count (``torch.set_num_threads(1)`` silently became 2 here); workqueue threads also
-  sleep between kernels instead of spinning against torch's.
+  thread count (``torch.set_num_threads(1)`` silently became 2 here); GNU OpenMP is also not
+  fork-safe, while workqueue is, and workqueue threads sleep between kernels instead of
+  spinning against torch's.
 - Thread count: every launch uses ``torch.get_num_threads()`` threads (capped by numba's pool),
   so ``torch.set_num_threads(1)`` makes the whole renderer single-threaded.
 - Workqueue kernels must not be launched from two Python threads at once, so launches hold
