@@ -3,10 +3,12 @@
 Scene: :mod:`bench.render_scene` (a room seen from inside, Gaussians on its walls and on
 spheres, sized like a trained splat). Torch (and so the numba kernels) use torch's default
 thread count. Every figure is the best of several runs: other work on the machine only ever
-makes a run slower.
+makes a run slower; each note ends with the 1-minute load average seen just before the runs.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -32,10 +34,16 @@ def _forward_row(table: BenchTable, count: int, target: float) -> None:
         with torch.no_grad():
             rasterizer.render(gaussians, camera, settings)
 
+    load = os.getloadavg()[0]
     seconds = best_of(render, repeats=REPEATS)
     note = f"room scene, SH3, float32, no_grad, {torch.get_num_threads()} threads; "
+    note += f"{scene_stats(gaussians, camera).describe()}; {_runs(load)}"
     table.add(BenchRow(f"cpu forward {count // 1000}k @1280x720", seconds, "s/frame", target,
-                       note=note + scene_stats(gaussians, camera).describe()))  # fmt: skip
+                       note=note))  # fmt: skip
+
+
+def _runs(load: float) -> str:
+    return f"best of {REPEATS}, load {load:.1f}"
 
 
 def _training_step_row(table: BenchTable, count: int, target: float) -> None:
@@ -64,9 +72,10 @@ def _training_step_row(table: BenchTable, count: int, target: float) -> None:
         for p in params:
             p.grad = None
 
+    load = os.getloadavg()[0]
     seconds = best_of(step, repeats=REPEATS)
     threads = torch.get_num_threads()
     note = f"render + L1 loss + backward to all params, absgrad, SH3, float32, {threads} threads; "
-    note += scene_stats(start, camera).describe()
+    note += f"{scene_stats(start, camera).describe()}; {_runs(load)}"
     name = f"cpu train step {count // 1000}k @320x180"
     table.add(BenchRow(name, seconds, "s/step", target, note=note))
