@@ -19,8 +19,9 @@ ellipse; conics that are not positive definite (no ellipse) one per pixel of the
 
 **Binning.** :func:`list_tiles` finds, per Gaussian, the tiles whose rectangle of pixel centres
 meets its cut-off ellipse (per row of tiles, the ellipse's x-extent in the row's band is a
-contiguous run of tiles, :func:`band_x_range`); :func:`group_by_tile` is a stable counting sort
-that keeps each tile's list in depth order.
+contiguous run of tiles, :func:`band_x_range`), into slots sized by the ellipse's bounding box
+(:func:`box_tile_counts`); :func:`group_by_tile` is a stable counting sort that drops the unused
+slots and keeps each tile's list in depth order.
 
 **Compositing.** The rules are exactly those of :mod:`pipeline.render.dense` (gsplat's
 ``rasterize_to_pixels``). One parallel iteration handles one 16×16 tile; the tile's Gaussians
@@ -56,6 +57,7 @@ __all__ = [
     "GRAD_COLUMNS",
     "PREPARED_COLUMNS",
     "TILE",
+    "box_tile_counts",
     "composite_backward",
     "composite_forward",
     "group_by_tile",
@@ -280,22 +282,49 @@ def _step(gauss, vis, h, v, down, right):
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def list_tiles(prepared, ids, width, height, tiles_x, tiles_y, starts, out, counting):
-    """Per candidate ``i``: count its tiles into ``out[i]``, or write them from ``starts[i]``."""
+def box_tile_counts(prepared, ids, width, tiles_x, tiles_y, counts):
+    """``counts[i]``: tiles in candidate ``i``'s cut-off box, a cheap bound on its tile count."""
     for i in prange(ids.shape[0]):
         gauss = prepared[ids[i]]
-        n = 0 if counting else starts[i]
         ty0, ty1 = _tile_rows(gauss, tiles_y)
+        tx0, tx1 = _tile_cols(gauss, width, tiles_x)
+        counts[i] = max(0, ty1 - ty0 + 1) * max(0, tx1 - tx0 + 1)
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def list_tiles(prepared, ids, width, height, tiles_x, tiles_y, starts, out):
+    """Write candidate ``i``'s tiles from ``out[starts[i]]``, then -1 up to ``starts[i + 1]``."""
+    for i in prange(ids.shape[0]):
+        gauss = prepared[ids[i]]
+        n = starts[i]
+        ty0, ty1 = _tile_rows(gauss, tiles_y)
+        box0, box1 = _tile_cols(gauss, width, tiles_x)
         for ty in range(ty0, ty1 + 1):
             tx0, tx1 = _tile_run(gauss, ty, width, height, tiles_x)
-            if counting:
-                n += max(0, tx1 - tx0 + 1)
-                continue
-            for tx in range(tx0, tx1 + 1):
+            # Never outside the box the slots were counted for, whatever the rounding.
+            for tx in range(max(tx0, box0), min(tx1, box1) + 1):
                 out[n] = ty * tiles_x + tx
                 n += 1
-        if counting:
-            out[i] = n
+        out[n : starts[i + 1]] = -1
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _tile_cols(gauss, width, tiles_x):
+    """Tile columns ``[tx0, tx1]`` within reach of the cut-off ellipse (all if none)."""
+    if gauss[ELLIPSE] == 0.0:
+        return 0, tiles_x - 1
+    half = gauss[HALF_W] + SPAN_SLACK
+    return _tile_cover(gauss[X] - half, gauss[X] + half, float(width), tiles_x)
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _tile_cover(lo, hi, size, tiles):
+    """Tiles whose pixel centres ``[16 t + 0.5, 16 t + 15.5]`` meet ``[lo, hi]`` (clipped)."""
+    lo = min(max(lo, 0.0), size)  # clamp first: infinities must not reach int conversion
+    hi = min(max(hi, 0.0), size)
+    first = math.ceil((lo - (TILE - 0.5)) / TILE)
+    last = math.floor((hi - 0.5) / TILE)
+    return max(first, 0), min(last, tiles - 1)
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -303,12 +332,8 @@ def _tile_rows(gauss, tiles_y):
     """Tile rows ``[ty0, ty1]`` within reach of the cut-off ellipse (all rows if none)."""
     if gauss[ELLIPSE] == 0.0:
         return 0, tiles_y - 1
-    # Tile row ty holds pixel centres y in [16 ty + 0.5, 16 ty + 15.5].
     half = gauss[HALF_H] + SPAN_SLACK
-    top, bottom = gauss[Y] - half, gauss[Y] + half
-    ty0 = math.ceil((min(max(top, 0.0), TILE * tiles_y) - (TILE - 0.5)) / TILE)
-    ty1 = math.floor((min(max(bottom, 0.0), TILE * tiles_y) - 0.5) / TILE)
-    return max(ty0, 0), min(ty1, tiles_y - 1)
+    return _tile_cover(gauss[Y] - half, gauss[Y] + half, float(TILE * tiles_y), tiles_y)
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -321,29 +346,26 @@ def _tile_run(gauss, ty, width, height, tiles_x):
     left, right = band_x_range(gauss, y_lo, y_hi)
     if left > right:
         return 1, 0
-    # Tile tx holds pixel centres x in [16 tx + 0.5, 16 tx + 15.5] (clipped to the image).
-    left = min(max(left, 0.0), float(width))
-    right = min(max(right, 0.0), float(width))
-    tx0 = math.ceil((left - (TILE - 0.5)) / TILE)
-    tx1 = math.floor((right - 0.5) / TILE)
-    return max(tx0, 0), min(tx1, tiles_x - 1)
+    return _tile_cover(left, right, float(width), tiles_x)
 
 
 @njit(cache=True, fastmath=False)
 def group_by_tile(pair_tiles, ids, starts, n_tiles):
-    """Stable counting sort of the (tile, Gaussian) pairs by tile."""
+    """Stable counting sort of the (tile, Gaussian) pairs by tile (tiles < 0 are padding)."""
     offsets = np.zeros(n_tiles + 1, dtype=np.int64)
     for t in pair_tiles:
-        offsets[t + 1] += 1
+        if t >= 0:
+            offsets[t + 1] += 1
     for t in range(n_tiles):
         offsets[t + 1] += offsets[t]
     cursor = offsets[:-1].copy()
-    grouped = np.empty(pair_tiles.shape[0], dtype=np.int64)
+    grouped = np.empty(offsets[n_tiles], dtype=np.int64)
     for i in range(ids.shape[0]):
         for j in range(starts[i], starts[i + 1]):
             t = pair_tiles[j]
-            grouped[cursor[t]] = ids[i]
-            cursor[t] += 1
+            if t >= 0:
+                grouped[cursor[t]] = ids[i]
+                cursor[t] += 1
     return grouped, offsets
 
 

@@ -77,11 +77,9 @@ def bin_gaussians(
     counts = np.empty(ids.shape[0], dtype=np.int64)
     starts = np.zeros(ids.shape[0] + 1, dtype=np.int64)
     with kernel_threads():
-        kernels.list_tiles(prepared, ids, width, height, tiles_x, tiles_y, starts, counts, True)
+        kernels.box_tile_counts(prepared, ids, width, tiles_x, tiles_y, counts)
         np.cumsum(counts, out=starts[1:])
         pair_tiles = np.empty(int(starts[-1]), dtype=np.int64)
-        kernels.list_tiles(
-            prepared, ids, width, height, tiles_x, tiles_y, starts, pair_tiles, False
-        )
+        kernels.list_tiles(prepared, ids, width, height, tiles_x, tiles_y, starts, pair_tiles)
         gaussian_ids, offsets = kernels.group_by_tile(pair_tiles, ids, starts, tiles_x * tiles_y)
     return TileBins(torch.from_numpy(gaussian_ids), torch.from_numpy(offsets), tiles_x, tiles_y)
