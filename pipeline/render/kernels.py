@@ -374,6 +374,8 @@ def group_by_tile(pair_tiles, ids, starts, n_tiles):
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
 T_MIN = 1e-4
+# Per-pixel state of the backward kernel: a flat table, this many entries per pixel.
+_PIXEL_COLUMNS = 8
 # Columns of the backward kernel's per-intersection gradients.
 GRAD_COLUMNS = 12  # means2d x, y; conic a, b, c; opacity; features 0..3; |means2d| x, y
 
@@ -463,8 +465,9 @@ def composite_backward(
         n_rows, n_cols = min(TILE, height - row0), min(TILE, width - col0)
         pixels = _load_pixels(row0, col0, n_rows, n_cols, transmittance, n_walked,
                               grad_features, grad_alpha)  # fmt: skip
-        t, walked = pixels[:, 0].copy(), pixels[:, 6].astype(np.int64)
-        behind = np.zeros((TILE * TILE, FEATURES))
+        t = pixels[0::_PIXEL_COLUMNS].copy()
+        walked = pixels[6::_PIXEL_COLUMNS].astype(np.int64)
+        behind = np.zeros(TILE * TILE * FEATURES)  # Σ_{j behind} w_j f_j, flat per pixel
         segments = np.empty((TILE * TILE, 4))
         start = tile_offsets[tile]
         for k in range(walked.max() - 1, -1, -1):
@@ -476,16 +479,17 @@ def composite_backward(
 
 @njit(cache=True, fastmath=False, inline="always")
 def _load_pixels(row0, col0, n_rows, n_cols, transmittance, n_walked, grad_features, grad_alpha):
-    """Per-pixel table ``[256, 7]``: T_final, grad f0..f3, grad alpha, walked."""
-    pixels = np.zeros((TILE * TILE, 7))
+    """Flat per-pixel table, ``_PIXEL_COLUMNS`` per pixel: T_final, grad f0..f3,
+    T_final · grad alpha (the alpha term's numerator), walked, unused."""
+    pixels = np.zeros(TILE * TILE * _PIXEL_COLUMNS)
     for r in range(n_rows):
         for col in range(n_cols):
-            p = r * TILE + col
-            pixels[p, 0] = transmittance[row0 + r, col0 + col]
-            for ch in range(4):
-                pixels[p, 1 + ch] = grad_features[row0 + r, col0 + col, ch]
-            pixels[p, 5] = grad_alpha[row0 + r, col0 + col]
-            pixels[p, 6] = n_walked[row0 + r, col0 + col]
+            q = (r * TILE + col) * _PIXEL_COLUMNS
+            pixels[q] = transmittance[row0 + r, col0 + col]
+            for ch in range(FEATURES):
+                pixels[q + 1 + ch] = grad_features[row0 + r, col0 + col, ch]
+            pixels[q + 5] = grad_alpha[row0 + r, col0 + col] * pixels[q]
+            pixels[q + 6] = n_walked[row0 + r, col0 + col]
     return pixels
 
 
@@ -498,40 +502,43 @@ def _backward_one(gauss, k, row0, col0, segments, n, pixels, t, walked, behind, 
     gx = gy = ga = gb = gc = go = g0 = g1 = g2 = g3 = ax = ay = 0.0
     for s in range(n):
         p, next_vis, ratio = int(segments[s, 0]), segments[s, 2], segments[s, 3]
+        dy = gauss[Y] - (row0 + p // TILE + 0.5)
+        dx = gauss[X] - (col0 + p % TILE + 0.5) + 1.0  # one pixel left of the first
+        p -= 1
         for _ in range(int(segments[s, 1])):
             vis = next_vis
             next_vis *= ratio
             ratio *= q_x
             p += 1
+            dx -= 1.0
             alpha = min(ALPHA_MAX, opacity * vis)
-            if k >= walked[p - 1] or alpha < ALPHA_MIN:
+            if k >= walked[p] or alpha < ALPHA_MIN:
                 continue
             inv_one_minus = 1.0 / (1.0 - alpha)
-            t_i = t[p - 1] * inv_one_minus  # the transmittance in front of this Gaussian
-            t[p - 1] = t_i
+            t_i = t[p] * inv_one_minus  # the transmittance in front of this Gaussian
+            t[p] = t_i
             w = alpha * t_i
-            pixel = pixels[p - 1]
-            behind_p = behind[p - 1]
-            g0 += w * pixel[1]
-            g1 += w * pixel[2]
-            g2 += w * pixel[3]
-            g3 += w * pixel[4]
+            # Flat per-pixel tables (see composite_backward), indexed directly.
+            q, e = p * _PIXEL_COLUMNS, p * FEATURES
+            u0, u1, u2, u3 = pixels[q + 1], pixels[q + 2], pixels[q + 3], pixels[q + 4]
+            g0 += w * u0
+            g1 += w * u1
+            g2 += w * u2
+            g3 += w * u3
             grad_alpha = (
-                (f0 * t_i - behind_p[0] * inv_one_minus) * pixel[1]
-                + (f1 * t_i - behind_p[1] * inv_one_minus) * pixel[2]
-                + (f2 * t_i - behind_p[2] * inv_one_minus) * pixel[3]
-                + (f3 * t_i - behind_p[3] * inv_one_minus) * pixel[4]
-                + pixel[0] * inv_one_minus * pixel[5]
+                (f0 * t_i - behind[e] * inv_one_minus) * u0
+                + (f1 * t_i - behind[e + 1] * inv_one_minus) * u1
+                + (f2 * t_i - behind[e + 2] * inv_one_minus) * u2
+                + (f3 * t_i - behind[e + 3] * inv_one_minus) * u3
+                + pixels[q + 5] * inv_one_minus
             )
-            behind_p[0] += w * f0
-            behind_p[1] += w * f1
-            behind_p[2] += w * f2
-            behind_p[3] += w * f3
+            behind[e] += w * f0
+            behind[e + 1] += w * f1
+            behind[e + 2] += w * f2
+            behind[e + 3] += w * f3
             if opacity * vis > ALPHA_MAX:
                 continue  # alpha is clamped here: no gradient through sigma or opacity
             grad_sigma = -opacity * vis * grad_alpha
-            dx = gauss[X] - (col0 + (p - 1) % TILE + 0.5)
-            dy = gauss[Y] - (row0 + (p - 1) // TILE + 0.5)
             px = grad_sigma * (a * dx + b * dy)
             py = grad_sigma * (b * dx + c * dy)
             gx += px
