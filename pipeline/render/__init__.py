@@ -7,6 +7,7 @@
 - ``auto``: ``gsplat`` when CUDA and gsplat's extension are usable, else ``cpu``.
 
 :class:`DenseRasterizer` (the brute-force oracle) stays available for tests and tiny images.
+:func:`warm_up` compiles the ``cpu`` backend's numba kernels ahead of the first render.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from pipeline.errors import BackendUnavailableError
 from pipeline.render.dense import render_dense
 from pipeline.render.gsplat_backend import GsplatRasterizer
-from pipeline.render.tile_rasterizer import TileRasterizer
+from pipeline.render.tile_rasterizer import TileRasterizer, warm_up
 from pipeline.render.types import (
     BackendName,
     Camera,
@@ -39,6 +40,7 @@ __all__ = [
     "RenderSettings",
     "TileRasterizer",
     "get_rasterizer",
+    "warm_up",
 ]
 
 BackendChoice = Literal["auto", "cpu", "gsplat"]

@@ -18,7 +18,7 @@ from pipeline.render.tiles import bin_gaussians
 from pipeline.render.types import BackendName, Camera, Gaussians, RenderOutput, RenderSettings
 from pipeline.render.validation import check_render_inputs
 
-__all__ = ["TileRasterizer"]
+__all__ = ["TileRasterizer", "warm_up"]
 
 
 class TileRasterizer:
@@ -57,3 +57,23 @@ class TileRasterizer:
         rgb = accumulated[..., :3] + (1.0 - alpha) * background
         depth = accumulated[..., 3:4]
         return RenderOutput(rgb, alpha, depth, proj.means2d, proj.radii, proj.depths)
+
+
+def warm_up(dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> None:
+    """Compile (or load from numba's on-disk cache) every kernel, forward and backward.
+
+    The first render in a fresh checkout otherwise spends tens of seconds compiling; call this
+    where that time is better spent up front (an image build, a worker's start-up).
+    """
+    for dtype in dtypes:
+        one = Gaussians(
+            means=torch.tensor([[0.0, 0.0, 2.0]], dtype=dtype),
+            quats=torch.tensor([[1.0, 0.0, 0.0, 0.0]], dtype=dtype),
+            scales=torch.full((1, 3), 0.2, dtype=dtype),
+            opacities=torch.tensor([0.5], dtype=dtype, requires_grad=True),
+            sh=torch.zeros(1, 1, 3, dtype=dtype),
+        )
+        K = torch.tensor([[20.0, 0.0, 8.0], [0.0, 20.0, 8.0], [0.0, 0.0, 1.0]], dtype=dtype)
+        camera = Camera(torch.eye(4, dtype=dtype), K, 16, 16)
+        out = TileRasterizer().render(one, camera, RenderSettings(sh_degree=0, absgrad=True))
+        out.rgb.sum().backward()  # type: ignore[no-untyped-call]

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from pipeline.errors import BackendUnavailableError
-from pipeline.render import DenseRasterizer, TileRasterizer, get_rasterizer
+from pipeline.render import DenseRasterizer, TileRasterizer, get_rasterizer, kernels, warm_up
 from pipeline.render.gsplat_backend import GsplatRasterizer, _empty_render, _per_camera_view
 from pipeline.render.types import Gaussians, RenderSettings
 from tests.pipeline.render.factories import look_at_camera, random_gaussians
@@ -156,3 +156,13 @@ def test_gsplat_empty_scene_is_the_background_and_differentiable() -> None:
     assert out.radii.shape == (0, 2) and out.radii.dtype == torch.int32
     out.rgb.sum().backward()
     assert gaussians.sh.grad is not None and gaussians.sh.grad.shape == (0, 16, 3)
+
+
+def test_warm_up_leaves_every_kernel_compiled() -> None:
+    warm_up((torch.float32, torch.float64))
+    dispatchers = [kernels.prepare, kernels.box_tile_counts, kernels.list_tiles,
+                   kernels.group_by_tile, kernels.composite_forward, kernels.composite_backward,
+                   kernels.sum_per_gaussian]  # fmt: skip
+    assert all(d.signatures for d in dispatchers)
+    input_dtypes = {str(sig[0].dtype) for sig in kernels.prepare.signatures}
+    assert {"float32", "float64"} <= input_dtypes
