@@ -87,15 +87,15 @@ class _TileComposite(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor]:
         features_out = np.empty((height, width, 4), dtype=np.float64)
         transmittance = np.empty((height, width), dtype=np.float64)
-        n_walked = np.empty((height, width), dtype=np.int32)
+        n_stop = np.empty((height, width), dtype=np.int32)
         with kernel_threads(TILE_CHUNK):
             kernels.composite_forward(
                 prepared, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x,
-                features_out, transmittance, n_walked,
+                features_out, transmittance, n_stop,
             )  # fmt: skip
         ctx.save_for_backward(means2d)
         ctx.prepared, ctx.bins, ctx.absgrad = prepared, bins, absgrad
-        ctx.transmittance, ctx.n_walked = transmittance, n_walked
+        ctx.transmittance, ctx.n_stop = transmittance, n_stop
         dtype = features.dtype
         alpha = torch.from_numpy(1.0 - transmittance).to(dtype).unsqueeze(-1)
         return torch.from_numpy(features_out).to(dtype), alpha
@@ -108,7 +108,7 @@ class _TileComposite(torch.autograd.Function):
         with kernel_threads(TILE_CHUNK):
             kernels.composite_backward(
                 ctx.prepared, bins.gaussian_ids.numpy(), bins.tile_offsets.numpy(), bins.tiles_x,
-                ctx.transmittance, ctx.n_walked, _numpy(grad_features.to(torch.float64)),
+                ctx.transmittance, ctx.n_stop, _numpy(grad_features.to(torch.float64)),
                 _numpy(grad_alpha.squeeze(-1).to(torch.float64)), grad_isect,
             )  # fmt: skip
         per_gaussian = np.zeros((ctx.prepared.shape[0], kernels.GRAD_COLUMNS), dtype=np.float64)

@@ -27,7 +27,7 @@ slots and keeps each tile's list in depth order.
 ``rasterize_to_pixels``). One parallel iteration handles one 16×16 tile; the tile's Gaussians
 are visited in list order (nearest first) over their segments, and every pixel keeps its own
 transmittance and stops at ``T ≤ 1e-4``. The backward pass walks each pixel's list back to
-front from its last composited Gaussian, recovering ``T_i`` from ``T_final`` by division (the
+front from where the pixel stopped, recovering ``T_i`` from ``T_final`` by division (the
 standard 3DGS backward pass). Arithmetic is float64 whatever the storage type (scalar float64
 costs the same as float32 on a CPU), which keeps the float32 path close to the float64
 reference.
@@ -37,8 +37,9 @@ Array conventions (``N`` Gaussians, ``I`` tile intersections, ``H × W`` pixels)
 - ``prepared [N, PREPARED_COLUMNS]`` float64 from :func:`prepare`: each Gaussian's constants.
 - ``gaussian_ids [I]``, ``tile_offsets [T + 1]``: a :class:`~pipeline.render.tiles.TileBins`.
 - ``features_out [H, W, 4]``: ``Σ w_i f_i``; ``transmittance [H, W]``: ``T_final``;
-  ``n_walked [H, W]`` int32: one past the tile-list position of the last Gaussian composited
-  at the pixel (0 if none).
+  ``n_stop [H, W]`` int32: where the pixel stopped in its tile's list, i.e. the position of
+  the Gaussian at which ``T ≤ 1e-4`` ended it, else the list's length; the backward pass
+  considers the entries before it (those with alpha below 1/255 it skips, as the forward did).
 """
 
 # Numba infers these kernels' types; mypy need not.
@@ -382,24 +383,24 @@ GRAD_COLUMNS = 12  # means2d x, y; conic a, b, c; opacity; features 0..3; |means
 
 @njit(parallel=True, cache=True, fastmath=False)
 def composite_forward(
-    prepared, gaussian_ids, tile_offsets, tiles_x, features_out, transmittance, n_walked
+    prepared, gaussian_ids, tile_offsets, tiles_x, features_out, transmittance, n_stop
 ):
     """Front-to-back compositing of every tile; fills the three output arrays."""
     height, width = transmittance.shape
     for tile in prange(tile_offsets.shape[0] - 1):
         row0, col0 = (tile // tiles_x) * TILE, (tile % tiles_x) * TILE
         n_rows, n_cols = min(TILE, height - row0), min(TILE, width - col0)
+        start, end = tile_offsets[tile], tile_offsets[tile + 1]
         t = np.ones(TILE * TILE)
         acc = np.zeros((TILE * TILE, FEATURES))
-        walked = np.zeros(TILE * TILE, dtype=np.int32)
-        done = np.zeros(TILE * TILE, dtype=np.bool_)
+        # Where each pixel stopped in the list: the whole list unless T_MIN ended it earlier.
+        stop = np.full(TILE * TILE, end - start, dtype=np.int64)
         segments = np.empty((TILE * TILE, 4))
         live = n_rows * n_cols
-        start, end = tile_offsets[tile], tile_offsets[tile + 1]
         for k in range(end - start):
             gauss = prepared[gaussian_ids[start + k]]
             n = tile_segments(gauss, row0, col0, n_rows, n_cols, segments)
-            live -= _composite_one(gauss, k, segments, n, t, acc, walked, done)
+            live -= _composite_one(gauss, k, segments, n, t, acc, stop)
             if live == 0:
                 break
         for r in range(n_rows):
@@ -408,11 +409,11 @@ def composite_forward(
                 for ch in range(FEATURES):
                     features_out[row0 + r, col0 + col, ch] = acc[p, ch]
                 transmittance[row0 + r, col0 + col] = t[p]
-                n_walked[row0 + r, col0 + col] = walked[p]
+                n_stop[row0 + r, col0 + col] = stop[p]
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _composite_one(gauss, k, segments, n, t, acc, walked, done):
+def _composite_one(gauss, k, segments, n, t, acc, stop):
     """Composite tile-list entry ``k`` over its segments; returns how many pixels ended."""
     finished = 0
     opacity, q_x = gauss[OPACITY], row_factor(gauss)
@@ -424,11 +425,11 @@ def _composite_one(gauss, k, segments, n, t, acc, walked, done):
             vis *= ratio
             ratio *= q_x
             p += 1
-            if done[p - 1] or alpha < ALPHA_MIN:
+            if stop[p - 1] <= k or alpha < ALPHA_MIN:
                 continue
             t_next = t[p - 1] * (1.0 - alpha)
             if t_next <= T_MIN:
-                done[p - 1] = True
+                stop[p - 1] = k  # this Gaussian and all behind it are dropped
                 finished += 1
                 continue
             w = alpha * t[p - 1]
@@ -437,7 +438,6 @@ def _composite_one(gauss, k, segments, n, t, acc, walked, done):
             acc[p - 1, 2] += w * f2
             acc[p - 1, 3] += w * f3
             t[p - 1] = t_next
-            walked[p - 1] = k + 1
     return finished
 
 
@@ -448,7 +448,7 @@ def composite_backward(
     tile_offsets,
     tiles_x,
     transmittance,
-    n_walked,
+    n_stop,
     grad_features,
     grad_alpha,
     grad_isect,
@@ -463,24 +463,24 @@ def composite_backward(
     for tile in prange(tile_offsets.shape[0] - 1):
         row0, col0 = (tile // tiles_x) * TILE, (tile % tiles_x) * TILE
         n_rows, n_cols = min(TILE, height - row0), min(TILE, width - col0)
-        pixels = _load_pixels(row0, col0, n_rows, n_cols, transmittance, n_walked,
+        pixels = _load_pixels(row0, col0, n_rows, n_cols, transmittance, n_stop,
                               grad_features, grad_alpha)  # fmt: skip
         t = pixels[0::_PIXEL_COLUMNS].copy()
-        walked = pixels[6::_PIXEL_COLUMNS].astype(np.int64)
+        stop = pixels[6::_PIXEL_COLUMNS].astype(np.int64)
         behind = np.zeros(TILE * TILE * FEATURES)  # Σ_{j behind} w_j f_j, flat per pixel
         segments = np.empty((TILE * TILE, 4))
         start = tile_offsets[tile]
-        for k in range(walked.max() - 1, -1, -1):
+        for k in range(stop.max() - 1, -1, -1):
             gauss = prepared[gaussian_ids[start + k]]
             n = tile_segments(gauss, row0, col0, n_rows, n_cols, segments)
-            _backward_one(gauss, k, row0, col0, segments, n, pixels, t, walked, behind,
+            _backward_one(gauss, k, row0, col0, segments, n, pixels, t, stop, behind,
                           grad_isect[start + k])  # fmt: skip
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _load_pixels(row0, col0, n_rows, n_cols, transmittance, n_walked, grad_features, grad_alpha):
+def _load_pixels(row0, col0, n_rows, n_cols, transmittance, n_stop, grad_features, grad_alpha):
     """Flat per-pixel table, ``_PIXEL_COLUMNS`` per pixel: T_final, grad f0..f3,
-    T_final · grad alpha (the alpha term's numerator), walked, unused."""
+    T_final · grad alpha (the alpha term's numerator), stop, unused."""
     pixels = np.zeros(TILE * TILE * _PIXEL_COLUMNS)
     for r in range(n_rows):
         for col in range(n_cols):
@@ -489,12 +489,12 @@ def _load_pixels(row0, col0, n_rows, n_cols, transmittance, n_walked, grad_featu
             for ch in range(FEATURES):
                 pixels[q + 1 + ch] = grad_features[row0 + r, col0 + col, ch]
             pixels[q + 5] = grad_alpha[row0 + r, col0 + col] * pixels[q]
-            pixels[q + 6] = n_walked[row0 + r, col0 + col]
+            pixels[q + 6] = n_stop[row0 + r, col0 + col]
     return pixels
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _backward_one(gauss, k, row0, col0, segments, n, pixels, t, walked, behind, grads):
+def _backward_one(gauss, k, row0, col0, segments, n, pixels, t, stop, behind, grads):
     """Add tile-list entry ``k``'s gradients over its segments to ``grads [12]``."""
     opacity, a, b, c, q_x = gauss[OPACITY], gauss[A], gauss[B], gauss[C], row_factor(gauss)
     f0, f1, f2, f3 = gauss[F0], gauss[F0 + 1], gauss[F0 + 2], gauss[F0 + 3]
@@ -512,7 +512,7 @@ def _backward_one(gauss, k, row0, col0, segments, n, pixels, t, walked, behind, 
             p += 1
             dx -= 1.0
             alpha = min(ALPHA_MAX, opacity * vis)
-            if k >= walked[p] or alpha < ALPHA_MIN:
+            if k >= stop[p] or alpha < ALPHA_MIN:
                 continue
             inv_one_minus = 1.0 / (1.0 - alpha)
             t_i = t[p] * inv_one_minus  # the transmittance in front of this Gaussian
