@@ -4,6 +4,8 @@ Scene: :mod:`bench.render_scene` (a room seen from inside, Gaussians on its wall
 spheres, sized like a trained splat). Torch (and so the numba kernels) use torch's default
 thread count. Every figure is the best of several runs: other work on the machine only ever
 makes a run slower; each note ends with the 1-minute load average seen just before the runs.
+On a busy machine torch's GNU OpenMP threads spin-wait for each other and small torch ops
+(projection, SH) can take 10-30x longer; ``OMP_WAIT_POLICY=PASSIVE`` avoids that.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from bench.table import BenchRow, BenchTable, best_of
 from pipeline.render.tile_rasterizer import TileRasterizer
 from pipeline.render.types import Gaussians, RenderSettings
 
-REPEATS = 7
+REPEATS = 15
 
 
 def run(table: BenchTable) -> None:
