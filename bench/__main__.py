@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
+
+# As in pipeline/__main__.py: sleeping OpenMP workers, set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import bench
 from bench.table import BenchTable

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+# As in pipeline/__main__.py: sleeping OpenMP workers, set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import torch
 
 # Parallel pytest workers (and the node's child processes) must not oversubscribe 2 cores.

@@ -18,7 +18,9 @@ from typing import Any
 
 import torch
 
+from pipeline.commands.preview import parse_size
 from pipeline.errors import PipelineError
+from pipeline.preview import OrbitConfig, PreviewConfig
 from pipeline.progress import JsonLinesProgress
 from pipeline.run import RunConfig, RunResult, StageTracker, run_job
 
@@ -47,6 +49,20 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=8, help="hold out every Nth image")
     parser.add_argument("--no-preview", action="store_true", help="skip preview rendering")
+    orbit = OrbitConfig()
+    parser.add_argument(
+        "--preview-size",
+        type=parse_size,
+        default=(orbit.width, orbit.height),
+        metavar="WxH",
+        help="preview video and stills size (default 1280x720)",
+    )
+    parser.add_argument(
+        "--preview-fps",
+        type=float,
+        default=orbit.fps,
+        help="preview frame rate; the orbit lasts 5 s (default 30)",
+    )
     parser.add_argument("--no-resume", action="store_true", help="ignore earlier progress")
     parser.set_defaults(func=run_command)
 
@@ -68,6 +84,7 @@ def run_command(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         previews=not args.no_preview,
         resume=not args.no_resume,
+        preview=_preview_config(args),
     )
     events = sys.stdout
     sys.stdout = sys.stderr  # keep stray prints out of the event stream
@@ -79,6 +96,15 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         sys.stdout = events
+
+
+def _preview_config(args: argparse.Namespace) -> PreviewConfig:
+    width, height = args.preview_size
+    try:
+        orbit = OrbitConfig(width=width, height=height, fps=args.preview_fps)
+    except ValueError as exc:
+        raise PipelineError(f"bad preview settings: {exc}") from exc
+    return PreviewConfig(orbit=orbit)
 
 
 def _run(

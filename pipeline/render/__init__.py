@@ -1,8 +1,13 @@
 """Rasterizer backends behind one interface (:class:`~pipeline.render.types.Rasterizer`).
 
-- ``cpu``: this project's differentiable tile rasterizer; runs everywhere.
-- ``gsplat``: gsplat's CUDA ``rasterization``; the production path on a GPU.
+- ``cpu``: :class:`TileRasterizer`, this project's differentiable tile rasterizer; runs
+  everywhere (numba kernels, threads follow ``torch.get_num_threads()``).
+- ``gsplat``: :class:`GsplatRasterizer`, gsplat 1.5.3's CUDA ``rasterization``; the production
+  path on a GPU.
 - ``auto``: ``gsplat`` when CUDA and gsplat's extension are usable, else ``cpu``.
+
+:class:`DenseRasterizer` (the brute-force oracle) stays available for tests and tiny images.
+:func:`warm_up` compiles the ``cpu`` backend's numba kernels ahead of the first render.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import torch
 
 from pipeline.errors import BackendUnavailableError
 from pipeline.render.dense import render_dense
+from pipeline.render.gsplat_backend import GsplatRasterizer
+from pipeline.render.tile_rasterizer import TileRasterizer, warm_up
 from pipeline.render.types import (
     BackendName,
     Camera,
@@ -27,10 +34,13 @@ __all__ = [
     "Camera",
     "DenseRasterizer",
     "Gaussians",
+    "GsplatRasterizer",
     "Rasterizer",
     "RenderOutput",
     "RenderSettings",
+    "TileRasterizer",
     "get_rasterizer",
+    "warm_up",
 ]
 
 BackendChoice = Literal["auto", "cpu", "gsplat"]
@@ -52,9 +62,18 @@ class DenseRasterizer:
 
 
 def get_rasterizer(choice: BackendChoice = "auto") -> Rasterizer:
-    """The backend for ``choice``; raises :class:`BackendUnavailableError` if it cannot run."""
+    """The backend for ``choice``.
+
+    ``"gsplat"`` raises :class:`BackendUnavailableError` (``"GPU backend unavailable: ..."``)
+    when CUDA or gsplat's extension cannot be used; ``"auto"`` then falls back to ``"cpu"``.
+    """
+    if choice == "cpu":
+        return TileRasterizer()
     if choice == "gsplat":
-        raise BackendUnavailableError("GPU backend unavailable: gsplat backend not built yet")
-    if choice in ("cpu", "auto"):
-        return DenseRasterizer()
-    raise ValueError(f"unknown rasterizer backend {choice!r}")
+        return GsplatRasterizer()
+    if choice == "auto":
+        try:
+            return GsplatRasterizer()
+        except BackendUnavailableError:
+            return TileRasterizer()
+    raise ValueError(f"unknown rasterizer backend {choice!r}; expected 'auto', 'cpu' or 'gsplat'")

@@ -71,7 +71,9 @@ def composite_dense(
 
     Args:
         means2d: ``[M, 2]``, conics ``[M, 3]``, opacities ``[M]``, colors ``[M, 3]``,
-            depths ``[M]``: the visible Gaussians, nearest first.
+            depths ``[M]``: the visible Gaussians, nearest first. ``means2d`` may also be
+            ``[H * W, M, 2]``, one copy per pixel (row-major), so that its gradient separates
+            the pixels' contributions.
         background: ``[3]``.
 
     Returns:
@@ -83,7 +85,8 @@ def composite_dense(
         indexing="ij",
     )  # fmt: skip
     pixels = torch.stack([u.reshape(-1), v.reshape(-1)], dim=-1)  # [P, 2]
-    d = means2d.unsqueeze(0) - pixels.unsqueeze(1)  # [P, M, 2]
+    # A [P, M, 2] means2d (one copy per pixel) gives per-pixel gradients, e.g. for absgrad.
+    d = (means2d if means2d.dim() == 3 else means2d.unsqueeze(0)) - pixels.unsqueeze(1)
     a, b, c = conics.unbind(-1)
     sigma = 0.5 * (a * d[..., 0] ** 2 + c * d[..., 1] ** 2) + b * d[..., 0] * d[..., 1]
     alpha = torch.clamp_max(opacities * torch.exp(-sigma), ALPHA_MAX)

@@ -38,7 +38,8 @@ class Projection:
     """Screen-space footprint of every Gaussian for one camera.
 
     Attributes:
-        means2d: ``[N, 2]`` projected centres, pixels.
+        means2d: ``[N, 2]`` projected centres, pixels (meaningless where ``radii == 0``; for
+            centres at or behind the near plane they are computed as if at depth 1).
         conics: ``[N, 3]`` upper triangle ``(a, b, c)`` of the inverse 2D covariance, so that
             the Gaussian's exponent at offset ``(dx, dy)`` is
             ``-(0.5 * (a dx² + c dy²) + b dx dy)``.
@@ -67,12 +68,16 @@ def project(
     M = quat_to_rotmat(gaussians.quats) * gaussians.scales.unsqueeze(-2)
     cov_world = M @ M.transpose(-1, -2)
     cov_cam = R @ cov_world @ R.T
-    means2d, cov2d = _perspective(means_c, cov_cam, K, camera.width, camera.height)
+    depths = means_c[:, 2]
+    # Gaussians at or behind the near plane are culled; projecting them as if at depth 1 keeps
+    # their (zero) gradients finite instead of 0 · inf = NaN when a centre sits at z = 0.
+    safe_z = torch.where(depths.detach() > near_plane, depths, torch.ones_like(depths))
+    means_c_safe = torch.cat([means_c[:, :2], safe_z.unsqueeze(-1)], dim=-1)
+    means2d, cov2d = _perspective(means_c_safe, cov_cam, K, camera.width, camera.height)
     cov2d = cov2d + eps2d * torch.eye(2, dtype=cov2d.dtype, device=cov2d.device)
     a, b, c = cov2d[:, 0, 0], cov2d[:, 0, 1], cov2d[:, 1, 1]
     det = (a * c - b * b).clamp(min=1e-10)
     conics = torch.stack([c / det, -b / det, a / det], dim=-1)
-    depths = means_c[:, 2]
     radii = _bbox_radii(means2d, a.detach(), c.detach(), depths.detach(), camera,
                         near_plane, far_plane)  # fmt: skip
     return Projection(means2d, conics, depths, radii)
