@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     """CPU threads of the pipeline child (``--threads``); unset = the pipeline's default."""
     splatter_previews: EnvBool = True
     """Render and upload the preview images and video (best effort)."""
+    splatter_preview_size: str | None = None
+    """Preview stills and video size ``WxH`` (``--preview-size``); unset = the pipeline's
+    1280x720. Even numbers, at least 16."""
+    splatter_preview_fps: float | None = Field(None, gt=0, le=120)
+    """Preview video frame rate (``--preview-fps``; the orbit lasts 5 s); unset = 30."""
     pipeline_nice: int = Field(10, ge=0, le=19)
     """CPU niceness of the pipeline child: the service answers first when both want the CPU."""
     cancel_grace_secs: float = Field(10.0, ge=0)
@@ -192,6 +197,17 @@ class Settings(BaseSettings):
             # Never echo the key: the message names the rule only.
             raise ValueError("must be 32 bytes of hex (64 hex digits, optional 0x prefix)")
         return SecretStr(text.lower())
+
+    @field_validator("splatter_preview_size")
+    @classmethod
+    def _check_preview_size(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
+        sizes = [int(g) for g in match.groups()] if match else []
+        if not sizes or any(n < 16 or n % 2 for n in sizes):
+            raise ValueError("must be WIDTHxHEIGHT, even numbers of at least 16 (e.g. 640x360)")
+        return f"{sizes[0]}x{sizes[1]}"
 
     @field_validator("pipeline_command")
     @classmethod

@@ -57,6 +57,11 @@ class WorkerSupervisor:
             argv += ["--threads", str(s.splatter_threads)]
         if not s.splatter_previews:
             argv.append("--no-preview")
+        else:
+            if s.splatter_preview_size is not None:
+                argv += ["--preview-size", s.splatter_preview_size]
+            if s.splatter_preview_fps is not None:
+                argv += ["--preview-fps", f"{s.splatter_preview_fps:g}"]
         return argv
 
     def describe_command(self, job_root: Path) -> str:

@@ -170,6 +170,8 @@ def main() -> None:
     run.add_argument("--backend", default="auto")
     run.add_argument("--threads", type=int)
     run.add_argument("--no-preview", action="store_true")
+    run.add_argument("--preview-size")
+    run.add_argument("--preview-fps", type=float)
     args = parser.parse_args()
     for action in args.do:
         run_action(action, args)

@@ -25,9 +25,9 @@ from app.demo import SeededScene, seed_scene
 from domain_client.emulator import EmulatorServer
 from tests.app.domains import APP_TOKEN, NODE_KEY, REG_SECRET
 
-#: Training steps of an end-to-end job: every stage runs; 3-8 s of training on 2 cores with the
-#: CPU rasterizer (time per step grows steeply once densification starts, after step ~25).
-E2E_STEPS = 20
+#: Training steps of an end-to-end job: a few seconds of training on 2 cores, long enough for
+#: the fault tests to act while it trains.
+E2E_STEPS = 100
 #: Variables a node must not inherit from the test process (PIPELINE_COMMAND included: the
 #: child is the real ``python -m pipeline run`` unless a test says otherwise).
 _NODE_VARIABLES = (
@@ -55,11 +55,10 @@ def node_environment(work: Path, port: int, **extra: str) -> dict[str, str]:
         SPLATTER_DATA_DIR=str(work / "data"),
         MIN_FREE_DISK_MB="0",
         SPLATTER_ITERATIONS=str(E2E_STEPS),
-        # The CLI has no preview size, and 720p stills and a 150-frame orbit take far too long
-        # on the CPU rasterizer; preview uploads are tested with the stub pipeline.
-        SPLATTER_PREVIEWS="false",
+        SPLATTER_PREVIEW_SIZE="160x120",  # small previews: 30 frames in about a second
+        SPLATTER_PREVIEW_FPS="6",
         # Niced, the child gets a tenth of a core against other (nice 0) work on a shared test
-        # machine and a 10 s run takes a minute; the benchmark measures the niced default.
+        # machine, and a 10 s run takes a minute; the benchmark measures the niced default.
         PIPELINE_NICE="0",
         PROGRESS_MIN_INTERVAL_SECS="0.5",
         POLL_BACKOFF_MS_MIN="50",

@@ -4,8 +4,7 @@
 Lease mode: DDS registration and login, lease, heartbeats, the complete receipt. Push mode: the
 envelope posted to the node, progress relayed to ``progress_url``. Both check the artifacts on
 the domain server (exact names and data types), the receipt or job record, and every progress
-value against the shapes of protocol §3.7. Previews are off (``SPLATTER_PREVIEWS=false``, see
-``harness``): the receipt holds exactly the required ``splat_data`` artifact.
+value against the shapes of protocol §3.7.
 """
 
 from __future__ import annotations
@@ -32,7 +31,12 @@ from tests.app.waiting import eventually
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 SUFFIX = "_2025-01-02_03-04-05"  # the synthetic scene's refinement time
-OUTPUTS = [(f"refined_splat{SUFFIX}", "splat_data")]
+OUTPUTS = [
+    (f"refined_splat{SUFFIX}", "splat_data"),
+    (f"refined_splat_preview_angle{SUFFIX}", "splat_preview_angle"),
+    (f"refined_splat_preview_top{SUFFIX}", "splat_preview_top"),
+    (f"refined_splat_preview_video{SUFFIX}", "splat_preview_video"),
+]  # sorted by logical path (= name: no outputs_prefix), the receipt's order
 SEEDED = 7  # the recording, five COLMAP binaries and the manifest
 
 
@@ -53,13 +57,18 @@ def outputs_on_server(emulator: EmulatorServer, scene: SeededScene) -> list[dict
     ]
 
 
-def check_splat(emulator: EmulatorServer, scene: SeededScene) -> None:
-    """The uploaded splat is a ``.splat``: 32 bytes per Gaussian, finite positions."""
-    (item,) = [i for i in emulator.state.data_items(scene.domain_id) if i.data_type == "splat_data"]
-    splat = emulator.state.read_data(scene.domain_id, item.id)
+def check_output_files(emulator: EmulatorServer, scene: SeededScene) -> None:
+    """The uploaded bytes are what their data types say: a ``.splat`` (32 bytes per Gaussian,
+    finite positions), two JPEGs, an MP4."""
+    read = {
+        i.data_type: emulator.state.read_data(scene.domain_id, i.id)
+        for i in emulator.state.data_items(scene.domain_id)
+    }
+    splat = read["splat_data"]
     assert len(splat) >= 32 * 100 and len(splat) % 32 == 0
-    positions = struct.unpack_from("<3f", splat, 0)
-    assert all(math.isfinite(v) for v in positions)
+    assert all(math.isfinite(v) for v in struct.unpack_from("<3f", splat, 0))
+    assert read["splat_preview_top"][:3] == read["splat_preview_angle"][:3] == b"\xff\xd8\xff"
+    assert read["splat_preview_video"][4:8] == b"ftyp"
 
 
 async def test_lease_mode_runs_a_task_to_the_exact_complete_receipt(
@@ -83,7 +92,7 @@ async def test_lease_mode_runs_a_task_to_the_exact_complete_receipt(
         },
     }  # fmt: skip
     assert task.fail_body is None
-    check_splat(emulator, scene)
+    check_output_files(emulator, scene)
 
     history = task.progress_history
     assert history[0] == {}  # the initial heartbeat (§1.7)
@@ -91,7 +100,10 @@ async def test_lease_mode_runs_a_task_to_the_exact_complete_receipt(
     assert "training" in kinds
     final = history[-1]
     assert final["uploaded_splat"] == f"refined_splat{SUFFIX}"
-    assert (final["uploaded_previews"], final["uploaded_preview_video"]) == ([], None)
+    assert final["uploaded_previews"] == [
+        f"refined_splat_preview_top{SUFFIX}", f"refined_splat_preview_angle{SUFFIX}",
+    ]  # fmt: skip
+    assert final["uploaded_preview_video"] == f"refined_splat_preview_video{SUFFIX}"
 
     async with node.client() as client:
         (job,) = (await client.get("/jobs")).json()["data"]
@@ -132,7 +144,7 @@ async def test_push_mode_runs_a_job_and_relays_its_progress(
     artifacts = outputs_on_server(emulator, scene)
     assert [(a["name"], a["data_type"]) for a in artifacts] == OUTPUTS
     assert job["artifacts"] == artifacts
-    check_splat(emulator, scene)
+    check_output_files(emulator, scene)
     assert job["progress"] == received[-1]["progress"]
     kinds = check_v1_sequence([update["progress"] for update in received])
     assert "training" in kinds

@@ -4,9 +4,7 @@
   the service stays healthy, the next task runs;
 - cancel by DMS (heartbeat ``cancel: true``) and by ``DELETE /jobs/{id}``: the child is gone
   within the grace period, and no receipt follows a DMS cancel;
-- the domain server down during the uploads: the receipt lists exactly what was uploaded (the
-  outage after the splat, during the previews, uses the stub pipeline: the real one runs without
-  previews here, see ``harness``);
+- the domain server down during the uploads: the receipt lists exactly what was uploaded;
 - the node killed and restarted with a job in its store: the job is failed ``node restarted``
   and DMS hands the task out again once the lease has expired, to the restarted node.
 """
@@ -37,7 +35,6 @@ from tests.app.e2e.harness import (
     wait_task,
 )
 from tests.app.e2e.proxy import DomainOutageProxy
-from tests.app.factories import stub_command
 from tests.app.serving import ThreadedServer
 from tests.app.waiting import alive
 
@@ -164,17 +161,11 @@ def upload_lookup(name_prefix: str) -> Callable[[Request], bool]:
     return lambda request: f"name={name_prefix}" in request.url.query
 
 
-WITH_PREVIEWS = {
-    "PIPELINE_COMMAND": stub_command("progress:5", "write-outputs"),
-    "SPLATTER_PREVIEWS": "true",
-}
-
-
 @pytest.mark.parametrize(
-    ("down_from", "node_env", "expected_status", "expected_artifacts"),
+    ("down_from", "expected_status", "expected_artifacts"),
     [
-        ("refined_splat_preview", WITH_PREVIEWS, "completed", [f"refined_splat{SUFFIX}"]),
-        ("refined_splat", {}, "failed", []),
+        ("refined_splat_preview", "completed", [f"refined_splat{SUFFIX}"]),
+        ("refined_splat", "failed", []),
     ],
     ids=["after-the-splat", "before-the-splat"],
 )
@@ -182,7 +173,6 @@ async def test_the_domain_server_down_during_uploads_leaves_a_receipt_of_what_wa
     synthetic_scene: dict[str, Any],
     start_node: StartNode,
     down_from: str,
-    node_env: dict[str, str],
     expected_status: str,
     expected_artifacts: list[str],
 ) -> None:
@@ -190,7 +180,7 @@ async def test_the_domain_server_down_during_uploads_leaves_a_receipt_of_what_wa
     with emulator_behind(proxy) as emulator:
         scene = await seed(emulator, synthetic_scene)
         task_id = await create_task(emulator, scene)
-        node = start_node(**lease_environment(emulator), **node_env)
+        node = start_node(**lease_environment(emulator))
         task = await wait_task(emulator, task_id, node, within_s=180)
         node.stop()
     assert proxy.down and proxy.refused, (task.status, task.fail_body, node.log_tail())

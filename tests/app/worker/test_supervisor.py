@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from app import PROJECT_ROOT
 from app.worker.supervisor import WorkerSupervisor
@@ -35,6 +36,24 @@ def test_the_command_appends_run_and_the_pipeline_options_to_pipeline_command(
         "python3", "-m", "pipeline", "run", "--job-root", str(job_root),
         "--backend", "cpu", "--steps", "300", "--threads", "1", "--no-preview",
     ]  # fmt: skip
+
+
+def test_preview_size_and_rate_are_passed_only_with_previews(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, pipeline_command="p", splatter_preview_size=" 640X360 ", splatter_preview_fps=15
+    )
+    assert WorkerSupervisor(settings).command_for(tmp_path)[4:] == [
+        "--backend", "auto", "--preview-size", "640x360", "--preview-fps", "15",
+    ]  # fmt: skip
+    off = make_settings(tmp_path, pipeline_command="p", splatter_preview_size="640x360",
+                        splatter_previews=False)  # fmt: skip
+    assert WorkerSupervisor(off).command_for(tmp_path)[4:] == ["--backend", "auto", "--no-preview"]
+
+
+@pytest.mark.parametrize("size", ["640", "641x360", "8x8", "axb"])
+def test_a_bad_preview_size_names_the_rule(tmp_path: Path, size: str) -> None:
+    with pytest.raises(ValidationError, match="must be WIDTHxHEIGHT, even numbers of at least 16"):
+        make_settings(tmp_path, splatter_preview_size=size)
 
 
 def test_the_default_command_is_this_interpreter_running_the_pipeline_package(
