@@ -73,18 +73,17 @@ class DemoConfig:
         views: frames of the synthetic recording.
         size: synthetic frame size ``WxH`` in pixels.
         threads: CPU threads of the pipeline child (``SPLATTER_THREADS``).
-        previews: render and upload the preview stills and video. Off by default: the pipeline
-            renders them at 1280×720, which takes far longer than training on a CPU.
+        previews: render and upload the preview stills and the 1280×720 orbit video.
         timeout_s: give up after this many seconds of waiting for the task.
         keep_work: keep the temporary folder (scene, job folders, node database).
     """
 
     output: Path = Path("demo-output")
-    steps: int = 80
-    views: int = 24
-    size: str = "80x60"
+    steps: int = 500
+    views: int = 36
+    size: str = "160x120"
     threads: int | None = None
-    previews: bool = False
+    previews: bool = True
     timeout_s: float = 900.0
     keep_work: bool = False
 
@@ -269,6 +268,17 @@ def describe(progress: Any) -> str:
     return text
 
 
+def describe_metrics(event: dict[str, Any]) -> str:
+    """One line for a ``training metrics`` job event (held-out PSNR / SSIM)."""
+    parts = [f"{event['views']} held-out views" if "views" in event else "held-out views"]
+    if isinstance(event.get("psnr"), int | float):
+        parts.append(f"PSNR {event['psnr']:.2f} dB")
+    if isinstance(event.get("ssim"), int | float):
+        parts.append(f"SSIM {event['ssim']:.3f}")
+    step = f" at step {event['step']}" if "step" in event else ""
+    return f"       evaluation{step}: " + ", ".join(parts)
+
+
 async def follow(
     emulator: EmulatorServer, task_id: str, node: subprocess.Popen[bytes], timeout_s: float
 ) -> dict[str, Any]:
@@ -276,8 +286,13 @@ async def follow(
     most every 5 s); returns the task record once it ended."""
     deadline = time.monotonic() + timeout_s
     shown, shown_head, shown_at = "", "", 0.0
+    events_seen = 0
     while time.monotonic() < deadline:
         record = emulator.state.task(task_id).to_json()
+        for event in record["events"][events_seen:]:
+            if event.get("message") == "training metrics":
+                _say(f"  {describe_metrics(event)}")
+        events_seen = len(record["events"])
         line = describe(record["progress"]) if record["heartbeats"] else "[  0%] waiting for a node"
         head = line.split("]", 1)[-1].split(":")[0]  # the stage, without the percentage
         if line != shown and (head != shown_head or time.monotonic() - shown_at >= 5.0):
@@ -378,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", default=defaults.size, help="frame size WxH")
     parser.add_argument("--threads", type=int, default=None, help="pipeline CPU threads")
     parser.add_argument(
-        "--previews", action="store_true", help="also render previews (slow without a GPU)"
+        "--no-previews", dest="previews", action="store_false", help="skip the preview renders"
     )
     parser.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds")
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary folder")

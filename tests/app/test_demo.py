@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from app import PROJECT_ROOT
-from app.demo import describe, scene_items
+from app.demo import describe, describe_metrics, scene_items
 
 
 def summary_of(tmp_path: Path) -> dict[str, Any]:
@@ -74,6 +74,15 @@ def test_progress_lines(progress: dict[str, Any], line: str) -> None:
     assert describe(progress) == line
 
 
+def test_metrics_lines() -> None:
+    event = {"level": "info", "stage": "python", "message": "training metrics",
+             "psnr": 24.2804, "ssim": 0.85796, "views": 5, "step": 300}  # fmt: skip
+    assert describe_metrics(event) == (
+        "       evaluation at step 300: 5 held-out views, PSNR 24.28 dB, SSIM 0.858"
+    )
+    assert describe_metrics({"psnr": 9.5}) == "       evaluation: held-out views, PSNR 9.50 dB"
+
+
 @pytest.mark.slow
 def test_the_demo_runs_a_job_end_to_end(tmp_path: Path) -> None:
     output = tmp_path / "demo-output"
@@ -92,3 +101,4 @@ def test_the_demo_runs_a_job_end_to_end(tmp_path: Path) -> None:
     files = sorted(p.name for p in output.iterdir())
     assert f"refined_splat{ts}.splat" in files and f"refined_splat_preview_video{ts}.mp4" in files
     assert "[100%] complete succeeded" in result.stdout
+    assert "held-out views, PSNR" in result.stdout
