@@ -43,7 +43,9 @@ from domain_client.domain import DomainClient
 from domain_client.emulator import EmulatorConfig, EmulatorServer
 from domain_client.tokens import DomainToken
 
-__all__ = ["DemoConfig", "SeededScene", "main", "run_demo", "scene_items", "seed_scene"]
+__all__ = [
+    "DemoConfig", "SeededScene", "main", "run_demo", "scene_items", "seed_scene", "stop_process",
+]  # fmt: skip
 
 #: (file under refined/global/refined_sfm_combined/, name prefix = data type), §3.11.
 COLMAP_ITEMS: tuple[tuple[str, str], ...] = (
@@ -234,17 +236,18 @@ def running_node(
         try:
             yield node
         finally:
-            _stop(node)
+            stop_process(node)
 
 
-def _stop(node: subprocess.Popen[bytes]) -> None:
-    if node.poll() is None:
-        node.send_signal(signal.SIGTERM)
+def stop_process(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL once ``grace_s`` seconds have passed; waits for the exit."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
         try:
-            node.wait(timeout=30)
+            process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
-            node.kill()
-            node.wait()
+            process.kill()
+            process.wait()
 
 
 # --- 6. progress, artifacts, receipt ------------------------------------------------------------

@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import secrets
-import signal
 import socket
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ from typing import Any
 import httpx
 
 from app import CAPABILITY, PROJECT_ROOT
-from app.demo import scene_items
+from app.demo import scene_items, stop_process
 from bench.table import BenchRow, BenchTable
 
 CONCURRENCY = 50
@@ -65,13 +64,7 @@ def _process(argv: list[str], log: Path, **env: str) -> Iterator[subprocess.Pope
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
 
 
 def _make_scene(folder: Path) -> dict[str, Any]:
