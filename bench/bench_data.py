@@ -112,4 +112,4 @@ def _write_model_for(
 def _bench_synthetic(table: BenchTable, root: Path) -> None:
     seconds = best_of(lambda: make_synthetic_job(root, SyntheticConfig()), repeats=1, warmup=0)
     table.add(BenchRow("synthetic job, default (40 views 160x120, 2400 G)", seconds, "s",
-                       note="dense-oracle renderer, tiled"))  # fmt: skip
+                       note="rendered with the cpu rasterizer, H.264 encode"))  # fmt: skip

@@ -79,5 +79,5 @@ def _training_step_row(table: BenchTable, count: int, target: float) -> None:
     threads = torch.get_num_threads()
     note = f"render + L1 loss + backward to all params, absgrad, SH3, float32, {threads} threads; "
     note += f"{scene_stats(start, camera).describe()}; {_runs(load)}"
-    name = f"cpu train step {count // 1000}k @320x180"
+    name = f"cpu forward+backward {count // 1000}k @320x180"
     table.add(BenchRow(name, seconds, "s/step", target, note=note))

@@ -106,7 +106,7 @@ class _StepClock(NullProgress):
 
 
 def _bench_training_step(table: BenchTable, rasterizer: Rasterizer) -> None:
-    name = f"train step {STEP_GAUSSIANS // 1000}k @{STEP_WIDTH}x{STEP_HEIGHT}"
+    name = f"full train step {STEP_GAUSSIANS // 1000}k @{STEP_WIDTH}x{STEP_HEIGHT} (+Adam, densify)"
     if isinstance(rasterizer, DenseRasterizer):
         print(f"  skipped: {name} (the cpu backend is still the dense oracle)", flush=True)
         return
