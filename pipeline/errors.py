@@ -13,6 +13,8 @@ exits non-zero, and the node forwards that line into the task's failure reason.
     │   ├── MissingFramesError      the model names frames a recording does not contain
     │   └── PlyFormatError          a PLY file is not a usable 3DGS PLY
     ├── BackendUnavailableError     the requested rasterizer backend cannot run here
+    ├── ExternalToolError           an external tool (ns-train, ns-export) failed
+    │   └── ToolUnavailableError    ... or is not installed
     └── TrainingError               training diverged or produced no Gaussians
         └── CheckpointError         a training checkpoint is unreadable or from another run
 """
@@ -26,10 +28,12 @@ __all__ = [
     "BackendUnavailableError",
     "CheckpointError",
     "ColmapFormatError",
+    "ExternalToolError",
     "InputError",
     "MissingFramesError",
     "PipelineError",
     "PlyFormatError",
+    "ToolUnavailableError",
     "TrainingError",
     "UnsupportedCameraError",
     "VideoError",
@@ -106,3 +110,30 @@ class TrainingError(PipelineError):
 
 class CheckpointError(TrainingError):
     """A training checkpoint cannot be read, or was written by a run with another config."""
+
+
+class ExternalToolError(PipelineError):
+    """An external program the pipeline runs (nerfstudio's ``ns-train`` / ``ns-export``) failed.
+
+    Attributes:
+        tool: the program's name.
+        returncode: its exit status (negative: killed by that signal), or ``None`` when it never
+            ran.
+        stderr_tail: its last stderr lines.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        tool: str,
+        returncode: int | None = None,
+        stderr_tail: Sequence[str] = (),
+    ) -> None:
+        self.tool = tool
+        self.returncode = returncode
+        self.stderr_tail = list(stderr_tail)
+        super().__init__(message)
+
+
+class ToolUnavailableError(ExternalToolError):
+    """The external program is not installed (not on ``PATH``)."""

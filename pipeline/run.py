@@ -9,6 +9,12 @@ Inputs (protocol §3.4): ``datasets/<scan>/Frames.mp4`` and the COLMAP model in
 A rerun resumes: frames already extracted are kept, training continues from its latest
 checkpoint (a finished run returns at once), and export and preview are skipped when
 ``run_state.json`` records them done for the same trained Gaussians and their files still exist.
+
+Two trainers (``RunConfig.trainer``): ``builtin`` (:func:`pipeline.train.train`, the splatfacto
+recipe on the chosen rasterizer) and ``nerfstudio`` (the reference's ``ns-train`` /
+``ns-export``, GPU image only, :mod:`pipeline.train.nerfstudio_cli`), which needs
+``refined/nerfstudio-data/transforms.json`` and trains afresh on every run; with it, ``backend``
+only picks the preview renderer.
 """
 
 from __future__ import annotations
@@ -21,13 +27,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from pipeline.atomic import atomic_path
-from pipeline.colmap import read_model
-from pipeline.dataset import DatasetConfig, build_scene
+from pipeline.colmap import ColmapModel, read_model
+from pipeline.dataset import DatasetConfig, build_scene, estimate_up
 from pipeline.errors import InputError, PipelineError
 from pipeline.export import ExportResult, export_all
 from pipeline.frames import extract_frames
@@ -39,13 +47,16 @@ from pipeline.render import BackendChoice, Rasterizer, get_rasterizer
 from pipeline.scene import SceneData
 from pipeline.splats import Splats
 from pipeline.train import TrainConfig, TrainResult, train
+from pipeline.train.nerfstudio_cli import train_with_nerfstudio
 
-__all__ = ["RunConfig", "RunResult", "StageTracker", "run_job"]
+__all__ = ["RunConfig", "RunResult", "StageTracker", "TrainerChoice", "run_job"]
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "run_state.json"
 REQUIRED_MODEL_FILES = ("cameras.bin", "images.bin", "points3D.bin")
+
+TrainerChoice = Literal["builtin", "nerfstudio"]
 
 
 @dataclass(frozen=True)
@@ -53,9 +64,12 @@ class RunConfig:
     """What ``python -m pipeline run`` was asked to do.
 
     Attributes:
-        backend: rasterizer backend; ``auto`` picks gsplat when CUDA is usable.
+        backend: rasterizer backend; ``auto`` picks gsplat when CUDA is usable. With the
+            ``nerfstudio`` trainer it only renders the previews.
         steps: training steps; ``None`` uses the backend's profile (30,000 on gsplat, the CPU
-            profile's default on cpu).
+            profile's default on cpu) or, with ``nerfstudio``, splatfacto's default (30,000).
+        trainer: ``builtin`` (this project's trainer) or ``nerfstudio`` (``ns-train`` and
+            ``ns-export`` as the reference runs them; they must be on ``PATH``).
         seed: seeds training (deterministic on CPU).
         eval_every: hold out every Nth image for evaluation (0: none).
         previews: render the preview stills and video.
@@ -65,6 +79,7 @@ class RunConfig:
 
     backend: BackendChoice = "auto"
     steps: int | None = None
+    trainer: TrainerChoice = "builtin"
     seed: int = 0
     eval_every: int = 8
     previews: bool = True
@@ -126,13 +141,18 @@ def run_job(
     layout = JobLayout(job_root)
     _check_inputs(layout)
     rasterizer = get_rasterizer(config.backend)
-    train_config = _train_config(rasterizer, config)
     state = _RunState.load(layout.splatter_dir / STATE_FILE, enabled=config.resume)
-    scene = _prepare(layout, train_config, config, tracker)
-    trained = _train(scene, train_config, rasterizer, layout, config, tracker)
-    fingerprint = _fingerprint(trained.splats)
+    if config.trainer == "nerfstudio":
+        up = _prepare_nerfstudio(layout, tracker)
+        trained = _train_nerfstudio(layout, config, tracker)
+    else:
+        train_config = _train_config(rasterizer, config)
+        scene = _prepare(layout, train_config, config, tracker)
+        trained = _train(scene, train_config, rasterizer, layout, config, tracker)
+        up = scene.up.numpy().astype(np.float64)
+    fingerprint = _fingerprint(trained.splats, config.trainer)
     outputs, warnings = _export_and_preview(
-        trained.splats, scene, rasterizer, layout, config, state, fingerprint, tracker
+        trained.splats, up, rasterizer, layout, config, state, fingerprint, tracker
     )
     metrics = {**trained.metrics, "gaussians": float(len(trained.splats))}
     return RunResult(outputs, metrics, warnings, time.perf_counter() - started)
@@ -172,6 +192,32 @@ def _prepare(
     return scene
 
 
+def _prepare_nerfstudio(layout: JobLayout, tracker: StageTracker) -> NDArray[np.float64]:
+    """Steps 1–2 for ``ns-train``: frames, then ``transforms.json`` (required here); returns
+    the estimated world up ``[3]`` in the COLMAP frame (images are not loaded: nerfstudio does)."""
+    model = read_model(layout.model_dir)
+    names = [image.name for image in model.images.values()]
+    with tracker.stage("frames") as info:
+        frames = extract_frames(layout.root, image_names=names, progress=tracker.progress)
+        info.update(written=frames.total_written, existing=frames.existing)
+    with tracker.stage("dataset") as info:
+        transforms = write_nerfstudio_data(layout.root, model)
+        info.update(transforms=str(transforms), views=len(names))
+        info.update(points=len(model.points3d))
+    return _model_up(model)
+
+
+def _model_up(model: ColmapModel) -> NDArray[np.float64]:
+    return estimate_up(np.stack([image.world_to_camera() for image in model.images.values()]))
+
+
+def _train_nerfstudio(layout: JobLayout, config: RunConfig, tracker: StageTracker) -> TrainResult:
+    with tracker.stage("train") as info:
+        result = train_with_nerfstudio(layout, config.steps, tracker.progress)
+        info.update(steps=result.steps, gaussians=len(result.splats), trainer="nerfstudio")
+    return result
+
+
 def _write_nerfstudio_best_effort(layout: JobLayout, model: Any, tracker: StageTracker) -> None:
     """``transforms.json`` is for users' own nerfstudio runs; the job does not need it."""
     try:
@@ -206,7 +252,7 @@ def _train(
 
 def _export_and_preview(
     splats: Splats,
-    scene: SceneData,
+    up: NDArray[np.float64],
     rasterizer: Rasterizer,
     layout: JobLayout,
     config: RunConfig,
@@ -223,7 +269,7 @@ def _export_and_preview(
             tracker.skipped(stage, "already done for these Gaussians")
         return {**exported_before, **previewed_before}, []
     with tracker.stage("export") as info:
-        exported = export_all(splats, layout.splatter_dir, up=scene.up.numpy())
+        exported = export_all(splats, layout.splatter_dir, up=up)
         info.update(gaussians=exported.count, dropped_transparent=exported.dropped_transparent)
         info.update(dropped_non_finite=exported.dropped_non_finite)
     outputs = {name: Path(path) for name, path in exported.outputs().items()}
@@ -259,9 +305,11 @@ def _preview(
     return dict(result.outputs), result.warnings
 
 
-def _fingerprint(splats: Splats) -> str:
-    """Identifies one set of trained Gaussians (SHA-1 of every parameter's bytes)."""
+def _fingerprint(splats: Splats, trainer: TrainerChoice) -> str:
+    """Identifies one set of trained Gaussians and who trained them (SHA-1 of the trainer's
+    name and every parameter's bytes)."""
     digest = hashlib.sha1(usedforsecurity=False)
+    digest.update(trainer.encode())
     for tensor in splats.tensors():
         digest.update(tensor.detach().to(torch.float32).contiguous().numpy().tobytes())
     return digest.hexdigest()

@@ -44,7 +44,19 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--job-root", type=Path, required=True, help="the job folder")
     parser.add_argument("--steps", type=_positive_int, help="training steps (default: profile)")
-    parser.add_argument("--backend", choices=["auto", "cpu", "gsplat"], default="auto")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "cpu", "gsplat"],
+        default="auto",
+        help="rasterizer of the builtin trainer and of the previews (default auto)",
+    )
+    parser.add_argument(
+        "--trainer",
+        choices=["builtin", "nerfstudio"],
+        default="builtin",
+        help="builtin: this project's trainer; nerfstudio: the reference's ns-train splatfacto "
+        "and ns-export (GPU image only; --backend then only renders previews)",
+    )
     parser.add_argument("--threads", type=_positive_int, help="CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=8, help="hold out every Nth image")
@@ -80,6 +92,7 @@ def run_command(args: argparse.Namespace) -> int:
     config = RunConfig(
         backend=args.backend,
         steps=args.steps,
+        trainer=args.trainer,
         seed=args.seed,
         eval_every=args.eval_every,
         previews=not args.no_preview,
