@@ -3,8 +3,13 @@ fake ``ns-train`` / ``ns-export`` executables (:mod:`tests.pipeline.train.fake_n
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shlex
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,7 @@ from pipeline.train.nerfstudio_cli import (
 )
 from tests.pipeline.export.factories import random_splats
 from tests.pipeline.train import fake_nerfstudio
+from tests.pipeline.train.fake_nerfstudio import alive, wait_for
 
 # pipeline-reference.md §1.3 steps 3 and 4, verbatim.
 REFERENCE_TRAIN = (
@@ -330,3 +336,36 @@ def test_missing_transforms_json_is_an_input_error(job: JobLayout) -> None:
     (job.nerfstudio_dir / "transforms.json").unlink()
     with pytest.raises(InputError, match=r"^nerfstudio dataset unusable: cannot read .*transforms"):
         check_dataset(job.nerfstudio_dir)
+
+
+# --- stopping (SIGTERM through the CLI: tests/pipeline/commands/test_run_nerfstudio.py) --------
+
+
+def test_ns_train_dies_with_a_parent_killed_outright(
+    fakes: Fakes, job: JobLayout, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pids"
+    argv = ns_train_argv(NerfstudioRun.for_job(job), 1000)
+    argv[0] = str(fakes.bin_dir / "ns-train")
+    parent_code = (
+        "import sys; from pipeline.train.external_tool import run_tool; run_tool(sys.argv[1:])"
+    )
+    env = {
+        **os.environ,
+        "FAKE_NS_TRAIN_HANG": str(pid_file),
+        "PYTHONPATH": str(fake_nerfstudio.PROJECT_ROOT),
+    }
+    parent = subprocess.Popen([sys.executable, "-c", parent_code, *argv], env=env)
+    pids: list[int] = []
+    try:
+        assert wait_for(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, 60)
+        pids = [int(p) for p in pid_file.read_text().split()]
+        parent.kill()  # SIGKILL: no handler runs, only PR_SET_PDEATHSIG can stop the child
+        parent.wait()
+        assert wait_for(lambda: not alive(pids[0]), 10)
+    finally:
+        parent.kill()
+        parent.wait()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
