@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     splatter_iterations: int | None = Field(None, gt=0)
     """Training steps (``--steps``); unset = the pipeline's default."""
     splatter_backend: Literal["auto", "cpu", "gsplat"] = "auto"
+    splatter_trainer: Literal["builtin", "nerfstudio"] = "builtin"
+    """Trainer (``--trainer``): ``builtin``, or ``nerfstudio`` for the reference's own ``ns-train``
+    / ``ns-export`` (GPU image only); with ``nerfstudio`` the backend only renders previews."""
     splatter_threads: int | None = Field(None, gt=0)
     """CPU threads of the pipeline child (``--threads``); unset = the pipeline's default."""
     splatter_previews: EnvBool = True

@@ -51,6 +51,8 @@ class WorkerSupervisor:
         s = self._settings
         argv = [*s.pipeline_argv, "run", "--job-root", str(job_root)]
         argv += ["--backend", s.splatter_backend]
+        if s.splatter_trainer != "builtin":  # the pipeline's default stays implicit
+            argv += ["--trainer", s.splatter_trainer]
         if s.splatter_iterations is not None:
             argv += ["--steps", str(s.splatter_iterations)]
         if s.splatter_threads is not None:

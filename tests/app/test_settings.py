@@ -38,6 +38,7 @@ def test_defaults_match_the_reference_node() -> None:
     assert s.client_id.startswith("splatter-node/")
     assert (s.splatter_host, s.splatter_port) == ("127.0.0.1", 8080)
     assert s.lease_mode is False
+    assert s.splatter_trainer == "builtin"
     assert s.pipeline_argv == [sys.executable, "-m", "pipeline"]
     assert s.log_format == "json"
 
@@ -55,6 +56,7 @@ def test_environment_variables_use_the_reference_names(monkeypatch: pytest.Monke
         "NODE_VERSION": "v2.3.4",
         "LOG_FORMAT": "text",
         "SPLATTER_ITERATIONS": "7000",
+        "SPLATTER_TRAINER": "nerfstudio",
         "PIPELINE_COMMAND": "python3 -m pipeline",
     }
     for name, value in env.items():
@@ -68,6 +70,7 @@ def test_environment_variables_use_the_reference_names(monkeypatch: pytest.Monke
     assert s.disable_tasks_cleanup is True
     assert s.client_id == "my-node/1" and s.node_version == "2.3.4"
     assert s.log_format == "text" and s.splatter_iterations == 7000
+    assert s.splatter_trainer == "nerfstudio"
     assert s.pipeline_argv == ["python3", "-m", "pipeline"]
 
 

@@ -50,6 +50,15 @@ def test_preview_size_and_rate_are_passed_only_with_previews(tmp_path: Path) -> 
     assert WorkerSupervisor(off).command_for(tmp_path)[4:] == ["--backend", "auto", "--no-preview"]
 
 
+def test_the_nerfstudio_trainer_is_passed_next_to_the_backend(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, pipeline_command="p", splatter_trainer="nerfstudio")
+    assert WorkerSupervisor(settings).command_for(tmp_path)[4:] == [
+        "--backend", "auto", "--trainer", "nerfstudio",
+    ]  # fmt: skip
+    with pytest.raises(ValidationError, match="'builtin' or 'nerfstudio'"):
+        make_settings(tmp_path, splatter_trainer="lichtfeld")
+
+
 @pytest.mark.parametrize("size", ["640", "641x360", "8x8", "axb"])
 def test_a_bad_preview_size_names_the_rule(tmp_path: Path, size: str) -> None:
     with pytest.raises(ValidationError, match="must be WIDTHxHEIGHT, even numbers of at least 16"):
