@@ -48,6 +48,7 @@ from pipeline.scene import SceneData
 from pipeline.splats import Splats
 from pipeline.train import TrainConfig, TrainResult, train
 from pipeline.train.nerfstudio_cli import train_with_nerfstudio
+from pipeline.train.nerfstudio_images import write_downscaled_images
 
 __all__ = ["RunConfig", "RunResult", "StageTracker", "TrainerChoice", "run_job"]
 
@@ -193,8 +194,9 @@ def _prepare(
 
 
 def _prepare_nerfstudio(layout: JobLayout, tracker: StageTracker) -> NDArray[np.float64]:
-    """Steps 1–2 for ``ns-train``: frames, then ``transforms.json`` (required here); returns
-    the estimated world up ``[3]`` in the COLMAP frame (images are not loaded: nerfstudio does)."""
+    """Steps 1–2 for ``ns-train``: frames, then ``transforms.json`` (required here) and the
+    downscaled copies nerfstudio picks its resolution from; returns the estimated world up
+    ``[3]`` in the COLMAP frame (images are not loaded here: nerfstudio does)."""
     model = read_model(layout.model_dir)
     names = [image.name for image in model.images.values()]
     with tracker.stage("frames") as info:
@@ -202,7 +204,8 @@ def _prepare_nerfstudio(layout: JobLayout, tracker: StageTracker) -> NDArray[np.
         info.update(written=frames.total_written, existing=frames.existing)
     with tracker.stage("dataset") as info:
         transforms = write_nerfstudio_data(layout.root, model)
-        info.update(transforms=str(transforms), views=len(names))
+        factor = write_downscaled_images(layout.nerfstudio_dir)
+        info.update(transforms=str(transforms), views=len(names), downscale=factor)
         info.update(points=len(model.points3d))
     return _model_up(model)
 

@@ -105,6 +105,9 @@ def test_run_reports_stages_and_training_progress(finished: Finished) -> None:
     completed = next(e for e in finished.events if e.get("status") == "completed" and
                      e["stage"] == "train")  # fmt: skip
     assert completed["trainer"] == "nerfstudio" and completed["gaussians"] == GAUSSIANS
+    dataset = next(e for e in finished.events if e.get("status") == "completed" and
+                   e["stage"] == "dataset")  # fmt: skip
+    assert dataset["downscale"] == 1  # 64x48 frames: nerfstudio trains them as they are
 
 
 def test_run_writes_the_outputs_in_the_reference_frames(finished: Finished) -> None:
