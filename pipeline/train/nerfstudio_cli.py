@@ -24,15 +24,15 @@ the same export step as the builtin trainer's: :func:`pipeline.export.export_all
 ``splat.ply`` in nerfstudio's frame (the same Gaussians, float32 rounding aside) and writes
 ``splat_rot.*`` in the output frame.
 
-Progress: nerfstudio's local writer (``nerfstudio/utils/writer.py``, ``LocalWriter``) prints,
-every ``steps-per-log`` steps (and at step 0), a table row that starts with
-``<step> (<percent>%)`` padded to 20 characters, followed by the tracked statistics (iteration
-time, rays/s, …). Only that leading field is parsed: the columns after it follow the order in
-which that step's events were recorded, which can change between rows while the header is
-printed only for the first rows, and no loss is among the statistics printed to the console
-(``Train Loss`` goes to tensorboard only). The ETA is therefore measured here from the rate
-between parsed rows. With the reference's ``--logging.steps-per-log 1000`` progress moves every
-1000 steps; the flag is kept for parity.
+Progress: nerfstudio's local writer (``nerfstudio/utils/writer.py``, ``LocalWriter``; flushed by
+the loop in ``nerfstudio/engine/trainer.py`` every ``steps-per-log`` steps, step 0 included)
+prints a table row that starts with ``<step> (<percent>%)`` padded to 20 characters, followed
+by the tracked statistics (iteration time, ETA, rays/s, …). Only that leading field is parsed:
+the columns after it follow the order in which that step's events were recorded, which can
+change between rows while the header is printed only for the first rows, and no loss is among
+the statistics printed to the console (``Train Loss`` goes to tensorboard only). The ETA is
+therefore measured here from the rate between parsed rows. With the reference's
+``--logging.steps-per-log 1000`` progress moves every 1000 steps; the flag is kept for parity.
 """
 
 from __future__ import annotations
