@@ -47,7 +47,7 @@ from pipeline.render import BackendChoice, Rasterizer, get_rasterizer
 from pipeline.scene import SceneData
 from pipeline.splats import Splats
 from pipeline.train import TrainConfig, TrainResult, train
-from pipeline.train.nerfstudio_cli import train_with_nerfstudio
+from pipeline.train.nerfstudio_cli import require_tools, train_with_nerfstudio
 from pipeline.train.nerfstudio_images import write_downscaled_images
 
 __all__ = ["RunConfig", "RunResult", "StageTracker", "TrainerChoice", "run_job"]
@@ -141,6 +141,8 @@ def run_job(
     tracker = tracker or StageTracker(progress)
     layout = JobLayout(job_root)
     _check_inputs(layout)
+    if config.trainer == "nerfstudio":
+        require_tools()  # before any heavy work
     rasterizer = get_rasterizer(config.backend)
     state = _RunState.load(layout.splatter_dir / STATE_FILE, enabled=config.resume)
     if config.trainer == "nerfstudio":

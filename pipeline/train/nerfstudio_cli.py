@@ -63,6 +63,7 @@ __all__ = [
     "ns_export_argv",
     "ns_train_argv",
     "parse_step",
+    "require_tools",
     "train_with_nerfstudio",
 ]
 
@@ -230,7 +231,7 @@ def train_with_nerfstudio(
     """
     started = time.perf_counter()
     run = NerfstudioRun.for_job(layout)
-    tools = {name: _require(name) for name in (NS_TRAIN, NS_EXPORT)}
+    tools = require_tools()
     check_dataset(run.data_dir)
     total = steps if steps is not None else SPLATFACTO_DEFAULT_STEPS
     _run_train(run, tools[NS_TRAIN], steps, StepProgress(progress or NullProgress(), total))
@@ -238,6 +239,15 @@ def train_with_nerfstudio(
     splats = nerfstudio_to_colmap(_read_export(run.splat_ply))
     duration = time.perf_counter() - started
     return TrainResult(splats, {}, total, duration, duration, None)
+
+
+def require_tools() -> dict[str, str]:
+    """``{"ns-train": path, "ns-export": path}`` as found on ``PATH``.
+
+    Raises:
+        ToolUnavailableError: one is missing (the message names it and the way out).
+    """
+    return {name: _require(name) for name in (NS_TRAIN, NS_EXPORT)}
 
 
 def _require(name: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pipeline.cli import main
 from pipeline.export import read_ply, read_splat
 from pipeline.export.rotate import NERFSTUDIO_TO_OUTPUT
 from pipeline.layout import JobLayout
@@ -134,6 +135,28 @@ def test_transforms_json_points_at_the_extracted_frames(finished: Finished) -> N
     resolved = [(data_dir / f["file_path"]).resolve() for f in frames]
     assert all(p.is_file() and p.parent == frames_dir for p in resolved)
     assert {p.name for p in resolved} == {p.name for p in frames_dir.iterdir()}
+
+
+def test_without_nerfstudio_the_run_stops_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout = JobLayout(tmp_path / "job")  # inputs that pass the first checks, nothing more
+    (layout.datasets_dir / "scan").mkdir(parents=True)
+    layout.model_dir.mkdir(parents=True)
+    for name in ("cameras.bin", "images.bin", "points3D.bin"):
+        (layout.model_dir / name).write_bytes(b"")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    code = main(["run", "--job-root", str(layout.root), "--trainer", "nerfstudio"])
+    message = (
+        "nerfstudio trainer unavailable: ns-train not found on PATH "
+        "(the GPU image installs it; use --trainer builtin)"
+    )
+    out, err = capsys.readouterr()
+    assert code == 1 and err.splitlines()[-1] == f"error: {message}"
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"event": "error", "stage": None, "message": message}
+    ]
+    assert not layout.frames_dir.exists()
 
 
 # --- stopping --------------------------------------------------------------------------------
