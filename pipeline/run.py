@@ -141,8 +141,6 @@ def run_job(
     tracker = tracker or StageTracker(progress)
     layout = JobLayout(job_root)
     _check_inputs(layout)
-    if config.trainer == "nerfstudio":
-        require_tools()  # before any heavy work
     rasterizer = get_rasterizer(config.backend)
     state = _RunState.load(layout.splatter_dir / STATE_FILE, enabled=config.resume)
     if config.trainer == "nerfstudio":
@@ -199,6 +197,7 @@ def _prepare_nerfstudio(layout: JobLayout, tracker: StageTracker) -> NDArray[np.
     """Steps 1–2 for ``ns-train``: frames, then ``transforms.json`` (required here) and the
     downscaled copies nerfstudio picks its resolution from; returns the estimated world up
     ``[3]`` in the COLMAP frame (images are not loaded here: nerfstudio does)."""
+    require_tools()  # missing on CPU installs: say so before any heavy work
     model = read_model(layout.model_dir)
     names = [image.name for image in model.images.values()]
     with tracker.stage("frames") as info:
