@@ -2,12 +2,14 @@
 
 Images are matched to model images by file name (never by id or file order), undistorted into
 pinhole images when their camera has lens distortion, optionally downscaled, and split into
-training and held-out views. Poses stay in the COLMAP world frame, cameras in OpenCV axes.
+training and held-out views (by default the reference's split: nerfstudio's ``fraction`` mode,
+pipeline-reference.md §3.2). Poses stay in the COLMAP world frame, cameras in OpenCV axes.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,14 +53,20 @@ class DatasetConfig:
         max_side: with ``downscale=None``, the smallest power-of-two factor that brings the
             longer image side to at most this many pixels (the reference's 1600-px rule);
             ``None`` keeps full size.
-        eval_every: hold out every ``eval_every``-th image (in name order, starting with the
-            first) as an evaluation view, never trained on; ``0`` holds out none.
+        eval_every: ``None`` (default) splits as the reference (nerfstudio's ``fraction``
+            mode): ``ceil(train_fraction · n)`` training images evenly spaced over the images
+            in name order (``linspace``, first and last included), the rest held out. An
+            integer ``N ≥ 1`` instead holds out every ``N``-th image, starting with the first
+            (nerfstudio's ``interval`` mode); ``0`` holds out none. Held-out views are never
+            trained on.
+        train_fraction: share of the images trained on with ``eval_every=None`` (0, 1].
         workers: threads decoding and resampling images.
     """
 
     downscale: int | None = None
     max_side: int | None = 1600
-    eval_every: int = 8
+    eval_every: int | None = None
+    train_fraction: float = 0.9
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -66,8 +74,10 @@ class DatasetConfig:
             raise ValueError(f"downscale must be ≥ 1, got {self.downscale}")
         if self.max_side is not None and self.max_side < 1:
             raise ValueError(f"max_side must be ≥ 1, got {self.max_side}")
-        if self.eval_every < 0:
-            raise ValueError(f"eval_every must be ≥ 0, got {self.eval_every}")
+        if self.eval_every is not None and self.eval_every < 0:
+            raise ValueError(f"eval_every must be ≥ 0 or None, got {self.eval_every}")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
 
 
 def downscale_factor(width: int, height: int, config: DatasetConfig) -> int:
@@ -81,8 +91,18 @@ def downscale_factor(width: int, height: int, config: DatasetConfig) -> int:
     return factor
 
 
-def split_eval(count: int, eval_every: int) -> tuple[list[int], list[int]]:
-    """``(train, eval)`` indices of ``count`` images: every ``eval_every``-th one is eval."""
+def split_eval(
+    count: int, eval_every: int | None, train_fraction: float = 0.9
+) -> tuple[list[int], list[int]]:
+    """``(train, eval)`` indices of ``count`` images (see :class:`DatasetConfig`).
+
+    ``eval_every=None`` reproduces nerfstudio's ``get_train_eval_split_fraction`` exactly,
+    including its float arithmetic (``ceil(count · fraction)``, ``linspace`` cast to int).
+    """
+    if eval_every is None:
+        train_count = math.ceil(count * train_fraction)
+        train = sorted(set(np.linspace(0, count - 1, train_count, dtype=int).tolist()))
+        return train, sorted(set(range(count)) - set(train))
     if eval_every == 0:
         return list(range(count)), []
     eval_ids = list(range(0, count, eval_every))
@@ -135,7 +155,7 @@ def build_scene(
     loader = _ViewLoader(frames_dir, model.cameras, plans, len(images), progress)
     with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
         views = list(pool.map(loader.load, images))
-    train_ids, eval_ids = split_eval(len(views), config.eval_every)
+    train_ids, eval_ids = split_eval(len(views), config.eval_every, config.train_fraction)
     up = estimate_up(np.stack([image.world_to_camera() for image in images]))
     points = model.points3d
     return SceneData(

@@ -72,7 +72,9 @@ class RunConfig:
         trainer: ``builtin`` (this project's trainer) or ``nerfstudio`` (``ns-train`` and
             ``ns-export`` as the reference runs them; they must be on ``PATH``).
         seed: seeds training (deterministic on CPU).
-        eval_every: hold out every Nth image for evaluation (0: none).
+        eval_every: ``None``: the reference's split (90 % of the images, evenly spaced, are
+            trained on, the rest held out for evaluation); ``N``: hold out every Nth image;
+            ``0``: hold out none (see :class:`~pipeline.dataset.DatasetConfig`).
         previews: render the preview stills and video.
         resume: continue from checkpoints and recorded steps; ``False`` starts afresh.
         preview: preview settings.
@@ -82,7 +84,7 @@ class RunConfig:
     steps: int | None = None
     trainer: TrainerChoice = "builtin"
     seed: int = 0
-    eval_every: int = 8
+    eval_every: int | None = None
     previews: bool = True
     resume: bool = True
     preview: PreviewConfig = field(default_factory=PreviewConfig)

@@ -59,7 +59,12 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--threads", type=_positive_int, help="CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eval-every", type=int, default=8, help="hold out every Nth image")
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        help="hold out every Nth image for evaluation (0: none; default: the reference's split, "
+        "90%% of the images evenly spaced for training, the rest held out)",
+    )
     parser.add_argument("--no-preview", action="store_true", help="skip preview rendering")
     orbit = OrbitConfig()
     parser.add_argument(

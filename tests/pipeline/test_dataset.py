@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -113,6 +114,30 @@ def test_split_eval() -> None:
     assert split_eval(3, 0) == ([0, 1, 2], [])
 
 
+def test_default_split_is_the_references_linspace_fraction() -> None:
+    """pipeline-reference.md §3.2 / checklist row 5: nerfstudio's ``fraction`` mode,
+    ``i_train = linspace(0, n-1, ceil(0.9 n)).astype(int)``, the rest held out."""
+    # n = 20: 18 training images at 0, 19/17, 2·19/17, … → ints skip 9 and 18 (hand-computed).
+    assert split_eval(20, None) == ([i for i in range(20) if i not in (9, 18)], [9, 18])
+    # n = 10: linspace(0, 9, 9) = 0, 1.125, …, 7.875, 9 → 8 is the only gap.
+    assert split_eval(10, None)[1] == [8]
+    assert split_eval(12, None)[1] == [10]  # linspace(0, 11, 11): 9.9 → 9, then 11
+    assert split_eval(2, None) == ([0, 1], [])  # ceil(1.8) = 2: nothing held out
+    assert split_eval(1, None) == ([0], [])
+    for n in range(1, 200):
+        train, held = split_eval(n, None)
+        assert len(train) == math.ceil(0.9 * n) and train[0] == 0 and train[-1] == n - 1
+        assert sorted(train + held) == list(range(n))
+    assert split_eval(10, None, train_fraction=0.5) == ([0, 2, 4, 6, 9], [1, 3, 5, 7, 8])
+
+
+def test_load_scene_uses_the_reference_split_by_default(pinhole_job: SyntheticScene) -> None:
+    data = load_scene(pinhole_job.layout.root)
+    names = sorted(pinhole_job.image_name(i) for i in range(12))
+    assert [view.name for view in data.eval] == [names[10]]
+    assert [view.name for view in data.train] == names[:10] + names[11:]
+
+
 def test_downscale_by_factor(pinhole_job: SyntheticScene) -> None:
     data = load_scene(pinhole_job.layout.root, DatasetConfig(downscale=2))
     view = data.train[0]
@@ -131,8 +156,10 @@ def test_downscale_factor_rules() -> None:
     assert downscale_factor(4032, 3024, default) == 4
     assert downscale_factor(4032, 3024, DatasetConfig(max_side=None)) == 1
     assert downscale_factor(640, 480, DatasetConfig(downscale=3)) == 3
-    with pytest.raises(ValueError, match="eval_every must be ≥ 0"):
+    with pytest.raises(ValueError, match="eval_every must be ≥ 0 or None, got -1"):
         DatasetConfig(eval_every=-1)
+    with pytest.raises(ValueError, match=r"train_fraction must be in \(0, 1\], got 0.0"):
+        DatasetConfig(train_fraction=0.0)
 
 
 def test_up_vector_follows_the_cameras() -> None:

@@ -8,15 +8,26 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from plyfile import PlyData
 from scipy.spatial.transform import Rotation
 
 from pipeline.colmap import ColmapCamera, ColmapImage, ColmapModel, Points3D
 from pipeline.errors import UnsupportedCameraError
+from pipeline.export.rotate import matrix_to_quat, rotate_splats
 from pipeline.frames import extract_frames
-from pipeline.nerfstudio import camera_intrinsics_entry, nerfstudio_c2w, write_nerfstudio_data
+from pipeline.nerfstudio import (
+    APPLIED_TRANSFORM,
+    camera_intrinsics_entry,
+    nerfstudio_c2w,
+    write_nerfstudio_data,
+)
+from pipeline.render.dense import render_dense
+from pipeline.render.types import Camera, RenderSettings
 from pipeline.synthetic import SyntheticScene
 from tests.pipeline.colmap.factories import random_unit_quaternion
+from tests.pipeline.export.factories import random_splats
+from tests.pipeline.render.factories import look_at_camera
 from tests.pipeline.synthetic.factories import make_tiny_job
 
 Exported = tuple[SyntheticScene, dict[str, Any]]
@@ -169,3 +180,24 @@ def test_camera_model_mapping() -> None:
     full = ColmapCamera(7, "FULL_OPENCV", 8, 6, tuple(float(i) for i in range(12)))
     with pytest.raises(UnsupportedCameraError, match="cannot describe camera 7's FULL_OPENCV"):
         camera_intrinsics_entry(full)
+
+
+def test_splat_ply_frame_and_transforms_json_poses_show_the_same_images() -> None:
+    """§3.1 and §3.6 together: the exported ``splat.ply`` (COLMAP splats turned by
+    ``applied_transform``) seen through a ``transform_matrix`` (OpenGL c2w), turned into a
+    view matrix as splatfacto does (columns 1 and 2 negated, then inverted), renders exactly
+    what the COLMAP-frame splats render through the COLMAP pose."""
+    splats = random_splats(150, seed=4, dtype=torch.float64)
+    for eye in [(0.3, -0.5, -3.0), (2.5, 1.0, 1.5), (-0.2, -2.8, 0.4)]:
+        colmap_camera = look_at_camera(eye, width=32, height=24)
+        w2c = colmap_camera.world_to_camera.numpy()
+        image = ColmapImage(1, matrix_to_quat(w2c[:3, :3]), w2c[:3, 3].copy(), 1, "a.jpg")
+        c2w_gl = nerfstudio_c2w(image)
+        c2w_cv = c2w_gl @ np.diag([1.0, -1.0, -1.0, 1.0])
+        ns_camera = Camera(torch.from_numpy(np.linalg.inv(c2w_cv)), colmap_camera.K, 32, 24)
+        ns_splats = rotate_splats(splats, APPLIED_TRANSFORM[:, :3])
+        settings = RenderSettings(sh_degree=3)
+        expected = render_dense(splats.activated(), colmap_camera, settings).rgb
+        seen = render_dense(ns_splats.activated(), ns_camera, settings).rgb
+        assert float(expected.std()) > 0.05  # the splats are in view
+        torch.testing.assert_close(seen, expected, rtol=0, atol=1e-9)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 import pytest
 
@@ -87,3 +89,34 @@ def test_cut_file_without_index_is_unreadable(tmp_path: Path) -> None:
     video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
     with pytest.raises(VideoError, match=r"not a readable video: moov atom not found"):
         list(decode_frames(video, [0, 1]))
+
+
+def _write_variable_rate_video(path: Path, count: int) -> None:
+    """Counting frames with irregular timestamps (gaps of 1, 3 and 7 ticks of 1/30 s), as
+    phone recordings have: a constant-rate reading would duplicate frames to fill the gaps."""
+    gaps = "if(lt(N,8),N,if(lt(N,16),8+(N-8)*3,32+(N-16)*7))"
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "64x48", "-framerate", "30", "-i", "pipe:0",
+        "-vf", f"setpts='({gaps})/30/TB'", "-fps_mode", "vfr",
+        "-c:v", "libx264", "-crf", "0", "-pix_fmt", "yuv420p", str(path),
+    ]  # fmt: skip
+    frames = b"".join(counting_frame(i).tobytes() for i in range(count))
+    subprocess.run(command, input=frames, check=True)
+
+
+def test_frame_index_is_the_decoded_picture_count_whatever_the_timestamps(
+    tmp_path: Path,
+) -> None:
+    """pipeline-reference.md §1.3 step 1: ``<scan>_<index:06d>.jpg`` is the index-th picture
+    OpenCV's ``VideoCapture.read`` returns (0-based, no frame-rate assumption), so a
+    variable-rate recording must neither gain duplicated nor lose dropped frames."""
+    video = tmp_path / "Frames.mp4"
+    _write_variable_rate_video(video, 24)
+    report = DecodeReport()
+    got = dict(decode_frames(video, range(100), report))
+    assert report.frames_decoded == 24 and sorted(got) == list(range(24))
+    truth = [counting_frame(i).astype(int) for i in range(24)]
+    for index, frame in got.items():
+        errors = [np.abs(frame.astype(int) - t).mean() for t in truth]
+        assert int(np.argmin(errors)) == index and errors[index] < 6

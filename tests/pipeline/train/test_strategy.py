@@ -266,3 +266,82 @@ def test_a_refinement_step_grows_prunes_and_keeps_moments_with_rows() -> None:
         assert not after[key][2:].any()
     assert len(params["means"]) == 5 and not state.count.any()
     assert all(len(params[n]) == 5 for n in PARAM_NAMES)
+
+
+# Our parameter names → gsplat's (simple_trainer / splatfacto's ``gauss_params`` layout).
+_GSPLAT_NAMES = {"means": "means", "quats": "quats", "log_scales": "scales",
+                 "logit_opacities": "opacities", "sh_dc": "sh0", "sh_rest": "shN"}  # fmt: skip
+
+
+def test_refinement_matches_gsplat_default_strategy_as_splatfacto_sets_it() -> None:
+    """pipeline-reference.md §3.3: splatfacto's DefaultStrategy mapping, against gsplat's own
+    strategy (pure torch on CPU) over a run of steps: pauses after the reset at 3000, screen-
+    size rules before 4000, scale pruning after the first reset; every row, in order, with
+    Adam's moments. Steps avoid multiples of 3000: gsplat 1.5.3 never resets opacities."""
+    strategy_module = pytest.importorskip("gsplat.strategy")
+    n, views = 300, 40
+    g = torch.Generator().manual_seed(0)
+    start = Splats(
+        means=torch.randn(n, 3, generator=g),
+        quats=torch.randn(n, 4, generator=g),
+        log_scales=math.log(0.002) + torch.rand(n, 3, generator=g) * math.log(25.0),  # to 0.05
+        logit_opacities=torch.randn(n, generator=g) * 3.0,
+        sh=torch.randn(n, 16, 3, generator=g),
+    )
+    ours = params_from_splats(start)
+    ours_opt = make_optimizers(ours, LearningRates())
+    theirs = {_GSPLAT_NAMES[k]: torch.nn.Parameter(v.detach().clone()) for k, v in ours.items()}
+    theirs_opt = {
+        _GSPLAT_NAMES[k]: torch.optim.Adam(
+            [theirs[_GSPLAT_NAMES[k]]], lr=o.defaults["lr"], eps=1e-15
+        )
+        for k, o in ours_opt.items()
+    }
+    strategy = DensifyStrategy(DensifyConfig(), num_train_views=views)
+    state = DensifyState.zeros(n)
+    reference = strategy_module.DefaultStrategy(
+        prune_opa=0.1, grow_grad2d=0.0008, grow_scale3d=0.01, grow_scale2d=0.05,
+        prune_scale3d=0.5, prune_scale2d=0.15, refine_scale2d_stop_iter=4000,
+        refine_start_iter=500, refine_stop_iter=15000, reset_every=3000, refine_every=100,
+        pause_refine_after_reset=views + 100, absgrad=True, revised_opacity=False,
+    )  # fmt: skip
+    reference_state = reference.initialize_state(scene_scale=1.0)
+    steps = [550, 599, 600, 3050, 3100, 3120, 3199, 3200, 3900, 3999, 4000, 4100, 4199, 4200]
+    totals = RefineReport()
+    for step in steps:
+        n = len(ours["means"])
+        for name, param in ours.items():  # the same Adam step on both sides
+            grad = torch.randn(param.shape, generator=g) * 1e-3
+            param.grad, theirs[_GSPLAT_NAMES[name]].grad = grad.clone(), grad.clone()
+        for name, optimizer in ours_opt.items():
+            optimizer.step()
+            theirs_opt[_GSPLAT_NAMES[name]].step()
+        absgrad = torch.rand(n, 2, generator=g) * 6e-5
+        radii = (torch.rand(n, 2, generator=g) * 5.0).to(torch.int32)
+        means2d = torch.zeros(n, 2, requires_grad=True)
+        means2d.grad, means2d.absgrad = absgrad * 0.5, absgrad  # type: ignore[attr-defined]
+        output = render_output(absgrad * 0.5, radii)
+        output = replace(output, means2d=means2d)
+        report = strategy.step(
+            ours, ours_opt, state, step, output, torch.Generator().manual_seed(step)
+        )
+        batch_means2d = torch.zeros(1, n, 2, requires_grad=True)
+        batch_means2d.grad, batch_means2d.absgrad = absgrad[None] * 0.5, absgrad[None]  # type: ignore[attr-defined]
+        info = {"width": WIDTH, "height": HEIGHT, "n_cameras": 1, "radii": radii[None],
+                "gaussian_ids": None, "means2d": batch_means2d}  # fmt: skip
+        torch.manual_seed(step)  # gsplat's split draws from the global generator
+        reference.step_post_backward(theirs, theirs_opt, reference_state, step, info)
+        totals.duplicated += report.duplicated
+        totals.split += report.split
+        totals.pruned += report.pruned
+        for name, param in ours.items():
+            other = theirs[_GSPLAT_NAMES[name]]
+            torch.testing.assert_close(
+                param.data, other.data, rtol=0, atol=1e-6, msg=f"{name}@{step}"
+            )
+            ours_moments = ours_opt[name].state[param]
+            theirs_moments = theirs_opt[_GSPLAT_NAMES[name]].state[other]
+            for key in ("exp_avg", "exp_avg_sq"):
+                torch.testing.assert_close(ours_moments[key], theirs_moments[key], rtol=0, atol=0)
+    # Every kind of change happened (refinements at 600, 3200, 3900..4200; 3100 is paused).
+    assert totals.duplicated > 0 and totals.split > 0 and totals.pruned > 0
