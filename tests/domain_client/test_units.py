@@ -3,6 +3,7 @@ validation and info-driven upload path selection."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -194,6 +195,17 @@ def test_reason_is_cut_at_4096_bytes_on_a_character_boundary() -> None:
     reason.encode().decode("utf-8")  # still valid UTF-8
     assert truncate_utf8("😀" * 3, 5) == "😀"
     assert truncate_utf8("short") == "short"
+
+
+def test_reason_with_a_lone_surrogate_is_still_valid_utf8() -> None:
+    # protocol §1.9 / §5 #19: the reason is at most 4096 bytes of UTF-8. A child's JSON event can
+    # carry "\udcff" (an undecodable path); the fail body must still be built and encodable.
+    message = json.loads('"cannot read /scans/a\\udcffb.mp4"')
+    job = JobMeta(task_id="t", job_id=None, domain_id=None, capability=CAPABILITY)
+    body = runner_failure_body(RuntimeError(message), job, [])
+    assert body.reason == "runner failed: cannot read /scans/a?b.mp4"
+    json.dumps(body.wire(), ensure_ascii=False).encode("utf-8")
+    assert truncate_utf8("x\ud800" * 3000).encode("utf-8")[-1:] in (b"x", b"?")
 
 
 def test_reason_uses_only_the_outermost_message() -> None:
