@@ -181,6 +181,15 @@ def test_siwe_token_expiry_fallback() -> None:
         SiweToken.model_validate({"access_token": "t"})
 
 
+def test_siwe_token_null_access_expiry_falls_back_to_expires_at() -> None:
+    # protocol §1.5 step 4: `access_expires_at`, "if absent, `expires_at` is used"; null is
+    # absent (§1.6: null is accepted wherever a value is optional).
+    body = {"access_token": "t", "access_expires_at": None, "expires_at": "2026-01-01T00:00:00Z"}
+    assert SiweToken.model_validate(body).expires_at == datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="expires_at"):
+        SiweToken.model_validate({"access_token": "t", "access_expires_at": None})
+
+
 def test_metadata_accepts_id_only() -> None:
     assert DataMetadata.model_validate({"id": "x"}).name is None
 
