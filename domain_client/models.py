@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    model_validator,
 )
 
 from domain_client.timestamps import format_timestamp, parse_timestamp
@@ -272,7 +273,7 @@ class SiweNonce(WireModel):
 class SiweToken(WireModel):
     """Response of ``POST {DDS}/internal/v1/auth/siwe/verify`` (protocol §1.5).
 
-    ``access_expires_at`` falls back to ``expires_at``.
+    ``access_expires_at`` falls back to ``expires_at`` when absent or ``null``.
     """
 
     access_token: str
@@ -280,6 +281,15 @@ class SiweToken(WireModel):
         validation_alias=AliasChoices("access_expires_at", "expires_at"),
         serialization_alias="access_expires_at",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_expiry_is_absent(cls, data: Any) -> Any:
+        # A null ``access_expires_at`` would otherwise win the alias lookup and hide
+        # ``expires_at`` (the Rust parser reads null as absent).
+        if isinstance(data, dict) and data.get("access_expires_at", "") is None:
+            return {k: v for k, v in data.items() if k != "access_expires_at"}
+        return data
 
 
 # --- domain server ---------------------------------------------------------------------------

@@ -30,10 +30,12 @@ SetupStage = Literal["start_session", "initial_heartbeat", "build_ports"]
 
 
 def truncate_utf8(text: str, max_bytes: int = MAX_REASON_BYTES) -> str:
-    """``text`` cut to at most ``max_bytes`` of UTF-8 without splitting a character."""
-    encoded = text.encode("utf-8")
-    if len(encoded) <= max_bytes:
-        return text
+    """``text`` as valid UTF-8, cut to at most ``max_bytes`` without splitting a character.
+
+    Lone surrogates (a child's JSON ``"\udcff"`` escape of an undecodable path) cannot be sent
+    as UTF-8: each becomes ``?`` instead of crashing the receipt (which would then never go out).
+    """
+    encoded = text.encode("utf-8", errors="replace")
     return encoded[:max_bytes].decode("utf-8", errors="ignore")
 
 

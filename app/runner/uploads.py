@@ -53,8 +53,9 @@ async def upload_outputs(
         raise SplatterJobError(f"upload {splat_path} as {name}") from exc
     summary = UploadSummary(splat=name, bytes_uploaded=splat_path.stat().st_size)
     ctx.reporter.set_progress(progress.splat_uploaded(name, splat_path))
+    # protocol §3.7: the reference's event for the required output is "output uploaded"
     ctx.reporter.log_event(
-        {"level": "info", "stage": "upload", "message": "splat output uploaded", "uploaded": name}
+        {"level": "info", "stage": "upload", "message": "output uploaded", "uploaded": name}
     )
     await _upload_previews(ctx, layout, suffix, summary)
     uploaded = (summary.splat, summary.previews, summary.video)

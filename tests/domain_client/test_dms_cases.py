@@ -179,3 +179,47 @@ async def test_complete_accepts_any_2xx_and_maps_errors(http: httpx.AsyncClient)
         await dms_client(http).complete("t1", body)
         with pytest.raises(ServerError, match=r"^server error \(503\)$"):
             await dms_client(http).complete("t2", body)
+
+
+class RotatingSource(StaticTokenSource):
+    """A DDS token source whose ``invalidate`` logs in again (a fresh token ``new``)."""
+
+    def invalidate(self, token: str) -> None:
+        super().invalidate(token)
+        self.set("new")
+
+
+async def test_heartbeat_401_refreshes_and_replays_once(http: httpx.AsyncClient) -> None:
+    # protocol §1.11, heartbeat row: 401 → refresh + replay once with the fresh token
+    auth = RotatingSource("old")
+    with respx.mock(base_url=BASE) as mock:
+        mock.post("/tasks/t1/heartbeat", headers={"authorization": "Bearer old"}).respond(401)
+        fresh = mock.post("/tasks/t1/heartbeat", headers={"authorization": "Bearer new"})
+        fresh.respond(200, json={"access_token": "rotated"})
+        update = await DmsClient(http, BASE, auth).heartbeat("t1", {"pct": 5}, [])
+    assert update.access_token == "rotated" and auth.invalidated == ["old"]
+    assert fresh.call_count == 1
+
+
+async def test_heartbeat_replay_answering_401_again_is_a_lost_lease(
+    http: httpx.AsyncClient,
+) -> None:
+    # protocol §1.11: "if the replay is also 401 it is handled as ... lost lease for heartbeats"
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post("/tasks/t1/heartbeat").respond(401)
+        with pytest.raises(LeaseLost, match=r"unauthorized \(401\)"):
+            await DmsClient(http, BASE, RotatingSource("old")).heartbeat("t1", {}, [])
+    assert route.call_count == 2
+
+
+async def test_fail_401_refreshes_and_replays_once_with_the_same_body(
+    http: httpx.AsyncClient,
+) -> None:
+    # protocol §1.11, fail row: 401 → refresh + replay once; any 2xx (here 204) is done
+    body = FailBody(reason="runner failed: boom", details={})
+    with respx.mock(base_url=BASE) as mock:
+        mock.post("/tasks/t1/fail", headers={"authorization": "Bearer old"}).respond(401)
+        fresh = mock.post("/tasks/t1/fail", headers={"authorization": "Bearer new"}).respond(204)
+        await DmsClient(http, BASE, RotatingSource("old")).fail("t1", body)
+    assert fresh.call_count == 1
+    assert fresh.calls.last.request.content == b'{"reason":"runner failed: boom","details":{}}'

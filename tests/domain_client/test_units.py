@@ -3,6 +3,7 @@ validation and info-driven upload path selection."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -180,6 +181,15 @@ def test_siwe_token_expiry_fallback() -> None:
         SiweToken.model_validate({"access_token": "t"})
 
 
+def test_siwe_token_null_access_expiry_falls_back_to_expires_at() -> None:
+    # protocol §1.5 step 4: `access_expires_at`, "if absent, `expires_at` is used"; null is
+    # absent (§1.6: null is accepted wherever a value is optional).
+    body = {"access_token": "t", "access_expires_at": None, "expires_at": "2026-01-01T00:00:00Z"}
+    assert SiweToken.model_validate(body).expires_at == datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="expires_at"):
+        SiweToken.model_validate({"access_token": "t", "access_expires_at": None})
+
+
 def test_metadata_accepts_id_only() -> None:
     assert DataMetadata.model_validate({"id": "x"}).name is None
 
@@ -194,6 +204,17 @@ def test_reason_is_cut_at_4096_bytes_on_a_character_boundary() -> None:
     reason.encode().decode("utf-8")  # still valid UTF-8
     assert truncate_utf8("😀" * 3, 5) == "😀"
     assert truncate_utf8("short") == "short"
+
+
+def test_reason_with_a_lone_surrogate_is_still_valid_utf8() -> None:
+    # protocol §1.9 / §5 #19: the reason is at most 4096 bytes of UTF-8. A child's JSON event can
+    # carry "\udcff" (an undecodable path); the fail body must still be built and encodable.
+    message = json.loads('"cannot read /scans/a\\udcffb.mp4"')
+    job = JobMeta(task_id="t", job_id=None, domain_id=None, capability=CAPABILITY)
+    body = runner_failure_body(RuntimeError(message), job, [])
+    assert body.reason == "runner failed: cannot read /scans/a?b.mp4"
+    json.dumps(body.wire(), ensure_ascii=False).encode("utf-8")
+    assert truncate_utf8("x\ud800" * 3000).encode("utf-8")[-1:] in (b"x", b"?")
 
 
 def test_reason_uses_only_the_outermost_message() -> None:

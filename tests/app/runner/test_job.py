@@ -99,9 +99,15 @@ async def test_events_follow_the_reference_messages_in_order(
         "inputs materialized",
         "python pipeline starting",
         "python pipeline completed",
-        "splat output uploaded",
+        "output uploaded",
         "all outputs uploaded",
     ]
+    # protocol §3.7: `output uploaded` (+`uploaded`), with level and stage like every event
+    uploaded = next(e for e in job.reporter.events if e["message"] == "output uploaded")
+    assert uploaded == {
+        "level": "info", "stage": "upload", "message": "output uploaded",
+        "uploaded": f"refined_splat{SUFFIX}",
+    }  # fmt: skip
     stages = [e for e in job.reporter.events if e["message"] == "pipeline stage completed"]
     assert [e["pipeline_stage"] for e in stages] == [
         "frames", "dataset", "train", "export", "preview",
