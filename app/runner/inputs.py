@@ -6,8 +6,9 @@ to ``datasets/<scan>/Frames.mp4``; with a refinement suffix the five COLMAP bina
 ``colmap_<x>_bin<suffix>`` go to ``refined/global/refined_sfm_combined/``. A failed lookup or
 download of one recording is logged and counted, as in the reference; what cannot work at all
 fails with the reference's message (``no input cid provided; ...``, ``materialize cid <cid>``,
-``parse input cid <cid> as JSON``, ``no datasets downloaded; ...``, ``missing required colmap
-binaries for suffix ...``). Every domain call goes through ``ctx.storage``, which reads the
+``parse input cid <cid> as JSON``, ``no datasets downloaded; ...``). Missing COLMAP binaries are
+a warning event, as V4 has it (§5 #16): none is downloaded and the pipeline child fails on the
+missing model. Every domain call goes through ``ctx.storage``, which reads the
 current domain token per request; the cancel flag is checked before each step and interrupts
 a download in flight.
 """
@@ -111,10 +112,13 @@ async def resolve_inputs(ctx: TaskContextView, layout: JobLayout) -> ResolvedInp
             "no datasets downloaded; expected at least one dmt_recording_* input"
         )
     if missing_colmap:
+        # Protocol §3.3 6c / §5 #16: warn and go on (V4), not V3's hard error; the pipeline
+        # child then fails naming the model files it lacks.
         listed = ", ".join(f'"{prefix}"' for prefix in missing_colmap)
-        raise SplatterJobError(
-            f"missing required colmap binaries for suffix {resolved.suffix}: [{listed}]"
-        )
+        ctx.reporter.log_event(
+            {"level": "warn", "stage": "inputs",
+             "message": f"missing colmap binaries for suffix {resolved.suffix}: [{listed}]"}
+        )  # fmt: skip
     return resolved
 
 

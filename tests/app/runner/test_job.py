@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import uuid
 from pathlib import Path
 
@@ -213,21 +214,25 @@ async def test_other_unsafe_scan_ids_are_refused(
         await run_splatter_job(job.context, make_settings(tmp_path))
 
 
-async def test_missing_colmap_binaries_fail_naming_the_suffix_and_what_is_missing(
+async def test_missing_colmap_binaries_warn_and_the_pipeline_fails_on_the_model(
     tmp_path: Path, emulator: EmulatorServer, http: httpx.AsyncClient
 ) -> None:
+    """Protocol §3.3 6c and §5 #16: V4's warning, not V3's hard error; all five or none."""
     scene = emulated_scene(emulator, colmap=("colmap_frames_bin", "colmap_images_bin"))
     job = push_context(emulator, http, scene)
-    ran = tmp_path / "ran"
+    settings = make_settings(tmp_path, pipeline_command=f"{sys.executable} -m pipeline")
     with pytest.raises(SplatterJobError) as failure:
-        await run_splatter_job(job.context, make_settings(tmp_path, f"touch:{ran}"))
-    assert str(failure.value) == (
-        f"missing required colmap binaries for suffix {SUFFIX}: "
-        '["colmap_cameras_bin", "colmap_points3d_bin", "colmap_rigs_bin"]'
+        await run_splatter_job(job.context, settings)
+    assert str(failure.value).startswith("python job failed: status=Some(1)")
+    assert "COLMAP model incomplete" in str(failure.value)
+    warning = next(e for e in job.reporter.events if e["level"] == "warn")
+    assert (warning["stage"], warning["message"]) == (
+        "inputs",
+        f"missing colmap binaries for suffix {SUFFIX}: "
+        '["colmap_cameras_bin", "colmap_points3d_bin", "colmap_rigs_bin"]',
     )
-    assert not ran.exists()
     downloaded = {r.path.rsplit("/", 1)[-1] for r in emulator.state.request_log("domain")}
-    assert scene.colmap_ids["colmap_frames_bin"] not in downloaded  # all five or none
+    assert scene.colmap_ids["colmap_frames_bin"] not in downloaded
 
 
 @pytest.mark.parametrize("manifest", [b"[1, 2]", b'{"dataIDs": "not-a-list"}', b'"text"'])
