@@ -179,11 +179,7 @@ def _prepare(
     layout: JobLayout, train_config: TrainConfig, config: RunConfig, tracker: StageTracker
 ) -> SceneData:
     """Steps 1–2: frames from the recordings, then undistorted training views."""
-    model = read_model(layout.model_dir)
-    names = [image.name for image in model.images.values()]
-    with tracker.stage("frames") as info:
-        frames = extract_frames(layout.root, image_names=names, progress=tracker.progress)
-        info.update(written=frames.total_written, existing=frames.existing)
+    model = _model_and_frames(layout, tracker)
     with tracker.stage("dataset") as info:
         dataset_config = DatasetConfig(
             max_side=train_config.max_image_side, eval_every=config.eval_every
@@ -195,16 +191,23 @@ def _prepare(
     return scene
 
 
-def _prepare_nerfstudio(layout: JobLayout, tracker: StageTracker) -> NDArray[np.float64]:
-    """Steps 1–2 for ``ns-train``: frames, then ``transforms.json`` (required here) and the
-    downscaled copies nerfstudio picks its resolution from; returns the estimated world up
-    ``[3]`` in the COLMAP frame (images are not loaded here: nerfstudio does)."""
-    require_tools()  # missing on CPU installs: say so before any heavy work
+def _model_and_frames(layout: JobLayout, tracker: StageTracker) -> ColmapModel:
+    """Reads the COLMAP model, then step 1: extracts the frames its images name."""
     model = read_model(layout.model_dir)
     names = [image.name for image in model.images.values()]
     with tracker.stage("frames") as info:
         frames = extract_frames(layout.root, image_names=names, progress=tracker.progress)
         info.update(written=frames.total_written, existing=frames.existing)
+    return model
+
+
+def _prepare_nerfstudio(layout: JobLayout, tracker: StageTracker) -> NDArray[np.float64]:
+    """Steps 1–2 for ``ns-train``: frames, then ``transforms.json`` (required here) and the
+    downscaled copies nerfstudio picks its resolution from; returns the estimated world up
+    ``[3]`` in the COLMAP frame (images are not loaded here: nerfstudio does)."""
+    require_tools()  # missing on CPU installs: say so before any heavy work
+    model = _model_and_frames(layout, tracker)
+    names = [image.name for image in model.images.values()]
     with tracker.stage("dataset") as info:
         transforms = write_nerfstudio_data(layout.root, model)
         factor = write_downscaled_images(layout.nerfstudio_dir)

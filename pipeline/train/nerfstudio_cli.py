@@ -256,40 +256,33 @@ def _require(name: str) -> str:
 
 
 def _run_train(run: NerfstudioRun, program: str, steps: int | None, rows: StepProgress) -> None:
-    run.config_path.unlink(missing_ok=True)  # a stale one must not pass for this run's
     argv = [program, *ns_train_argv(run, steps)[1:]]
-    log.info("training with nerfstudio: %s", " ".join(argv))
-    result = run_tool(argv, on_stdout_line=rows.feed)
-    if result.returncode != 0:
-        raise ExternalToolError(
-            failure_message(TRAIN_FAILED, NS_TRAIN, result),
-            NS_TRAIN,
-            result.returncode,
-            result.stderr_tail,
-        )
-    if not run.config_path.is_file():
-        raise ExternalToolError(
-            f"{TRAIN_FAILED}: {NS_TRAIN} exited 0 but wrote no {run.config_path}", NS_TRAIN, 0
-        )
+    _run_step(argv, NS_TRAIN, TRAIN_FAILED, run.config_path, on_stdout_line=rows.feed)
     rows.finish()
 
 
 def _run_export(run: NerfstudioRun, program: str) -> None:
-    run.splat_ply.unlink(missing_ok=True)
     argv = [program, *ns_export_argv(run)[1:]]
-    log.info("exporting with nerfstudio: %s", " ".join(argv))
-    result = run_tool(argv)
+    _run_step(argv, NS_EXPORT, EXPORT_FAILED, run.splat_ply)
+
+
+def _run_step(
+    argv: list[str],
+    tool: str,
+    failed: str,
+    product: Path,
+    on_stdout_line: Callable[[str], None] | None = None,
+) -> None:
+    """Runs one nerfstudio tool that must write ``product``; raises :class:`ExternalToolError`
+    with the reference's ``failed`` message when it exits non-zero or writes nothing."""
+    product.unlink(missing_ok=True)  # a stale one must not pass for this run's
+    log.info("running %s: %s", tool, " ".join(argv))
+    result = run_tool(argv, on_stdout_line=on_stdout_line)
     if result.returncode != 0:
-        raise ExternalToolError(
-            failure_message(EXPORT_FAILED, NS_EXPORT, result),
-            NS_EXPORT,
-            result.returncode,
-            result.stderr_tail,
-        )
-    if not run.splat_ply.is_file():
-        raise ExternalToolError(
-            f"{EXPORT_FAILED}: {NS_EXPORT} exited 0 but wrote no {run.splat_ply}", NS_EXPORT, 0
-        )
+        message = failure_message(failed, tool, result)
+        raise ExternalToolError(message, tool, result.returncode, result.stderr_tail)
+    if not product.is_file():
+        raise ExternalToolError(f"{failed}: {tool} exited 0 but wrote no {product}", tool, 0)
 
 
 def _read_export(path: Path) -> Splats:
