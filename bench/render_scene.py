@@ -20,6 +20,7 @@ import torch
 from numba import njit, prange
 from torch import Tensor
 
+from pipeline.export.rotate import quat_multiply
 from pipeline.render.composite import prepare_footprints
 from pipeline.render.kernels import OPACITY, TILE, A, B, C, X, Y
 from pipeline.render.projection import project
@@ -155,21 +156,7 @@ def _surface_quats(normals: Tensor, g: torch.Generator) -> Tensor:
     align = torch.nn.functional.normalize(align, dim=-1)
     half = torch.rand(normals.shape[0], generator=g, dtype=torch.float64) * math.pi
     spin = torch.stack([half.cos(), torch.zeros_like(half), torch.zeros_like(half), half.sin()], -1)
-    return _quat_multiply(align, spin)
-
-
-def _quat_multiply(p: Tensor, q: Tensor) -> Tensor:
-    pw, px, py, pz = p.unbind(-1)
-    qw, qx, qy, qz = q.unbind(-1)
-    return torch.stack(
-        [
-            pw * qw - px * qx - py * qy - pz * qz,
-            pw * qx + px * qw + py * qz - pz * qy,
-            pw * qy - px * qz + py * qw + pz * qx,
-            pw * qz + px * qy - py * qx + pz * qw,
-        ],
-        dim=-1,
-    )
+    return quat_multiply(align, spin)
 
 
 @dataclass(frozen=True)
