@@ -22,7 +22,7 @@ from pipeline.export.splat_format import encode_splat, write_splat
 from pipeline.preview.camera_path import OrbitConfig
 from pipeline.preview.encode import VideoEncoder
 from pipeline.preview.previews import PreviewConfig, render_preview
-from pipeline.render import DenseRasterizer, get_rasterizer
+from pipeline.render import get_rasterizer
 from pipeline.splats import Splats
 
 MILLION = 1_000_000
@@ -104,16 +104,9 @@ def bench_encode(table: BenchTable, folder: Path) -> None:
 
 def bench_preview_total(table: BenchTable, folder: Path) -> None:
     rasterizer = get_rasterizer("cpu")
-    if isinstance(rasterizer, DenseRasterizer):
-        # The dense oracle needs pixels × Gaussians memory (~180 GB per 720p frame with 50k
-        # Gaussians): measure a size it can do and say so.
-        n, config, target = 500, OrbitConfig(width=64, height=36), None
-        name = "preview total 150 frames 64x36, 500 Gaussians (dense oracle stand-in)"
-        note = "single run; backend 'cpu' is still the dense oracle, 1280x720/50k not feasible"
-    else:
-        n, config, target = 50_000, OrbitConfig(), 45.0
-        name = "preview total 150 frames 1280x720, 50k Gaussians, cpu backend"
-        note = "single run; render + encode, stills included"
+    n, config, target = 50_000, OrbitConfig(), 45.0
+    name = "preview total 150 frames 1280x720, 50k Gaussians, cpu backend"
+    note = "single run; render + encode, stills included"
     start = time.perf_counter()
     result = render_preview(synthetic_splats(n, seed=2), [0, 0, 1], rasterizer,
                             folder / "preview", PreviewConfig(orbit=config))  # fmt: skip

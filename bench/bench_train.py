@@ -8,9 +8,7 @@
    10,000 Gaussians at 320×180 and SH degree 3 (the rasterizer's ≤ 0.15 s target is for this
    size); the median over 11 steps after 4 warm-up steps.
 
-Both use ``get_rasterizer("cpu")``. While that is still the dense oracle (memory ``pixels ×
-Gaussians``), part 1 trains 300 steps at a quarter of the resolution with at most 3,000
-Gaussians and part 2 is skipped, as the notes say.
+Both use ``get_rasterizer("cpu")``, the tile rasterizer.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from bench.table import BenchRow, BenchTable
 from pipeline.dataset import DatasetConfig, load_scene
 from pipeline.frames import extract_frames
 from pipeline.progress import NullProgress, Stage
-from pipeline.render import DenseRasterizer, Rasterizer, get_rasterizer
+from pipeline.render import Rasterizer, get_rasterizer
 from pipeline.render.types import Camera
 from pipeline.scene import SceneData, View
 from pipeline.synthetic import SyntheticConfig, make_synthetic_job
@@ -39,7 +37,6 @@ from pipeline.train.evaluate import evaluate
 from pipeline.train.initialize import initial_splats
 from pipeline.train.views import ViewSet, auto_downscale
 
-DENSE_BUDGET_STEPS = 300  # what the brute-force renderer can afford
 STEP_GAUSSIANS, STEP_WIDTH, STEP_HEIGHT = 10_000, 320, 180
 
 
@@ -50,23 +47,19 @@ def run(table: BenchTable) -> None:
 
 
 def _bench_synthetic_training(table: BenchTable, rasterizer: Rasterizer) -> None:
-    dense = isinstance(rasterizer, DenseRasterizer)
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         root = Path(tmp)
         make_synthetic_job(root, SyntheticConfig())
         extract_frames(root)
         scene = load_scene(root, DatasetConfig(eval_every=8))
     config = TrainConfig.cpu()
-    if dense:  # keep pixels × Gaussians within reach of the brute-force renderer
-        config = TrainConfig.cpu(steps=DENSE_BUDGET_STEPS, downscale=4)
-        config = replace(config, densify=replace(config.densify, max_gaussians=3000))
     start_psnr = _initial_psnr(scene, config, rasterizer)
     result = train(scene, config, rasterizer)
     size = _training_size(scene, config)
     note = (
         f"synthetic job, {len(scene.train)} train / {len(scene.eval)} held-out views at {size}, "
         f"{len(scene.points)} SfM points → {len(result.splats)} Gaussians; "
-        f"{rasterizer.name} rasterizer{' (dense oracle, capped at 3000)' if dense else ''}"
+        f"{rasterizer.name} rasterizer"
     )
     steps = config.steps
     table.add(BenchRow(f"train cpu profile, {steps} steps", steps / result.training_s,
@@ -107,9 +100,6 @@ class _StepClock(NullProgress):
 
 def _bench_training_step(table: BenchTable, rasterizer: Rasterizer) -> None:
     name = f"full train step {STEP_GAUSSIANS // 1000}k @{STEP_WIDTH}x{STEP_HEIGHT} (+Adam, densify)"
-    if isinstance(rasterizer, DenseRasterizer):
-        print(f"  skipped: {name} (the cpu backend is still the dense oracle)", flush=True)
-        return
     scene = _room_scene()
     config = TrainConfig.cpu(steps=15, num_downscales=0, sh_degree_interval=1, downscale=1)
     config = replace(config, densify=replace(config.densify, refine_start_iter=15))
