@@ -44,7 +44,8 @@ from domain_client.emulator import EmulatorConfig, EmulatorServer
 from domain_client.tokens import DomainToken
 
 __all__ = [
-    "DemoConfig", "SeededScene", "main", "run_demo", "scene_items", "seed_scene", "stop_process",
+    "DemoConfig", "SeededScene", "child_env", "free_port", "main", "run_demo", "scene_items",
+    "seed_scene", "stop_process",
 ]  # fmt: skip
 
 #: (file under refined/global/refined_sfm_combined/, name prefix = data type), §3.11.
@@ -105,7 +106,8 @@ def _say(text: str, stream: TextIO = sys.stdout) -> None:
     print(text, file=stream, flush=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -122,7 +124,7 @@ def make_scene(folder: Path, config: DemoConfig) -> dict[str, Any]:
         "--views", str(config.views), "--size", config.size,
     ]  # fmt: skip
     result = subprocess.run(
-        command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False, env=_child_env()
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False, env=child_env()
     )
     if result.returncode != 0:
         raise RuntimeError(f"synthetic scene failed:\n{result.stderr[-2000:]}")
@@ -130,7 +132,8 @@ def make_scene(folder: Path, config: DemoConfig) -> dict[str, Any]:
     return summary
 
 
-def _child_env(**extra: str) -> dict[str, str]:
+def child_env(**extra: str) -> dict[str, str]:
+    """This environment with the project on ``PYTHONPATH`` and ``extra`` set."""
     env = dict(os.environ)
     paths = [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
@@ -210,13 +213,13 @@ def running_node(
     emulator: EmulatorServer, work: Path, log_path: Path, config: DemoConfig
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``python -m app`` in lease mode against the emulator; SIGTERM on the way out."""
-    env = _child_env(
+    env = child_env(
         REG_SECRET=emulator.state.config.registration_secret,
         SECP256K1_PRIVHEX=secrets.token_hex(32),
         DMS_BASE_URL=emulator.dms_base_url,
         DDS_BASE_URL=emulator.dds_base_url,
         SPLATTER_HOST="127.0.0.1",
-        SPLATTER_PORT=str(_free_port()),
+        SPLATTER_PORT=str(free_port()),
         TASKS_ROOT=str(work / "tasks"),
         SPLATTER_DATA_DIR=str(work / "data"),
         SPLATTER_ITERATIONS=str(config.steps),

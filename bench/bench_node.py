@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 import httpx
 
 from app import CAPABILITY, PROJECT_ROOT
-from app.demo import scene_items, stop_process
+from app.demo import child_env, free_port, scene_items, stop_process
 from bench.table import BenchRow, BenchTable
 
 CONCURRENCY = 50
@@ -43,24 +42,12 @@ APP_TOKEN = "bench-app-token"
 REG_SECRET = "bench-reg-secret"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(PROJECT_ROOT)
-    env.update(extra)
-    return env
-
-
 @contextmanager
 def _process(argv: list[str], log: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=_env(**env), stdout=out, stderr=out)
+        process = subprocess.Popen(
+            argv, cwd=PROJECT_ROOT, env=child_env(**env), stdout=out, stderr=out
+        )
     try:
         yield process
     finally:
@@ -69,7 +56,9 @@ def _process(argv: list[str], log: Path, **env: str) -> Iterator[subprocess.Pope
 
 def _make_scene(folder: Path) -> dict[str, Any]:
     command = [sys.executable, "-m", "pipeline", "synthetic", "--job-root", str(folder), *SCENE]
-    result = subprocess.run(command, cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True)
+    result = subprocess.run(
+        command, cwd=PROJECT_ROOT, env=child_env(), capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise RuntimeError(f"synthetic scene failed: {result.stderr[-1000:]}")
     summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
@@ -211,7 +200,7 @@ async def _measure(emulator: str, port: int, pid: int, summary: dict[str, Any]) 
 
 def _measure_all(work: Path) -> dict[str, Any]:
     summary = _make_scene(work / "scene")
-    emulator_port, node_port = _free_port(), _free_port()
+    emulator_port, node_port = free_port(), free_port()
     emulator = f"http://127.0.0.1:{emulator_port}"
     emulator_argv = [sys.executable, "-m", "domain_client.emulator", "--port", str(emulator_port),
                      "--reg-secret", REG_SECRET, "--app-token", APP_TOKEN]  # fmt: skip

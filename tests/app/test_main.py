@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from app import PROJECT_ROOT
+from app.demo import free_port
 
 
 def node_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -37,13 +37,6 @@ def run_node(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         timeout=60,
         cwd=PROJECT_ROOT,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_a_non_loopback_address_without_a_token_is_refused(tmp_path: Path) -> None:

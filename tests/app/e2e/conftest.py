@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from app import PROJECT_ROOT
-from tests.app.e2e.harness import NodeProcess, free_port, node_environment
+from app.demo import free_port
+from tests.app.e2e.harness import NodeProcess, node_environment
 
 StartNode = Callable[..., NodeProcess]
 

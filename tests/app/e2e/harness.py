@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,13 +34,6 @@ _NODE_VARIABLES = (
     "PROGRESS_", "POLL_", "CANCEL_", "LOG_", "CLIENT_ID", "NODE_VERSION", "MIN_FREE_DISK_MB",
     "SHUTDOWN_", "DISABLE_TASKS_CLEANUP", "PIPELINE_",
 )  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def node_environment(work: Path, port: int, **extra: str) -> dict[str, str]:
