@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from domain_client.emulator import EmulatorConfig, EmulatorServer
+from emulator import EmulatorConfig, EmulatorServer
 from tests.app.domains import EMULATOR_CONFIG
 
 StartEmulator = Callable[..., EmulatorServer]

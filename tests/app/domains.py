@@ -20,7 +20,7 @@ from app import CAPABILITY
 from app.jobs.envelope import PushLease
 from app.jobs.push_context import DomainPushContexts, PushTaskContext
 from app.runner.naming import COLMAP_BINARIES
-from domain_client.emulator import EmulatorConfig, EmulatorServer
+from emulator import EmulatorConfig, EmulatorServer
 
 SUFFIX = "_2025-01-02_03-04-05"
 SCAN_BY_NAME = "2025-01-01_10-00-00"

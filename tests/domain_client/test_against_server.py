@@ -58,7 +58,7 @@ def network(request: pytest.FixtureRequest) -> Iterator[Network]:
         return
     emulator = emulator_module()
     if emulator is None:
-        pytest.skip("domain_client.emulator is not in this checkout")
+        pytest.skip("emulator is not in this checkout")
     with emulator.EmulatorServer(EmulatorNetwork.config(emulator)) as server:
         yield EmulatorNetwork(server)
 

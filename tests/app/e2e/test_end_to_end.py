@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app import CAPABILITY
-from app.demo import SeededScene
-from domain_client.emulator import EmulatorServer
+from demo import SeededScene
+from emulator import EmulatorServer
 from tests.app.e2e.conftest import StartNode
 from tests.app.e2e.harness import create_task, lease_environment, seed, wait_task
 from tests.app.e2e.shapes import check_v1_sequence

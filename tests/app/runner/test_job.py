@@ -17,7 +17,7 @@ import pytest
 
 from app.metrics import NodeMetrics
 from app.runner import JobCancelledError, SplatterJobError, run_splatter_job
-from domain_client.emulator import EmulatorServer
+from emulator import EmulatorServer
 from tests.app.conftest import StartEmulator
 from tests.app.domains import (
     SUFFIX,
