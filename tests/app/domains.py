@@ -42,6 +42,9 @@ EMULATOR_CONFIG = EmulatorConfig(
     rotate="always",
 )
 
+#: Every COLMAP binary's name prefix (= data type), in order.
+COLMAP_PREFIXES = tuple(prefix for prefix, _ in COLMAP_BINARIES)
+
 Seed = Callable[[str, str, bytes], str]
 """Stores ``(name, data_type, content)`` in a domain; returns the item's id."""
 
@@ -71,7 +74,7 @@ def seed_refined_scene(
     server_url: str,
     *,
     manifest_name: str = f"refined_manifest{SUFFIX}",
-    colmap: tuple[str, ...] = tuple(prefix for prefix, _ in COLMAP_BINARIES),
+    colmap: tuple[str, ...] = COLMAP_PREFIXES,
 ) -> RefinedScene:
     """The case-37 layout: one recording found by derived name, one by id, COLMAP binaries."""
     by_id = seed(f"dmt_recording_{SCAN_BY_ID}", "dmt_recording_mp4", b"video-by-id")

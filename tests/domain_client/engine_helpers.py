@@ -43,9 +43,7 @@ def engine_for(
     return TaskEngine(dms, http, handlers, EngineConfig(**settings), registrar=registrar)
 
 
-def heartbeat_echo(
-    lease: dict[str, Any], **changes: Any
-) -> Callable[[httpx.Request | None], httpx.Response]:
+def heartbeat_echo(lease: dict[str, Any], **changes: Any) -> Callable[..., httpx.Response]:
     """A heartbeat side effect answering the lease envelope with fresh expiries (+ changes)."""
 
     def respond(request: httpx.Request | None = None) -> httpx.Response:

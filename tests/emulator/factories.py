@@ -216,7 +216,7 @@ class DownloadedPart:
 def parse_download(body: bytes, boundary: str) -> list[DownloadedPart]:
     """Reference §2.5 parser: headers up to CRLF CRLF, then exactly `size` bytes, then CRLF."""
     delimiter = f"--{boundary}".encode()
-    pos, parts = 0, []
+    pos, parts = 0, list[DownloadedPart]()
     while True:
         assert body[pos : pos + len(delimiter)] == delimiter, body[pos : pos + 80]
         pos += len(delimiter)

@@ -161,7 +161,7 @@ def test_malformed_message_is_400(http: httpx.Client) -> None:
 
 def test_registration_body_rules(http: httpx.Client) -> None:
     message, signature = signed_message(http, TEST_KEY)
-    cases = [
+    cases: list[tuple[dict[str, object], str]] = [
         ({"capabilities": []}, "capabilities must list 1–100 entries (got 0)"),
         ({"capabilities": ["/a", "/a"]}, "capabilities contain duplicates"),
         ({"capabilities": ["x" * 257]}, "capability must be 1–256 characters"),

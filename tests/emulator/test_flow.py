@@ -57,7 +57,7 @@ def test_a_node_runs_one_task_end_to_end(start_emulator: StartEmulator) -> None:
         task_id = lease["task"]["id"]
         assert lease["task"]["inputs_cids"] == [cid]
         domain_url = f"{lease['domain_server_url']}/api/v1/domains/{lease['domain_id']}/data"
-        beat = {"progress": {}, "events": []}
+        beat: dict[str, object] = {"progress": {}, "events": []}
         token = dms.post(f"tasks/{task_id}/heartbeat", json=beat, headers=node).json()
         current = token["access_token"]
         assert dds.get(domain_url, headers=bearer(lease["access_token"])).status_code == 401

@@ -86,7 +86,7 @@ async def test_a_successful_run_reports_the_v1_progress_sequence_monotonically(
     names = {"uploaded_splat": f"refined_splat{SUFFIX}", **PREVIEWS}
     assert uploads[2] == {"pct": 95, "stage": "upload", "status": "completed", **names}
     assert progress[-1] == {"progress": 100, "stage": "complete", "status": "succeeded", **names}
-    pcts = [p.get("pct", p.get("progress")) for p in progress]
+    pcts = [p["pct"] if "pct" in p else p["progress"] for p in progress]
     assert pcts == sorted(pcts)
 
 

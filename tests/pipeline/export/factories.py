@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import plyfile
 import torch
+from numpy.typing import NDArray
 
+from pipeline.export.ply import PlySplats
 from pipeline.splats import Splats
 
 
@@ -94,3 +96,9 @@ def assert_splats_equal(a: Splats, b: Splats, atol: float = 0.0) -> None:
     ):  # fmt: skip
         assert x.shape == y.shape, name
         assert torch.allclose(x.double(), y.double(), atol=atol, rtol=0), name
+
+
+def up_of(ply: PlySplats) -> NDArray[np.float64]:
+    """The up vector the PLY's header records; fails the test when it records none."""
+    assert ply.up is not None, "the PLY header records no up vector"
+    return ply.up

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from tests.pipeline.export.factories import inria_columns, random_splats, write_
 C0 = 0.28209479177387814
 
 
-def _splats(rows: list[dict[str, list[float] | float]]) -> Splats:
+def _splats(rows: Sequence[Mapping[str, object]]) -> Splats:
     """Splats from per-Gaussian dicts with keys pos, log_scale, dc, opacity, quat."""
 
     def col(key: str) -> torch.Tensor:

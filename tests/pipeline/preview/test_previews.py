@@ -16,7 +16,7 @@ from pipeline.preview.encode import EncodeConfig
 from pipeline.preview.mp4 import probe_mp4
 from pipeline.preview.previews import PREVIEW_FILES, PreviewConfig, render_preview
 from pipeline.render import get_rasterizer
-from pipeline.render.types import Camera, Gaussians, RenderOutput, RenderSettings
+from pipeline.render.types import BackendName, Camera, Gaussians, RenderOutput, RenderSettings
 from tests.pipeline.export.factories import blob_splats, random_splats
 
 TINY = OrbitConfig(fps=1.0, width=32, height=18)  # 5 frames: the dense oracle is slow
@@ -39,7 +39,7 @@ class RecordingProgress:
 class FailingRasterizer:
     """A backend that breaks after ``ok_frames`` successful renders."""
 
-    name = "cpu"
+    name: BackendName = "cpu"
 
     def __init__(self, ok_frames: int = 0, error: BaseException | None = None) -> None:
         self.ok_frames = ok_frames
