@@ -30,7 +30,7 @@ from tests.app.domains import (
     push_envelope,
 )
 from tests.app.factories import make_settings
-from tests.app.waiting import alive, eventually
+from tests.support.waiting import alive, eventually
 
 pytestmark = pytest.mark.anyio
 

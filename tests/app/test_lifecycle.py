@@ -14,7 +14,7 @@ from emulator import EmulatorServer
 from tests.app.api.nodes import running_node
 from tests.app.domains import emulated_scene, push_envelope
 from tests.app.factories import make_settings
-from tests.app.waiting import alive, eventually
+from tests.support.waiting import alive, eventually
 
 pytestmark = pytest.mark.anyio
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -55,13 +54,3 @@ def heartbeat_echo(lease: dict[str, Any], **changes: Any) -> Callable[..., httpx
 
 def body_of(request: httpx.Request) -> Any:
     return json.loads(request.content)
-
-
-async def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll ``condition`` every 10 ms; fail the test after ``timeout_s``."""
-
-    async def poll() -> None:
-        while not condition():  # noqa: ASYNC110 (respx routes have no event to wait on)
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout_s)

@@ -1,47 +1,22 @@
-"""Fixtures: the emulator on a free loopback port (uvicorn in a thread) and a plain httpx client.
-
-One server per test module is started; every test gets a fresh, empty state on it (optionally
-with config overrides), which costs microseconds instead of a uvicorn start and stop.
-"""
+"""Fixtures of the emulator suite: the loopback guard and a plain httpx client on the emulator
+(the ``emulator`` / ``start_emulator`` fixtures come from :mod:`tests.support.emulator`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import replace
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from emulator import EmulatorConfig, EmulatorServer
-
-StartEmulator = Callable[..., EmulatorServer]
-QUICK = EmulatorConfig(token_secret="test-secret")
+from emulator import EmulatorServer
+from tests.support.loopback import loopback_only
 
 
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[EmulatorServer]:
-    """The module's uvicorn server."""
-    with EmulatorServer(QUICK) as server:
-        yield server
-
-
-@pytest.fixture
-def start_emulator(module_server: EmulatorServer) -> StartEmulator:
-    """Reset the module's server to a fresh state with config overrides
-    (`start_emulator(lease_ttl=2)`); returns the server."""
-
-    def start(**overrides: Any) -> EmulatorServer:
-        module_server.reset(replace(QUICK, **overrides))
-        return module_server
-
-    return start
-
-
-@pytest.fixture
-def emulator(start_emulator: StartEmulator) -> EmulatorServer:
-    """The emulator, fresh, with the default config."""
-    return start_emulator()
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_only() -> Iterator[None]:
+    """No test of this package may open a socket to anything but loopback."""
+    with loopback_only():
+        yield
 
 
 @pytest.fixture

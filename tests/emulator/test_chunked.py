@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from emulator import EmulatorServer
-from tests.emulator.conftest import StartEmulator
 from tests.emulator.factories import bearer, heartbeat, lease_task
+from tests.support.emulator import StartEmulator
 
 DOMAIN = str(uuid.uuid4())
 MULTIPART = f"/api/v1/domains/{DOMAIN}/data/multipart"

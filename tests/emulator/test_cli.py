@@ -16,7 +16,7 @@ import pytest
 from emulator.__main__ import build_parser, config_from_args, main
 from emulator.server import bind_socket, url_for
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start(*args: str) -> subprocess.Popen[str]:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import httpx
 
 from emulator import EmulatorServer
-from tests.emulator.conftest import StartEmulator
 from tests.emulator.factories import (
     CAPABILITY,
     OTHER_KEY,
@@ -23,6 +22,7 @@ from tests.emulator.factories import (
     signed_message,
     siwe_message,
 )
+from tests.support.emulator import StartEmulator
 
 REGISTER = "/internal/v1/nodes/register-wallet"
 VERIFY = "/internal/v1/auth/siwe/verify"

@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from emulator import EmulatorServer
-from tests.emulator.conftest import StartEmulator
 from tests.emulator.factories import (
     APP_TOKEN,
     CAPABILITY,
@@ -25,6 +24,7 @@ from tests.emulator.factories import (
     node_token,
     task_body,
 )
+from tests.support.emulator import StartEmulator
 
 
 def _ts(text: str) -> datetime:

@@ -12,7 +12,6 @@ import pytest
 
 from emulator import EmulatorServer
 from emulator.storage import DataItem
-from tests.emulator.conftest import StartEmulator
 from tests.emulator.factories import (
     bearer,
     heartbeat,
@@ -21,6 +20,7 @@ from tests.emulator.factories import (
     parse_download,
     upload_body,
 )
+from tests.support.emulator import StartEmulator
 
 DOMAIN = str(uuid.uuid4())
 DATA = f"/api/v1/domains/{DOMAIN}/data"

@@ -9,7 +9,6 @@ import uuid
 
 import httpx
 
-from tests.emulator.conftest import StartEmulator
 from tests.emulator.factories import (
     APP_TOKEN,
     CAPABILITY,
@@ -22,6 +21,7 @@ from tests.emulator.factories import (
     task_body,
     upload_body,
 )
+from tests.support.emulator import StartEmulator
 
 
 def test_a_node_runs_one_task_end_to_end(start_emulator: StartEmulator) -> None:

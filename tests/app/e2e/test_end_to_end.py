@@ -26,7 +26,7 @@ from tests.app.e2e.conftest import StartNode
 from tests.app.e2e.harness import create_task, lease_environment, seed, wait_task
 from tests.app.e2e.shapes import check_v1_sequence
 from tests.app.serving import ThreadedServer
-from tests.app.waiting import eventually
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -36,7 +36,7 @@ from tests.app.e2e.harness import (
 )
 from tests.app.e2e.proxy import DomainOutageProxy
 from tests.app.serving import ThreadedServer
-from tests.app.waiting import alive
+from tests.support.waiting import alive
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -19,7 +19,7 @@ from app.worker.supervisor import WorkerSupervisor
 from emulator import EmulatorServer
 from tests.app.domains import SUFFIX, RecordedContext, emulated_scene, push_context
 from tests.app.factories import make_settings
-from tests.app.waiting import eventually
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 

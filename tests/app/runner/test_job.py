@@ -18,7 +18,6 @@ import pytest
 from app.metrics import NodeMetrics
 from app.runner import JobCancelledError, SplatterJobError, run_splatter_job
 from emulator import EmulatorServer
-from tests.app.conftest import StartEmulator
 from tests.app.domains import (
     SUFFIX,
     RecordedContext,
@@ -30,6 +29,7 @@ from tests.app.domains import (
     stored,
 )
 from tests.app.factories import make_settings
+from tests.support.emulator import StartEmulator
 
 pytestmark = pytest.mark.anyio
 

@@ -14,21 +14,6 @@ from pipeline.export.ply import PlySplats
 from pipeline.splats import Splats
 
 
-def random_splats(
-    n: int, sh_degree: int = 3, seed: int = 0, dtype: torch.dtype = torch.float32
-) -> Splats:
-    """``n`` trained-looking Gaussians: centres in a 2-unit cube, varied shapes and colours."""
-    g = torch.Generator().manual_seed(seed)
-    k = (sh_degree + 1) ** 2
-    return Splats(
-        means=(torch.rand(n, 3, generator=g, dtype=dtype) - 0.5) * 2.0,
-        quats=torch.randn(n, 4, generator=g, dtype=dtype),
-        log_scales=torch.rand(n, 3, generator=g, dtype=dtype) * 2.0 - 4.0,
-        logit_opacities=torch.randn(n, generator=g, dtype=dtype) * 2.0,
-        sh=torch.randn(n, k, 3, generator=g, dtype=dtype) * 0.5,
-    )
-
-
 def blob_splats(
     centres: Sequence[Sequence[float]], colours: Sequence[Sequence[float]], scale: float = 0.15
 ) -> Splats:

@@ -13,7 +13,8 @@ from pipeline.export.ply import read_ply
 from pipeline.export.rotate import COLMAP_TO_OUTPUT, axis_rotation, quat_to_matrix
 from pipeline.export.splat_format import encode_splat
 from pipeline.render.sh import eval_sh
-from tests.pipeline.export.factories import assert_splats_equal, random_splats, up_of
+from tests.pipeline.export.factories import assert_splats_equal, up_of
+from tests.support.splats import random_splats
 
 Y_DOWN = [0.0, -1.0, 0.0]  # COLMAP/OpenCV worlds usually have gravity along +y
 

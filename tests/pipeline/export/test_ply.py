@@ -14,10 +14,10 @@ from pipeline.export.ply import ply_property_names, read_ply, up_comments, write
 from tests.pipeline.export.factories import (
     assert_splats_equal,
     inria_columns,
-    random_splats,
     up_of,
     write_custom_ply,
 )
+from tests.support.splats import random_splats
 
 STANDARD_62 = (
     ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]

@@ -20,7 +20,8 @@ from pipeline.export.splat_format import (
     write_splat,
 )
 from pipeline.splats import Splats
-from tests.pipeline.export.factories import inria_columns, random_splats, write_custom_ply
+from tests.pipeline.export.factories import inria_columns, write_custom_ply
+from tests.support.splats import random_splats
 
 C0 = 0.28209479177387814
 

@@ -17,7 +17,8 @@ from pipeline.preview.mp4 import probe_mp4
 from pipeline.preview.previews import PREVIEW_FILES, PreviewConfig, render_preview
 from pipeline.render import get_rasterizer
 from pipeline.render.types import BackendName, Camera, Gaussians, RenderOutput, RenderSettings
-from tests.pipeline.export.factories import blob_splats, random_splats
+from tests.pipeline.export.factories import blob_splats
+from tests.support.splats import random_splats
 
 TINY = OrbitConfig(fps=1.0, width=32, height=18)  # 5 frames: the dense oracle is slow
 

@@ -63,25 +63,6 @@ def save_splats(path: Path, **arrays: np.ndarray) -> None:
     savez(path, **arrays)
 
 
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float) -> bool:
-    """Polls ``predicate`` every 50 ms until it is true or ``timeout_s`` passed."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
-
-
 def main_train(argv: Sequence[str]) -> int:
     _record("ns-train", argv)
     if argv[:1] != ["splatfacto"]:
