@@ -18,23 +18,10 @@ from pipeline.preview.previews import PREVIEW_FILES, PreviewConfig, render_previ
 from pipeline.render import get_rasterizer
 from pipeline.render.types import BackendName, Camera, Gaussians, RenderOutput, RenderSettings
 from tests.pipeline.export.factories import blob_splats
+from tests.support.progress import RecordingProgress
 from tests.support.splats import random_splats
 
 TINY = OrbitConfig(fps=1.0, width=32, height=18)  # 5 frames: the dense oracle is slow
-
-
-class RecordingProgress:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def emit(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-
-    def progress(self, stage: str, pct: float, **fields: Any) -> None:
-        self.events.append({"event": "progress", "stage": stage, "pct": pct, **fields})
-
-    def warnings(self) -> list[str]:
-        return [e["message"] for e in self.events if e["event"] == "warning"]
 
 
 class FailingRasterizer:

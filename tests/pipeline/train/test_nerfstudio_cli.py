@@ -38,6 +38,7 @@ from pipeline.train.nerfstudio_cli import (
     train_with_nerfstudio,
 )
 from tests.pipeline.train import fake_nerfstudio
+from tests.support.progress import RecordingProgress
 from tests.support.splats import random_splats
 from tests.support.waiting import alive, eventually_sync
 
@@ -52,19 +53,6 @@ REFERENCE_EXPORT = (
     "ns-export gaussian-splat --load-config <job>/refined/splatter/splatfacto/config.yml "
     "--output-dir <job>/refined/splatter"
 )
-
-
-class RecordingProgress:
-    """A progress sink that keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def emit(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-
-    def progress(self, stage: str, pct: float, **fields: Any) -> None:
-        self.events.append({"event": "progress", "stage": stage, "pct": pct, **fields})
 
 
 @dataclass
