@@ -3,20 +3,15 @@ that fails any test whose sockets reach beyond loopback."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from tests.domain_client.factories import shared_ssl_context
-from tests.support.loopback import loopback_only
 
-
-@pytest.fixture(autouse=True, scope="session")
-def _loopback_only() -> Iterator[None]:
-    """No test of this package may open a socket to anything but loopback."""
-    with loopback_only():
-        yield
+# No test of this package may open a socket to anything but loopback (autouse).
+from tests.support.loopback import loopback_only_session as loopback_only_session
 
 
 @pytest.fixture

@@ -9,14 +9,9 @@ import httpx
 import pytest
 
 from emulator import EmulatorServer
-from tests.support.loopback import loopback_only
 
-
-@pytest.fixture(autouse=True, scope="session")
-def _loopback_only() -> Iterator[None]:
-    """No test of this package may open a socket to anything but loopback."""
-    with loopback_only():
-        yield
+# No test of this package may open a socket to anything but loopback (autouse).
+from tests.support.loopback import loopback_only_session as loopback_only_session
 
 
 @pytest.fixture

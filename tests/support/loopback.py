@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["loopback_only"]
+__all__ = ["loopback_only", "loopback_only_session"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -48,3 +48,10 @@ def loopback_only() -> Iterator[None]:
         yield
     finally:
         patch.undo()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def loopback_only_session() -> Iterator[None]:
+    """:func:`loopback_only` for every test below a conftest that imports this fixture."""
+    with loopback_only():
+        yield
