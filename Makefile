@@ -21,7 +21,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 demo: $(STAMP)
-	$(PY) -m app.demo
+	$(PY) -m demo
 
 bench: $(STAMP)
 	$(PY) -m bench

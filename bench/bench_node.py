@@ -1,7 +1,7 @@
 """``/health`` latency while a job trains: p50 / p99 under 50 concurrent requests.
 
 Everything runs as in production, each in its own process: the emulator of DDS / DMS / the
-domain server (``python -m domain_client.emulator``), the node in lease mode (``python -m app``)
+domain server (``python -m emulator``), the node in lease mode (``python -m app``)
 and its pipeline child (``python -m pipeline run``, niced) training a synthetic scene the node
 leased and downloaded. This process is only the client: rounds of 50 concurrent ``GET /health``
 over loopback (a bare asyncio HTTP/1.1 client on 50 keep-alive connections), first while the
@@ -12,7 +12,6 @@ best of several windows, and the load average is reported with it.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import statistics
@@ -29,15 +28,16 @@ from typing import Any
 import httpx
 
 from app import CAPABILITY, PROJECT_ROOT
-from app.demo import child_env, free_port, scene_items, stop_process
+from app.worker.environment import child_env
 from bench.table import BenchRow, BenchTable
+from demo import free_port, make_scene, scene_items, stop_process
 
 CONCURRENCY = 50
 ROUNDS = 40
 WINDOWS = 5
 TARGET_P99_MS = 50.0
 #: The training scene: large enough that a step keeps both cores busy for a while.
-SCENE = ("--views", "24", "--size", "128x96")
+SCENE_VIEWS, SCENE_SIZE = 24, "128x96"
 APP_TOKEN = "bench-app-token"
 REG_SECRET = "bench-reg-secret"
 
@@ -52,17 +52,6 @@ def _process(argv: list[str], log: Path, **env: str) -> Iterator[subprocess.Pope
         yield process
     finally:
         stop_process(process)
-
-
-def _make_scene(folder: Path) -> dict[str, Any]:
-    command = [sys.executable, "-m", "pipeline", "synthetic", "--job-root", str(folder), *SCENE]
-    result = subprocess.run(
-        command, cwd=PROJECT_ROOT, env=child_env(), capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"synthetic scene failed: {result.stderr[-1000:]}")
-    summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return summary
 
 
 async def _wait_http(url: str, within_s: float = 60.0) -> None:
@@ -199,10 +188,10 @@ async def _measure(emulator: str, port: int, pid: int, summary: dict[str, Any]) 
 
 
 def _measure_all(work: Path) -> dict[str, Any]:
-    summary = _make_scene(work / "scene")
+    summary = make_scene(work / "scene", SCENE_VIEWS, SCENE_SIZE)
     emulator_port, node_port = free_port(), free_port()
     emulator = f"http://127.0.0.1:{emulator_port}"
-    emulator_argv = [sys.executable, "-m", "domain_client.emulator", "--port", str(emulator_port),
+    emulator_argv = [sys.executable, "-m", "emulator", "--port", str(emulator_port),
                      "--reg-secret", REG_SECRET, "--app-token", APP_TOKEN]  # fmt: skip
     node_env = {
         "REG_SECRET": REG_SECRET,

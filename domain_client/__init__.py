@@ -1,5 +1,6 @@
-"""Async httpx clients for DDS, DMS and the domain server, pydantic wire models, the
-protocol-level task engine, and (in ``domain_client.emulator``) an emulator of the three services.
+"""Async httpx clients for DDS, DMS and the domain server, pydantic wire models and the
+protocol-level task engine (the emulator of the three services is the top-level ``emulator``
+package, a development tool outside the wheel).
 
 The wire contract is ``docs/protocol.md``; ``domain_client/README.md`` maps each disagreement
 of its §5 to the choice made here and to where it is implemented and tested. Errors form one

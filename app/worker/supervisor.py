@@ -19,6 +19,7 @@ from pathlib import Path
 
 from app import PROJECT_ROOT
 from app.settings import Settings
+from app.worker.environment import child_env
 from app.worker.process import ChildOutcome, EventCallback, run_child
 
 __all__ = ["WorkerSupervisor"]
@@ -70,14 +71,6 @@ class WorkerSupervisor:
         """The command as one shell-quoted string (the ``script`` field of the progress)."""
         return shlex.join(self.command_for(job_root))
 
-    def child_env(self) -> dict[str, str]:
-        """This process's environment plus ``PYTHONPATH`` = project root and unbuffered output."""
-        env = dict(os.environ)
-        paths = [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
-
     def check_command(self) -> str | None:
         """Why the pipeline command cannot start, or ``None`` when its program exists."""
         program = self._settings.pipeline_argv[0]
@@ -103,7 +96,7 @@ class WorkerSupervisor:
         try:
             outcome = await run_child(
                 self.command_for(job_root),
-                env=self.child_env(),
+                env=child_env(PYTHONUNBUFFERED="1"),
                 cwd=PROJECT_ROOT,
                 on_event=on_event,
                 cancel=cancel,

@@ -20,7 +20,7 @@ from app import CAPABILITY
 from app.jobs.envelope import PushLease
 from app.jobs.push_context import DomainPushContexts, PushTaskContext
 from app.runner.naming import COLMAP_BINARIES
-from domain_client.emulator import EmulatorConfig, EmulatorServer
+from emulator import EmulatorConfig, EmulatorServer
 
 SUFFIX = "_2025-01-02_03-04-05"
 SCAN_BY_NAME = "2025-01-01_10-00-00"
@@ -41,6 +41,9 @@ EMULATOR_CONFIG = EmulatorConfig(
     # the current token is pinned by the respx contract case 44.
     rotate="always",
 )
+
+#: Every COLMAP binary's name prefix (= data type), in order.
+COLMAP_PREFIXES = tuple(prefix for prefix, _ in COLMAP_BINARIES)
 
 Seed = Callable[[str, str, bytes], str]
 """Stores ``(name, data_type, content)`` in a domain; returns the item's id."""
@@ -71,7 +74,7 @@ def seed_refined_scene(
     server_url: str,
     *,
     manifest_name: str = f"refined_manifest{SUFFIX}",
-    colmap: tuple[str, ...] = tuple(prefix for prefix, _ in COLMAP_BINARIES),
+    colmap: tuple[str, ...] = COLMAP_PREFIXES,
 ) -> RefinedScene:
     """The case-37 layout: one recording found by derived name, one by id, COLMAP binaries."""
     by_id = seed(f"dmt_recording_{SCAN_BY_ID}", "dmt_recording_mp4", b"video-by-id")

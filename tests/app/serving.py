@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
-from tests.app.waiting import eventually
+from tests.support.waiting import eventually
 
 
 @asynccontextmanager

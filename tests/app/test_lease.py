@@ -17,8 +17,8 @@ import pytest
 from app import CAPABILITY
 from app.settings import Settings
 from app.store import JobStore
-from domain_client.emulator import EmulatorServer
-from domain_client.emulator.queue import TaskRecord
+from emulator import EmulatorServer
+from emulator.queue import TaskRecord
 from tests.app.api.nodes import running_node
 from tests.app.domains import (
     APP_TOKEN,
@@ -30,7 +30,7 @@ from tests.app.domains import (
     push_envelope,
 )
 from tests.app.factories import make_settings
-from tests.app.waiting import alive, eventually
+from tests.support.waiting import alive, eventually
 
 pytestmark = pytest.mark.anyio
 

@@ -10,11 +10,11 @@ import pytest
 from app.records import NewJob
 from app.services import start_services
 from app.store import JobStore
-from domain_client.emulator import EmulatorServer
+from emulator import EmulatorServer
 from tests.app.api.nodes import running_node
 from tests.app.domains import emulated_scene, push_envelope
 from tests.app.factories import make_settings
-from tests.app.waiting import alive, eventually
+from tests.support.waiting import alive, eventually
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from app import PROJECT_ROOT
-from app.demo import free_port
+from demo import free_port
 
 
 def node_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from app.records import ArtifactEntry, NewJob
+from app.records import ArtifactEntry, JobSource, NewJob
 from app.store import MIGRATIONS, InvalidTransitionError, JobNotFoundError, JobStore
 
 
-def new_job(task_id: str = "task-1", source: str = "push") -> NewJob:
+def new_job(task_id: str = "task-1", source: JobSource = "push") -> NewJob:
     return NewJob(
         source=source,
         task_id=task_id,
-        capability="/splatter/colmap/v1",  # type: ignore[arg-type]
+        capability="/splatter/colmap/v1",
         job_id="job-1",
         domain_id="dom-1",
         progress_url="http://127.0.0.1:1/p",

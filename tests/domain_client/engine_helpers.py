@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -43,9 +42,7 @@ def engine_for(
     return TaskEngine(dms, http, handlers, EngineConfig(**settings), registrar=registrar)
 
 
-def heartbeat_echo(
-    lease: dict[str, Any], **changes: Any
-) -> Callable[[httpx.Request | None], httpx.Response]:
+def heartbeat_echo(lease: dict[str, Any], **changes: Any) -> Callable[..., httpx.Response]:
     """A heartbeat side effect answering the lease envelope with fresh expiries (+ changes)."""
 
     def respond(request: httpx.Request | None = None) -> httpx.Response:
@@ -57,13 +54,3 @@ def heartbeat_echo(
 
 def body_of(request: httpx.Request) -> Any:
     return json.loads(request.content)
-
-
-async def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll ``condition`` every 10 ms; fail the test after ``timeout_s``."""
-
-    async def poll() -> None:
-        while not condition():  # noqa: ASYNC110 (respx routes have no event to wait on)
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout_s)

@@ -162,7 +162,8 @@ class FakeNetwork:
         return respond
 
     def _bearer(self, request: httpx.Request) -> str:
-        return request.headers.get("authorization", "").removeprefix("Bearer ")
+        header: str = request.headers.get("authorization", "")
+        return header.removeprefix("Bearer ")
 
     def _domain_ok(self, request: httpx.Request, domain: str) -> bool:
         return self.domain_tokens.get(self._bearer(request)) == domain

@@ -1,7 +1,7 @@
 """The "server" fixture of the client suite, in two flavours with one interface:
 
 - ``respx``: :class:`~tests.domain_client.fake_network.FakeNetwork`, in memory behind respx;
-- ``emulator``: ``domain_client.emulator`` under uvicorn on 127.0.0.1 (free port), real HTTP.
+- ``emulator``: ``emulator`` under uvicorn on 127.0.0.1 (free port), real HTTP.
 
 Tests written against :class:`Network` run unchanged on both, so the client, the emulator and
 the spec are checked against each other.
@@ -91,9 +91,9 @@ class RespxNetwork:
 
 
 def emulator_module() -> Any | None:
-    """``domain_client.emulator`` if this checkout has it, else None."""
+    """``emulator`` if this checkout has it, else None."""
     try:
-        return importlib.import_module("domain_client.emulator")
+        return importlib.import_module("emulator")
     except ImportError:
         return None
 

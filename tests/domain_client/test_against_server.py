@@ -35,7 +35,6 @@ from domain_client import (
     build_lease_node,
     load_node_config,
 )
-from tests.domain_client.engine_helpers import wait_until
 from tests.domain_client.factories import CAPABILITY, PRIVATE_KEY, shared_ssl_context
 from tests.domain_client.networks import (
     EmulatorNetwork,
@@ -44,6 +43,7 @@ from tests.domain_client.networks import (
     emulator_module,
     new_domain,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -58,7 +58,7 @@ def network(request: pytest.FixtureRequest) -> Iterator[Network]:
         return
     emulator = emulator_module()
     if emulator is None:
-        pytest.skip("domain_client.emulator is not in this checkout")
+        pytest.skip("emulator is not in this checkout")
     with emulator.EmulatorServer(EmulatorNetwork.config(emulator)) as server:
         yield EmulatorNetwork(server)
 
@@ -296,7 +296,7 @@ async def test_lease_node_from_environment_runs_a_task(
     node = build_lease_node(config, client, {CAPABILITY: splat_handler(tmp_path)}, engine=engine)
     assert not node.healthy
     node.start()
-    await wait_until(lambda: network.task_result(task_id).status == "completed", timeout_s=20)
+    await eventually(lambda: network.task_result(task_id).status == "completed", within_s=20)
     assert node.healthy
     await asyncio.wait_for(node.stop(), 10)
     assert not node.healthy

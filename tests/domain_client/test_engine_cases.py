@@ -11,7 +11,7 @@ import respx
 
 from domain_client import DdsAuth, DdsClient, RunnerError, TaskContext, TokenConfig, Wallet
 from domain_client.timestamps import format_timestamp
-from tests.domain_client.engine_helpers import body_of, engine_for, heartbeat_echo, wait_until
+from tests.domain_client.engine_helpers import body_of, engine_for, heartbeat_echo
 from tests.domain_client.factories import (
     BASE,
     CAPABILITY,
@@ -21,6 +21,7 @@ from tests.domain_client.factories import (
     metadata_json,
     ts,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -162,7 +163,7 @@ async def test_case_05_full_node_loop_with_siwe(http: httpx.AsyncClient) -> None
             poll_backoff_ms_max=1000,
         )
         loop = asyncio.create_task(engine.run_forever(stop))
-        await wait_until(lambda: upload.call_count >= 5)
+        await eventually(lambda: upload.call_count >= 5)
         stop.set()
         await asyncio.wait_for(loop, 10)
         await auth.close()

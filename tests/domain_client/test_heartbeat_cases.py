@@ -23,8 +23,9 @@ from domain_client import (
     TaskCancelled,
 )
 from domain_client.heartbeat import heartbeat_delay_s
-from tests.domain_client.engine_helpers import body_of, engine_for, wait_until
+from tests.domain_client.engine_helpers import body_of, engine_for
 from tests.domain_client.factories import BASE, CAPABILITY, lease_body, ts
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -108,7 +109,7 @@ async def test_case_07_ttl_driven_heartbeat(http: httpx.AsyncClient) -> None:
         route = mock.post(f"/tasks/{session.task_id}/heartbeat").respond(200, json={})
         began = time.monotonic()
         running = asyncio.create_task(driver.run())
-        await wait_until(lambda: route.call_count >= 1, timeout_s=5)
+        await eventually(lambda: route.call_count >= 1, within_s=5)
         first_after = time.monotonic() - began
         driver.stop()
         assert await running == "completed"
@@ -126,7 +127,7 @@ async def test_case_08_progress_driven_heartbeat(http: httpx.AsyncClient) -> Non
         assert route.call_count == 0  # TTL-driven one is 1.25–1.75 s away
         began = time.monotonic()
         driver.set_progress({"pct": 10})
-        await wait_until(lambda: route.call_count >= 1, timeout_s=5)
+        await eventually(lambda: route.call_count >= 1, within_s=5)
         latency = time.monotonic() - began
         driver.stop()
         assert await running == "completed"
@@ -230,7 +231,7 @@ async def test_updates_during_a_heartbeat_are_coalesced_to_the_latest(
             driver.set_progress({"pct": pct})
         route.mock(side_effect=lambda request: httpx.Response(200, json={}))
         release.set()
-        await wait_until(lambda: route.call_count >= 2)
+        await eventually(lambda: route.call_count >= 2)
         await asyncio.sleep(0.05)
         driver.stop()
         await running

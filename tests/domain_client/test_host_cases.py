@@ -24,7 +24,7 @@ from domain_client import (
     TaskContext,
     Wallet,
 )
-from tests.domain_client.engine_helpers import body_of, engine_for, heartbeat_echo, wait_until
+from tests.domain_client.engine_helpers import body_of, engine_for, heartbeat_echo
 from tests.domain_client.factories import (
     BASE,
     CAPABILITY,
@@ -35,6 +35,7 @@ from tests.domain_client.factories import (
     metadata_json,
     new_id,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -162,7 +163,7 @@ async def test_case_31_exact_fail_body_and_keep_claiming(
     engine = engine_for(http, {TEST_CAPABILITY: scripted_runner(tmp_path, then=exit_1)})
     stop = asyncio.Event()
     loop = asyncio.create_task(engine.run_forever(stop))
-    await wait_until(lambda: host.fail.call_count >= 2)
+    await eventually(lambda: host.fail.call_count >= 2)
     stop.set()
     await asyncio.wait_for(loop, 10)
     for call in host.fail.calls[:2]:
@@ -190,7 +191,7 @@ async def test_case_32_dms_cancel_sends_no_receipt_and_keeps_claiming(
     loop = asyncio.create_task(engine.run_forever(stop))
     await asyncio.wait_for(waiting.wait(), 10)
     host.heartbeat.mock(side_effect=heartbeat_echo(host.lease, cancel=True))
-    await wait_until(lambda: host.lease_route.call_count >= 2 and engine.outcomes["cancelled"] >= 1)
+    await eventually(lambda: host.lease_route.call_count >= 2 and engine.outcomes["cancelled"] >= 1)
     stop.set()
     await asyncio.wait_for(loop, 10)
     assert host.complete.call_count == 0 and host.fail.call_count == 0

@@ -267,7 +267,7 @@ EXPECTED_ERRORS: list[tuple[int, type[ResponseError], str]] = [
 
 async def test_case_17_download_error_mapping(http: httpx.AsyncClient, tmp_path: Path) -> None:
     for mode in ("list_raw", "multipart"):
-        storage = storage_for(http, DomainToken("tkn"), mode=mode)  # type: ignore[arg-type]
+        storage = storage_for(http, DomainToken("tkn"), mode=mode)
         with respx.mock(base_url=BASE) as mock:
             for status, _, _ in EXPECTED_ERRORS:
                 mock.get(DATA, params={"ids": f"c{status}"}).respond(status, json={"error": "x"})

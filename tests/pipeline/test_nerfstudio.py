@@ -26,9 +26,9 @@ from pipeline.render.dense import render_dense
 from pipeline.render.types import Camera, RenderSettings
 from pipeline.synthetic import SyntheticScene
 from tests.pipeline.colmap.factories import random_unit_quaternion
-from tests.pipeline.export.factories import random_splats
 from tests.pipeline.render.factories import look_at_camera
 from tests.pipeline.synthetic.factories import make_tiny_job
+from tests.support.splats import random_splats
 
 Exported = tuple[SyntheticScene, dict[str, Any]]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app import CAPABILITY
-from domain_client.emulator import EmulatorServer
+from emulator import EmulatorServer
 from tests.app.api.nodes import running_node
 from tests.app.domains import emulated_scene, push_envelope
 from tests.app.factories import make_settings

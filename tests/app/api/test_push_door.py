@@ -16,12 +16,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app import CAPABILITY
-from domain_client.emulator import EmulatorServer
+from emulator import EmulatorServer
 from tests.app.api.nodes import running_node
 from tests.app.domains import SUFFIX, domain_uploads, emulated_scene, push_envelope, stored
 from tests.app.factories import make_settings
 from tests.app.serving import serve
-from tests.app.waiting import alive, eventually
+from tests.support.waiting import alive, eventually
 
 pytestmark = pytest.mark.anyio
 

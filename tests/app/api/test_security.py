@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from app import CAPABILITY
 from app.api.limits import BodySizeLimit
-from domain_client.emulator import EmulatorServer
+from emulator import EmulatorServer
 from tests.app.api.nodes import running_node
 from tests.app.domains import emulated_scene, push_envelope
 from tests.app.factories import make_settings

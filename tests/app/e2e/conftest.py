@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from app import PROJECT_ROOT
-from app.demo import free_port
+from demo import free_port
 from tests.app.e2e.harness import NodeProcess, node_environment
 
 StartNode = Callable[..., NodeProcess]

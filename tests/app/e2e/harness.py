@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 
 from app import CAPABILITY, PROJECT_ROOT
-from app.demo import SeededScene, seed_scene
-from domain_client.emulator import EmulatorServer
+from demo import SeededScene, seed_scene
+from emulator import EmulatorServer
 from tests.app.domains import APP_TOKEN, NODE_KEY, REG_SECRET
 
 #: Training steps of an end-to-end job: a few seconds of training on 2 cores, long enough for

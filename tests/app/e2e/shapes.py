@@ -51,7 +51,7 @@ def check_v1_sequence(values: Sequence[dict[str, Any]]) -> list[str]:
     """Asserts every value is a §3.7 V1 shape, ``pct`` never decreases and the last value is
     the final one; returns the kinds seen, in order."""
     kinds = [kind_of(value) for value in values]
-    pcts = [value.get("pct", value.get("progress")) for value in values]
+    pcts = [value["pct"] if "pct" in value else value["progress"] for value in values]
     assert pcts == sorted(pcts), pcts
     assert kinds[-1] == "final", kinds
     return kinds

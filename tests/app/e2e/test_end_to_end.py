@@ -20,13 +20,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app import CAPABILITY
-from app.demo import SeededScene
-from domain_client.emulator import EmulatorServer
+from demo import SeededScene
+from emulator import EmulatorServer
 from tests.app.e2e.conftest import StartNode
 from tests.app.e2e.harness import create_task, lease_environment, seed, wait_task
 from tests.app.e2e.shapes import check_v1_sequence
 from tests.app.serving import ThreadedServer
-from tests.app.waiting import eventually
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

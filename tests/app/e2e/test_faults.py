@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
-from domain_client.emulator import EmulatorServer
+from emulator import EmulatorServer
 from tests.app.domains import EMULATOR_CONFIG
 from tests.app.e2e.conftest import StartNode
 from tests.app.e2e.harness import (
@@ -36,7 +36,7 @@ from tests.app.e2e.harness import (
 )
 from tests.app.e2e.proxy import DomainOutageProxy
 from tests.app.serving import ThreadedServer
-from tests.app.waiting import alive
+from tests.support.waiting import alive
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_events_are_resent_until_a_2xx_acknowledges_them() -> None:
     bodies: list[dict[str, object]] = []
-    answers = iter([httpx.ConnectError("refused"), 500, 200, 200])
+    answers: Iterator[Exception | int] = iter([httpx.ConnectError("refused"), 500, 200, 200])
 
     def handler(request: httpx.Request) -> httpx.Response:
         answer = next(answers)
@@ -41,9 +42,11 @@ async def test_events_are_resent_until_a_2xx_acknowledges_them() -> None:
 async def test_a_forwarder_with_nothing_new_sends_nothing_on_close() -> None:
     calls: list[httpx.Request] = []
 
-    async with httpx.AsyncClient(
-        transport=httpx.MockTransport(lambda r: calls.append(r) or httpx.Response(200))
-    ) as http:
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
         forwarder = ProgressForwarder(http, "http://127.0.0.1:1/progress")
         forwarder.start()
         await forwarder.close()

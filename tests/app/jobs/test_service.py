@@ -16,10 +16,10 @@ from app.runner import JobCancelledError, SplatterJobError
 from app.settings import Settings
 from app.store import JobStore
 from app.worker.supervisor import WorkerSupervisor
-from domain_client.emulator import EmulatorServer
+from emulator import EmulatorServer
 from tests.app.domains import SUFFIX, RecordedContext, emulated_scene, push_context
 from tests.app.factories import make_settings
-from tests.app.waiting import eventually
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 

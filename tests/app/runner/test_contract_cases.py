@@ -30,8 +30,8 @@ from domain_client import DmsClient, EngineConfig, RetryPolicy, StaticTokenSourc
 from domain_client.engine import CycleOutcome, TaskContext
 from tests.app.domains import SCAN_BY_ID, SCAN_BY_NAME, SUFFIX, RefinedScene, seed_refined_scene
 from tests.app.factories import make_settings
-from tests.app.waiting import eventually
 from tests.domain_client.fake_network import BASE, FakeNetwork
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -327,7 +327,7 @@ async def test_case_44_a_token_rotated_during_downloads_is_used_by_every_later_r
         next heartbeat shows the node has applied it."""
         wire.net.rotate_next.add(task_id)
         armed_at = heartbeats()
-        await _until(lambda: heartbeats() >= armed_at + 2)
+        await eventually(lambda: heartbeats() >= armed_at + 2)
         rotated_at.append(armed_at)
         return wire.net._raw(request, wire.domain_id, scene.recording_by_id)
 
@@ -356,11 +356,3 @@ def _logged(wire: Wire, respond: Callable[[httpx.Request], Any]) -> Callable[[ht
         return response
 
     return logged
-
-
-async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    async def poll() -> None:
-        while not condition():  # noqa: ASYNC110 (respx routes have no event to wait on)
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout_s)

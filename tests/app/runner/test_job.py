@@ -17,8 +17,7 @@ import pytest
 
 from app.metrics import NodeMetrics
 from app.runner import JobCancelledError, SplatterJobError, run_splatter_job
-from domain_client.emulator import EmulatorServer
-from tests.app.conftest import StartEmulator
+from emulator import EmulatorServer
 from tests.app.domains import (
     SUFFIX,
     RecordedContext,
@@ -30,6 +29,7 @@ from tests.app.domains import (
     stored,
 )
 from tests.app.factories import make_settings
+from tests.support.emulator import StartEmulator
 
 pytestmark = pytest.mark.anyio
 
@@ -86,7 +86,7 @@ async def test_a_successful_run_reports_the_v1_progress_sequence_monotonically(
     names = {"uploaded_splat": f"refined_splat{SUFFIX}", **PREVIEWS}
     assert uploads[2] == {"pct": 95, "stage": "upload", "status": "completed", **names}
     assert progress[-1] == {"progress": 100, "stage": "complete", "status": "succeeded", **names}
-    pcts = [p.get("pct", p.get("progress")) for p in progress]
+    pcts = [p["pct"] if "pct" in p else p["progress"] for p in progress]
     assert pcts == sorted(pcts)
 
 

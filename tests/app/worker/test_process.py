@@ -18,7 +18,7 @@ import pytest
 from app import PROJECT_ROOT
 from app.worker.process import TAIL_LINE_CHARS, TAIL_LINES, ChildOutcome, run_child
 from tests.app.factories import stub_command
-from tests.app.waiting import alive, eventually
+from tests.support.waiting import alive, eventually
 
 pytestmark = pytest.mark.anyio
 

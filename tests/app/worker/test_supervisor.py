@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from app import PROJECT_ROOT
 from app.worker.supervisor import WorkerSupervisor
 from tests.app.factories import make_settings
-from tests.app.waiting import eventually
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 

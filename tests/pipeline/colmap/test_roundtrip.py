@@ -63,6 +63,7 @@ def _assert_rigs_equal(a: ColmapRig, b: ColmapRig) -> None:
         assert (x.sensor_type, x.sensor_id) == (y.sensor_type, y.sensor_id)
         assert (x.sensor_from_rig is None) == (y.sensor_from_rig is None)
         if x.sensor_from_rig is not None:
+            assert y.sensor_from_rig is not None
             np.testing.assert_array_equal(
                 np.concatenate(x.sensor_from_rig), np.concatenate(y.sensor_from_rig)
             )

@@ -13,7 +13,8 @@ from scipy.spatial.transform import Rotation
 from pipeline.cli import main
 from pipeline.export.ply import write_ply
 from pipeline.export.splat_format import encode_splat, read_splat
-from tests.pipeline.export.factories import inria_columns, random_splats, write_custom_ply
+from tests.pipeline.export.factories import inria_columns, write_custom_ply
+from tests.support.splats import random_splats
 
 
 def test_converts_our_ply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,8 @@ from pipeline.cli import main
 from pipeline.commands.preview import parse_up
 from pipeline.commands.terminal import TerminalProgress
 from pipeline.export.ply import write_ply
-from tests.pipeline.export.factories import inria_columns, random_splats, write_custom_ply
+from tests.pipeline.export.factories import inria_columns, write_custom_ply
+from tests.support.splats import random_splats
 
 TINY = ["--size", "32x18", "--fps", "1"]
 

@@ -22,10 +22,10 @@ from pipeline.export import read_ply, read_splat
 from pipeline.export.rotate import NERFSTUDIO_TO_OUTPUT
 from pipeline.layout import JobLayout
 from pipeline.train.nerfstudio_cli import NerfstudioRun, ns_export_argv, ns_train_argv
-from tests.pipeline.export.factories import random_splats
 from tests.pipeline.synthetic.factories import make_tiny_job
 from tests.pipeline.train import fake_nerfstudio
-from tests.pipeline.train.fake_nerfstudio import alive, wait_for
+from tests.support.splats import random_splats
+from tests.support.waiting import alive, eventually_sync
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 GAUSSIANS = 25
@@ -171,8 +171,8 @@ def hanging_training(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], in
     child = start(setup)
     pids: list[int] = []
     try:
-        assert wait_for(lambda: child.poll() is not None or pid_file.exists(), 120)
-        assert wait_for(lambda: len(pid_file.read_text().split()) == 2, 5)
+        eventually_sync(lambda: child.poll() is not None or pid_file.exists(), within_s=120)
+        eventually_sync(lambda: len(pid_file.read_text().split()) == 2, within_s=5)
         pids = [int(p) for p in pid_file.read_text().split()]
         yield child, pids[0], pids[1]
     finally:
@@ -189,4 +189,4 @@ def test_sigterm_stops_ns_train_and_its_workers(tmp_path: Path) -> None:
         stdout, _ = child.communicate(timeout=60)
         assert child.returncode == 143
         assert json.loads(stdout.splitlines()[-1])["message"] == "terminated by SIGTERM"
-        assert wait_for(lambda: not alive(trainer) and not alive(worker), 10)
+        eventually_sync(lambda: not alive(trainer) and not alive(worker), within_s=10)

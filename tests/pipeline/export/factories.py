@@ -8,23 +8,10 @@ from pathlib import Path
 import numpy as np
 import plyfile
 import torch
+from numpy.typing import NDArray
 
+from pipeline.export.ply import PlySplats
 from pipeline.splats import Splats
-
-
-def random_splats(
-    n: int, sh_degree: int = 3, seed: int = 0, dtype: torch.dtype = torch.float32
-) -> Splats:
-    """``n`` trained-looking Gaussians: centres in a 2-unit cube, varied shapes and colours."""
-    g = torch.Generator().manual_seed(seed)
-    k = (sh_degree + 1) ** 2
-    return Splats(
-        means=(torch.rand(n, 3, generator=g, dtype=dtype) - 0.5) * 2.0,
-        quats=torch.randn(n, 4, generator=g, dtype=dtype),
-        log_scales=torch.rand(n, 3, generator=g, dtype=dtype) * 2.0 - 4.0,
-        logit_opacities=torch.randn(n, generator=g, dtype=dtype) * 2.0,
-        sh=torch.randn(n, k, 3, generator=g, dtype=dtype) * 0.5,
-    )
 
 
 def blob_splats(
@@ -94,3 +81,9 @@ def assert_splats_equal(a: Splats, b: Splats, atol: float = 0.0) -> None:
     ):  # fmt: skip
         assert x.shape == y.shape, name
         assert torch.allclose(x.double(), y.double(), atol=atol, rtol=0), name
+
+
+def up_of(ply: PlySplats) -> NDArray[np.float64]:
+    """The up vector the PLY's header records; fails the test when it records none."""
+    assert ply.up is not None, "the PLY header records no up vector"
+    return ply.up

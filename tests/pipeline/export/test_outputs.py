@@ -13,7 +13,8 @@ from pipeline.export.ply import read_ply
 from pipeline.export.rotate import COLMAP_TO_OUTPUT, axis_rotation, quat_to_matrix
 from pipeline.export.splat_format import encode_splat
 from pipeline.render.sh import eval_sh
-from tests.pipeline.export.factories import assert_splats_equal, random_splats
+from tests.pipeline.export.factories import assert_splats_equal, up_of
+from tests.support.splats import random_splats
 
 Y_DOWN = [0.0, -1.0, 0.0]  # COLMAP/OpenCV worlds usually have gravity along +y
 
@@ -43,12 +44,14 @@ def test_header_records_up_in_each_frame(tmp_path: Path) -> None:
     ns, rot = read_ply(result.splat_ply), read_ply(result.rotated_ply)
     # -y in COLMAP is +z in nerfstudio's frame (what the reference's previews assume) and -x
     # in the output frame, Rz(-90°) of COLMAP.
-    assert np.allclose(ns.up, [0.0, 0.0, 1.0]) and np.allclose(result.nerfstudio_up, ns.up)
+    assert np.allclose(up_of(ns), [0.0, 0.0, 1.0]) and np.allclose(result.nerfstudio_up, up_of(ns))
     assert "Vertical Axis: z" in ns.comments
-    assert np.allclose(rot.up, [-1.0, 0.0, 0.0])
+    assert np.allclose(up_of(rot), [-1.0, 0.0, 0.0])
     assert "Vertical Axis: -x" in rot.comments
     tilted = export_all(random_splats(5), tmp_path / "t", up=[1.0, -1.0, 0.0])
-    assert np.allclose(read_ply(tilted.rotated_ply).up, COLMAP_TO_OUTPUT @ [2**-0.5, -(2**-0.5), 0])
+    assert np.allclose(
+        up_of(read_ply(tilted.rotated_ply)), COLMAP_TO_OUTPUT @ [2**-0.5, -(2**-0.5), 0]
+    )
 
 
 def test_view_dependent_colour_survives_both_rotations(tmp_path: Path) -> None:

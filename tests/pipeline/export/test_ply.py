@@ -14,9 +14,10 @@ from pipeline.export.ply import ply_property_names, read_ply, up_comments, write
 from tests.pipeline.export.factories import (
     assert_splats_equal,
     inria_columns,
-    random_splats,
+    up_of,
     write_custom_ply,
 )
+from tests.support.splats import random_splats
 
 STANDARD_62 = (
     ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
@@ -60,7 +61,7 @@ def test_round_trip_is_exact(tmp_path: Path, degree: int) -> None:
     write_ply(tmp_path / "s.ply", splats, up=[0.0, -1.0, 0.0])
     back = read_ply(tmp_path / "s.ply")
     assert_splats_equal(back.splats, splats)
-    assert np.allclose(back.up, [0.0, -1.0, 0.0])
+    assert np.allclose(up_of(back), [0.0, -1.0, 0.0])
     assert ply_property_names(degree)[-8:] == STANDARD_62[-8:]
 
 
@@ -126,10 +127,10 @@ def test_reader_ignores_extra_and_reordered_properties(tmp_path: Path) -> None:
 def test_reader_takes_the_up_vector_from_comments(tmp_path: Path) -> None:
     columns = inria_columns(random_splats(2, sh_degree=0))
     nerfstudio = write_custom_ply(tmp_path / "a.ply", columns, comments=["Vertical Axis: y"])
-    assert np.array_equal(read_ply(nerfstudio).up, [0.0, 1.0, 0.0])
+    assert np.array_equal(up_of(read_ply(nerfstudio)), [0.0, 1.0, 0.0])
     both = ["Vertical Axis: z", "Up Vector: 0.6 0 0.8"]
-    assert np.allclose(read_ply(write_custom_ply(tmp_path / "b.ply", columns, comments=both)).up,
-                       [0.6, 0.0, 0.8])  # fmt: skip
+    b = read_ply(write_custom_ply(tmp_path / "b.ply", columns, comments=both))
+    assert np.allclose(up_of(b), [0.6, 0.0, 0.8])
     junk = write_custom_ply(tmp_path / "c.ply", columns, comments=["Up Vector: a b c"])
     assert read_ply(junk).up is None
 

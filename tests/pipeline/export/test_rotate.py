@@ -19,7 +19,7 @@ from pipeline.export.rotate import (
     rotate_quats,
     rotate_splats,
 )
-from tests.pipeline.export.factories import random_splats
+from tests.support.splats import random_splats
 
 
 @pytest.mark.parametrize("R", [COLMAP_TO_NERFSTUDIO, NERFSTUDIO_TO_OUTPUT, COLMAP_TO_OUTPUT])

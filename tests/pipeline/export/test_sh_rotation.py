@@ -14,8 +14,8 @@ from pipeline.export.sh_rotation import rotate_sh, sh_band_rotation, sh_rotation
 from pipeline.render.dense import render_dense
 from pipeline.render.sh import eval_sh
 from pipeline.render.types import Camera, RenderSettings
-from tests.pipeline.export.factories import random_splats
 from tests.pipeline.render.factories import look_at_camera
+from tests.support.splats import random_splats
 
 _C1 = 0.4886025119029199
 

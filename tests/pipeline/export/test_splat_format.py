@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,13 @@ from pipeline.export.splat_format import (
     write_splat,
 )
 from pipeline.splats import Splats
-from tests.pipeline.export.factories import inria_columns, random_splats, write_custom_ply
+from tests.pipeline.export.factories import inria_columns, write_custom_ply
+from tests.support.splats import random_splats
 
 C0 = 0.28209479177387814
 
 
-def _splats(rows: list[dict[str, list[float] | float]]) -> Splats:
+def _splats(rows: Sequence[Mapping[str, object]]) -> Splats:
     """Splats from per-Gaussian dicts with keys pos, log_scale, dc, opacity, quat."""
 
     def col(key: str) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -22,7 +23,9 @@ from pipeline.render.projection import project
 from pipeline.render.types import Gaussians
 
 
-def _box(center: list[float], half: list[float], up: list[float] = (0, 0, 1)) -> SceneBounds:
+def _box(
+    center: list[float], half: list[float], up: Sequence[float] = (0.0, 0.0, 1.0)
+) -> SceneBounds:
     points = np.array(center) + np.array(half) * np.array(
         [[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]
     )
@@ -36,11 +39,12 @@ def _inside_frustum(camera: PathCamera, points: np.ndarray) -> np.ndarray:
     depth = -local[:, 2]  # OpenGL cameras look along -z
     tan_v = math.tan(math.radians(camera.vfov_deg) / 2)
     tan_h = tan_v * camera.width / camera.height
-    return (
+    inside: np.ndarray = (
         (depth > 0)
         & (np.abs(local[:, 0]) <= tan_h * depth)
         & (np.abs(local[:, 1]) <= tan_v * depth)
     )
+    return inside
 
 
 def _elevation_and_azimuth(cameras: list[PathCamera], bounds: SceneBounds) -> np.ndarray:

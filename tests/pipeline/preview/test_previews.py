@@ -16,30 +16,18 @@ from pipeline.preview.encode import EncodeConfig
 from pipeline.preview.mp4 import probe_mp4
 from pipeline.preview.previews import PREVIEW_FILES, PreviewConfig, render_preview
 from pipeline.render import get_rasterizer
-from pipeline.render.types import Camera, Gaussians, RenderOutput, RenderSettings
-from tests.pipeline.export.factories import blob_splats, random_splats
+from pipeline.render.types import BackendName, Camera, Gaussians, RenderOutput, RenderSettings
+from tests.pipeline.export.factories import blob_splats
+from tests.support.progress import RecordingProgress
+from tests.support.splats import random_splats
 
 TINY = OrbitConfig(fps=1.0, width=32, height=18)  # 5 frames: the dense oracle is slow
-
-
-class RecordingProgress:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def emit(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-
-    def progress(self, stage: str, pct: float, **fields: Any) -> None:
-        self.events.append({"event": "progress", "stage": stage, "pct": pct, **fields})
-
-    def warnings(self) -> list[str]:
-        return [e["message"] for e in self.events if e["event"] == "warning"]
 
 
 class FailingRasterizer:
     """A backend that breaks after ``ok_frames`` successful renders."""
 
-    name = "cpu"
+    name: BackendName = "cpu"
 
     def __init__(self, ok_frames: int = 0, error: BaseException | None = None) -> None:
         self.ok_frames = ok_frames

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numba
 import pytest
@@ -107,9 +108,10 @@ def test_numba_threads_follow_torch() -> None:
         torch.set_num_threads(1)
         TileRasterizer().render(random_gaussians(10), CAMERA, RenderSettings())
         assert numba.get_num_threads() == 1
-        torch.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        pool: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+        torch.set_num_threads(min(2, pool))
         TileRasterizer().render(random_gaussians(10), CAMERA, RenderSettings())
-        assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
+        assert numba.get_num_threads() == min(2, pool)
     finally:
         torch.set_num_threads(before)
 
@@ -118,15 +120,16 @@ class _SetsAbsgrad(torch.autograd.Function):
     """Stands in for gsplat's compositing: ``sum(x**2)`` that sets ``x.absgrad`` in backward."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:
         ctx.save_for_backward(x)
         return (x**2).sum()
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
         (x,) = ctx.saved_tensors  # type: ignore[attr-defined]
-        x.absgrad = (2 * x * grad).abs() + 1.0
-        return 2 * x * grad
+        grad_x: Tensor = 2 * x * grad
+        x.absgrad = grad_x.abs() + 1.0
+        return grad_x
 
 
 def test_gsplat_means2d_view_receives_grad_and_absgrad() -> None:
@@ -160,9 +163,10 @@ def test_gsplat_empty_scene_is_the_background_and_differentiable() -> None:
 
 def test_warm_up_leaves_every_kernel_compiled() -> None:
     warm_up((torch.float32, torch.float64))
-    dispatchers = [kernels.prepare, kernels.box_tile_counts, kernels.list_tiles,
+    dispatchers: list[Any] = [kernels.prepare, kernels.box_tile_counts, kernels.list_tiles,
                    kernels.group_by_tile, kernels.composite_forward, kernels.composite_backward,
                    kernels.sum_per_gaussian]  # fmt: skip
     assert all(d.signatures for d in dispatchers)
-    input_dtypes = {str(sig[0].dtype) for sig in kernels.prepare.signatures}
+    signatures: list[tuple[Any, ...]] = kernels.prepare.signatures
+    input_dtypes = {str(sig[0].dtype) for sig in signatures}
     assert {"float32", "float64"} <= input_dtypes

@@ -100,6 +100,7 @@ def test_gradients_match_oracle(case: BackendCase, seed: int) -> None:
     for name, ours, theirs in zip(names, ours_in._tensors(), ref_in._tensors(), strict=True):
         _assert_grad_close(ours.grad, theirs.grad, case.grad_rtol, name)
     visible = _assert_same_visibility(case, out.visible.cpu(), ref.visible)
+    assert out.means2d.grad is not None and ref.means2d.grad is not None
     _assert_grad_close(out.means2d.grad[visible], ref.means2d.grad[visible], case.grad_rtol,
                        "means2d")  # fmt: skip
 
@@ -152,5 +153,6 @@ def test_absgrad_matches_per_pixel_brute_force(case: BackendCase, seed: int) -> 
     assert absgrad.shape == (40, 2)
     _assert_grad_close(absgrad, expected, case.grad_rtol, "absgrad")
     # |Σ g| ≤ Σ |g|, strictly somewhere when pixels pull in different directions.
+    assert out.means2d.grad is not None
     assert (out.means2d.grad.abs() <= absgrad + 1e-12).all()
     assert (absgrad - out.means2d.grad.abs()).max() > 1e-6

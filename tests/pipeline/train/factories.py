@@ -14,11 +14,11 @@ from pipeline.render.dense import render_dense
 from pipeline.render.sh import C0, rgb_to_sh
 from pipeline.render.types import Camera, Gaussians, RenderSettings
 from pipeline.scene import SceneData, View
-from pipeline.splats import Splats
 from pipeline.train.config import TrainConfig
 from pipeline.train.optim import Optimizers, make_optimizers
 from pipeline.train.params import PARAM_NAMES, ParamName, Params, params_from_splats
 from tests.pipeline.render.factories import look_at_camera
+from tests.support.splats import random_splats
 
 FOV_Y_DEG = 40.0
 F64 = torch.float64
@@ -138,20 +138,9 @@ def tiny_scene(
     )
 
 
-def random_splats(n: int, seed: int = 0, sh_bases: int = 4) -> Splats:
-    g = torch.Generator().manual_seed(seed)
-    return Splats(
-        means=torch.randn(n, 3, generator=g),
-        quats=torch.randn(n, 4, generator=g),
-        log_scales=torch.randn(n, 3, generator=g) - 3,
-        logit_opacities=torch.randn(n, generator=g),
-        sh=torch.randn(n, sh_bases, 3, generator=g),
-    )
-
-
 def params_with_moments(n: int, seed: int = 0) -> tuple[Params, Optimizers]:
     """Parameters whose Adam moments differ per row (after two steps on random gradients)."""
-    params = params_from_splats(random_splats(n, seed))
+    params = params_from_splats(random_splats(n, sh_degree=1, seed=seed))
     optimizers = make_optimizers(params, TrainConfig().lr)
     g = torch.Generator().manual_seed(seed + 100)
     for _ in range(2):

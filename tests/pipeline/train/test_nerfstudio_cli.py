@@ -37,9 +37,10 @@ from pipeline.train.nerfstudio_cli import (
     parse_step,
     train_with_nerfstudio,
 )
-from tests.pipeline.export.factories import random_splats
 from tests.pipeline.train import fake_nerfstudio
-from tests.pipeline.train.fake_nerfstudio import alive, wait_for
+from tests.support.progress import RecordingProgress
+from tests.support.splats import random_splats
+from tests.support.waiting import alive, eventually_sync
 
 # pipeline-reference.md §1.3 steps 3 and 4, verbatim.
 REFERENCE_TRAIN = (
@@ -52,19 +53,6 @@ REFERENCE_EXPORT = (
     "ns-export gaussian-splat --load-config <job>/refined/splatter/splatfacto/config.yml "
     "--output-dir <job>/refined/splatter"
 )
-
-
-class RecordingProgress:
-    """A progress sink that keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def emit(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-
-    def progress(self, stage: str, pct: float, **fields: Any) -> None:
-        self.events.append({"event": "progress", "stage": stage, "pct": pct, **fields})
 
 
 @dataclass
@@ -358,11 +346,13 @@ def test_ns_train_dies_with_a_parent_killed_outright(
     parent = subprocess.Popen([sys.executable, "-c", parent_code, *argv], env=env)
     pids: list[int] = []
     try:
-        assert wait_for(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, 60)
+        eventually_sync(
+            lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, within_s=60
+        )
         pids = [int(p) for p in pid_file.read_text().split()]
         parent.kill()  # SIGKILL: no handler runs, only PR_SET_PDEATHSIG can stop the child
         parent.wait()
-        assert wait_for(lambda: not alive(pids[0]), 10)
+        eventually_sync(lambda: not alive(pids[0]), within_s=10)
     finally:
         parent.kill()
         parent.wait()

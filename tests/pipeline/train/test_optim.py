@@ -15,7 +15,8 @@ from pipeline.train.optim import (
 )
 from pipeline.train.params import PARAM_NAMES, params_from_splats
 from pipeline.train.schedules import means_lr_at
-from tests.pipeline.train.factories import moments, params_with_moments, random_splats
+from tests.pipeline.train.factories import moments, params_with_moments
+from tests.support.splats import random_splats
 
 
 def test_each_group_gets_its_own_adam_with_the_recipe_rates() -> None:

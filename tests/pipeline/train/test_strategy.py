@@ -14,7 +14,7 @@ from pipeline.splats import Splats
 from pipeline.train.config import DensifyConfig, LearningRates
 from pipeline.train.optim import make_optimizers
 from pipeline.train.params import PARAM_NAMES, Params, params_from_splats
-from pipeline.train.strategy import DensifyState, DensifyStrategy, RefineReport
+from pipeline.train.strategy import DensifyState, DensifyStrategy, GradientSource, RefineReport
 from tests.pipeline.train.factories import moments, params_with_moments
 
 WIDTH, HEIGHT = 40, 20
@@ -130,7 +130,8 @@ def test_high_gradient_small_gaussians_are_cloned_large_ones_split() -> None:
 
 
 def test_plain_and_absolute_gradients_use_their_own_thresholds() -> None:
-    for source, expected in (("grad", 1), ("absgrad", 0)):
+    cases: tuple[tuple[GradientSource, int], ...] = (("grad", 1), ("absgrad", 0))
+    for source, expected in cases:
         params = params_from_splats(splats([[LARGE] * 3]))
         state = replace(state_with([0.0005]), gradient_source=source)
         assert grow(params, state)[1] == expected

@@ -12,7 +12,7 @@ import torch
 from pipeline.errors import InputError, TrainingError
 from pipeline.progress import Stage
 from pipeline.render import get_rasterizer
-from pipeline.render.types import Camera, Gaussians, RenderOutput, RenderSettings
+from pipeline.render.types import BackendName, Camera, Gaussians, RenderOutput, RenderSettings
 from pipeline.scene import SceneData
 from pipeline.train import TrainConfig, TrainResult, train
 from pipeline.train.evaluate import evaluate
@@ -45,7 +45,7 @@ class RecordingProgress:
 class NanAfterStep:
     """The dense backend, but every render from the given call on comes out NaN."""
 
-    name = "cpu"
+    name: BackendName = "cpu"
 
     def __init__(self, bad_from_call: int) -> None:
         self.inner = get_rasterizer("cpu")
