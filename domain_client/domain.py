@@ -150,8 +150,8 @@ class DomainClient:
         self._retrier = Retrier(
             retry or RetryPolicy(),
             rng or random.Random(),
-            sleep or asyncio.sleep,
-            clock or time.time,
+            asyncio.sleep if sleep is None else sleep,
+            time.time if clock is None else clock,
         )
         self._refresh_wait_s = refresh_wait_s
         self._info_cache: dict[str, tuple[float, ServerInfo | None]] = {}

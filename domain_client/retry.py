@@ -178,7 +178,7 @@ class Retrier:
                 if index + 1 >= attempts:
                     if what is None or attempts == 1:
                         raise
-                    raise with_context(exc, f"{what}: gave up after {attempts} attempts") from exc
+                    raise _gave_up(exc, what, attempts) from exc
                 delay = self.policy.wait_s(index, exc, self.rng, self.clock())
                 logger.info(
                     "%s failed (%s); retry %d of %d in %.2f s",
@@ -194,6 +194,15 @@ class Retrier:
                     if stored is not None:
                         return stored
         raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _gave_up(exc: DomainClientError, what: str, attempts: int) -> DomainClientError:
+    """The last failure, re-made to say which step and item gave up (a transport error's
+    message already names the step)."""
+    spent = f"gave up after {attempts} attempts"
+    if isinstance(exc, TransportError) and what in exc.detail:
+        return with_context(exc, spent)
+    return with_context(exc, f"{what}: {spent}")
 
 
 async def retrying(
