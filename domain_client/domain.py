@@ -440,7 +440,7 @@ class DomainClient:
             return await self._find_stored(target, what)
 
         return await self._retrier.run(
-            lambda: self._single_upload("POST", part, what), what=what, before_resend=find
+            lambda: self._single_upload("POST", part, what), what=what, find_stored=find
         )
 
     async def update(self, data_id: str, content: bytes) -> DataMetadata:
@@ -602,11 +602,11 @@ class DomainClient:
     ) -> DataMetadata:
         what = f"chunked upload completion of {target.name!r}"
         body = {"parts": [etag.wire() for etag in etags]}
-        resending = False
+        earlier_unknown = False  # an earlier completion may have consumed the upload
 
-        async def before_resend() -> DataMetadata | None:
-            nonlocal resending
-            resending = True
+        async def find_stored() -> DataMetadata | None:
+            nonlocal earlier_unknown
+            earlier_unknown = True
             if target.existing_id is not None:
                 return None  # an update by id cannot duplicate: re-send
             return await self._find_stored(target, what)
@@ -617,13 +617,13 @@ class DomainClient:
                     "POST", self._multipart_url(), body, what, params={"uploadId": upload_id}
                 )
             except NotFoundError as exc:
-                if not resending:
+                if not earlier_unknown:
                     raise
                 # the upload is gone: most likely the unanswered completion consumed it
                 return await self._confirm_consumed(target, what, exc)
             return parse_model(DataMetadata, reply.json(what), what)
 
-        return await self._retrier.run(attempt, what=what, before_resend=before_resend)
+        return await self._retrier.run(attempt, what=what, find_stored=find_stored)
 
     async def _confirm_consumed(
         self, target: _Target, what: str, exc: NotFoundError

@@ -7,9 +7,9 @@ Retryable: every transport error (connect, reset, timeout) and the statuses of
 when the server may have acted on it: a 5xx answer, or a transport error after the request
 was sent (a read timeout, a reset connection). A connect failure, 408, 425 or 429 means it was
 not acted on. For writes that are not idempotent (create, chunked-upload completion) the
-caller passes ``before_resend``: it runs before each re-send that follows an unknown outcome
-and may return the stored result instead (e.g. the item found by name), so that a retry never
-creates a duplicate.
+caller passes ``find_stored``: it runs before each re-send that follows an unknown outcome (and
+once after the last attempt) and may return the stored result instead (e.g. the item found by
+name), so that a retry never creates a duplicate.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ class Retrier:
         operation: Callable[[], Awaitable[T]],
         *,
         what: str | None = None,
-        before_resend: Callable[[], Awaitable[T | None]] | None = None,
+        find_stored: Callable[[], Awaitable[T | None]] | None = None,
     ) -> T:
         """Run ``operation`` until it succeeds, fails for good, or the attempts are spent.
 
@@ -162,9 +162,10 @@ class Retrier:
             what: names the step and the item (``"chunked upload completion of 'x'"``); when
                 given, the error after the last attempt says ``<what>: gave up after N
                 attempts`` (same class and status as the last failure, chained from it).
-            before_resend: for writes that are not idempotent: awaited before every re-send
-                that follows an unknown outcome; a non-None result is returned as the
-                operation's result and nothing is re-sent.
+            find_stored: for writes that are not idempotent: after an unknown outcome it is
+                awaited before every re-send, and once more when the last attempt failed; a
+                non-None result (the write found stored) is returned as the operation's result
+                and nothing more is sent. Not called under a one-attempt policy.
         """
         attempts = self.policy.attempts
         unknown = False  # an earlier attempt may have taken effect
@@ -176,7 +177,13 @@ class Retrier:
                 if not self.policy.retryable(exc):
                     raise
                 if index + 1 >= attempts:
-                    if what is None or attempts == 1:
+                    if attempts == 1:
+                        raise
+                    if find_stored is not None and unknown:
+                        stored = await find_stored()  # the last attempt may have taken effect
+                        if stored is not None:
+                            return stored
+                    if what is None:
                         raise
                     raise _gave_up(exc, what, attempts) from exc
                 delay = self.policy.wait_s(index, exc, self.rng, self.clock())
@@ -189,8 +196,8 @@ class Retrier:
                     delay,
                 )
                 await self.sleep(delay)
-                if before_resend is not None and unknown:
-                    stored = await before_resend()
+                if find_stored is not None and unknown:
+                    stored = await find_stored()
                     if stored is not None:
                         return stored
         raise AssertionError("unreachable: the loop returns or raises")

@@ -386,7 +386,19 @@ async def test_exhausted_timeouts_on_completion_look_up_before_every_resend(
         f"network error: timed out: chunked upload completion of {NAME!r}: ReadTimeout; "
         "gave up after 4 attempts"
     )
-    assert (done.call_count, found.call_count, aborted.call_count) == (4, 3, 1)
+    # a lookup before each of the 3 re-sends, and one after the last attempt
+    assert (done.call_count, found.call_count, aborted.call_count) == (4, 4, 1)
+
+
+async def test_a_write_stored_by_its_last_attempt_is_found(domain: DomainClient) -> None:
+    with respx.mock(base_url=BASE) as mock:
+        post = mock.post(DATA).respond(502)
+        found = mock.get(DATA, params={"name": NAME}).mock(
+            side_effect=[httpx.Response(200, json={"data": []})] * 3
+            + [httpx.Response(200, json={"data": [stored_item("d")]})]
+        )
+        stored = await domain.create(NAME, TYPE, CONTENT)
+    assert stored.id == "d" and (post.call_count, found.call_count) == (4, 4)
 
 
 async def test_a_single_attempt_policy_keeps_the_plain_error(http: httpx.AsyncClient) -> None:
