@@ -7,7 +7,6 @@ of its §5 to the choice made here and to where it is implemented and tested. Er
 hierarchy, drawn in :mod:`domain_client.errors`.
 """
 
-from domain_client._http import RetryPolicy
 from domain_client.auth import DdsAuth, TokenConfig
 from domain_client.cid import CidTarget, parse_cid
 from domain_client.config import NodeConfig, load_node_config
@@ -66,6 +65,7 @@ from domain_client.models import (
 )
 from domain_client.node import LeaseNode, build_lease_node
 from domain_client.registration import Registrar, RegistrationConfig
+from domain_client.retry import RetryPolicy
 from domain_client.siwe import Wallet, build_siwe_message
 from domain_client.storage import LocalItem, MaterializedInput, TaskStorage
 from domain_client.tokens import AccessTokenSource, DomainToken, StaticTokenSource

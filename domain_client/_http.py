@@ -2,18 +2,17 @@
 
 Every request of the package goes through :func:`send` or :func:`open_stream`; they map httpx
 exceptions to :mod:`domain_client.errors` (chained ``from exc``), cap response sizes, and turn
-non-2xx statuses into :class:`~domain_client.errors.ResponseError`. :func:`retrying` wraps
-idempotent calls with bounded exponential backoff and jitter.
+non-2xx statuses into :class:`~domain_client.errors.ResponseError` (with the ``Retry-After``
+header kept for :mod:`domain_client.retry`). ``RetryPolicy``/``retrying`` live in
+:mod:`domain_client.retry` and are re-exported here for existing imports.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -24,13 +23,14 @@ from domain_client.errors import (
     InvalidInputError,
     ProtocolViolation,
     RequestTimeoutError,
-    ResponseError,
     TransportError,
     error_for_status,
 )
+from domain_client.retry import NO_RETRY, RetryPolicy, retrying
 
 __all__ = [
     "ERROR_BODY_KEEP",
+    "NO_RETRY",
     "Reply",
     "RetryPolicy",
     "StreamReply",
@@ -55,13 +55,19 @@ def http_errors(what: str) -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise RequestTimeoutError(f"{what}: {type(exc).__name__}") from exc
+        sent = not isinstance(exc, _NOT_SENT)
+        raise RequestTimeoutError(f"{what}: {type(exc).__name__}", request_sent=sent) from exc
     except httpx.HTTPError as exc:
-        raise TransportError(f"{what}: {_describe(exc)}") from exc
+        sent = not isinstance(exc, _NOT_SENT)
+        raise TransportError(f"{what}: {_describe(exc)}", request_sent=sent) from exc
     except httpx.InvalidURL as exc:
         raise InvalidInputError(f"{what}: invalid URL: {exc}") from exc
     except httpx.StreamError as exc:
         raise ProtocolViolation(f"{what}: {_describe(exc)}") from exc
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""httpx failures that happen before any byte of the request reached the server."""
 
 
 def _describe(exc: Exception) -> str:
@@ -173,7 +179,11 @@ async def open_stream(
     try:
         reply = StreamReply(response, what)
         if expect_2xx and not 200 <= response.status_code <= 299:
-            raise error_for_status(response.status_code, await _error_body(reply))
+            raise error_for_status(
+                response.status_code,
+                await _error_body(reply),
+                retry_after=response.headers.get("retry-after"),
+            )
         yield reply
     finally:
         with http_errors(what):
@@ -210,55 +220,3 @@ def parse_model(model: type[M], data: Any, what: str) -> M:
             for err in exc.errors()[:5]
         )
         raise ProtocolViolation(f"{what}: unexpected response shape ({problems})") from exc
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retries for idempotent requests: bounded exponential backoff with jitter.
-
-    Attempt ``k`` (0-based) that failed with a retryable error waits
-    ``uniform(d/2, d)`` seconds with ``d = min(max_delay_s, base_delay_s * 2**k)``.
-
-    Attributes:
-        attempts: total tries, including the first (1 = no retry).
-        base_delay_s: delay scale of the first retry, seconds.
-        max_delay_s: upper bound of any single delay, seconds.
-        statuses: HTTP statuses worth retrying; transport errors are always retried.
-    """
-
-    attempts: int = 3
-    base_delay_s: float = 0.25
-    max_delay_s: float = 4.0
-    statuses: frozenset[int] = field(default=frozenset({408, 429, 500, 502, 503, 504}))
-
-    def delay_s(self, retry_index: int, rng: random.Random) -> float:
-        cap = min(self.max_delay_s, self.base_delay_s * 2**retry_index)
-        return rng.uniform(cap / 2, cap)
-
-    def retryable(self, exc: DomainClientError) -> bool:
-        if isinstance(exc, TransportError):
-            return True
-        return isinstance(exc, ResponseError) and exc.status in self.statuses
-
-
-NO_RETRY = RetryPolicy(attempts=1)
-
-
-async def retrying(
-    policy: RetryPolicy,
-    operation: Callable[[], Awaitable[T]],
-    *,
-    rng: random.Random | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> T:
-    """Run ``operation`` up to ``policy.attempts`` times while it fails retryably."""
-    rng = rng or random.Random()
-    for retry_index in range(policy.attempts):
-        try:
-            return await operation()
-        except DomainClientError as exc:
-            last_try = retry_index + 1 >= policy.attempts
-            if last_try or not policy.retryable(exc):
-                raise
-        await sleep(policy.delay_s(retry_index, rng))
-    raise AssertionError("unreachable: the loop returns or raises")

@@ -1,9 +1,12 @@
 """Async client of one domain on a domain server (protocol §2).
 
 Every request reads the current domain token immediately before it is sent (the lease token
-rotates every few minutes) and carries ``posemesh-client-id``. Reads are retried with backoff
-(idempotent); creates and chunked-upload initiation/completion are not. Downloads stream to disk
-and never leave a partial file behind.
+rotates every few minutes) and carries ``posemesh-client-id``. Every request, read or write, is
+retried under one :class:`~domain_client.retry.RetryPolicy` (backoff with jitter, ``Retry-After``
+honoured). Writes that are not idempotent (create, chunked-upload completion) are never re-sent
+after an unknown outcome (5xx, timeout or reset after sending) before the item was looked up by
+name: if it is already stored, that item is the result, so a retry never creates a duplicate.
+Downloads stream to disk and never leave a partial file behind.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -25,11 +28,9 @@ import httpx
 
 from domain_client._http import (
     Reply,
-    RetryPolicy,
     StreamReply,
     open_stream,
     parse_model,
-    retrying,
     send,
 )
 from domain_client.errors import (
@@ -41,6 +42,7 @@ from domain_client.errors import (
     ProtocolViolation,
     ResponseError,
     UnauthorizedError,
+    with_context,
 )
 from domain_client.models import ChunkedUploadStart, DataMetadata, PartEtag, ServerInfo, WireModel
 from domain_client.multipart import (
@@ -53,6 +55,7 @@ from domain_client.multipart import (
     build_upload_body,
 )
 from domain_client.naming import check_data_type, check_name, sanitize
+from domain_client.retry import Clock, Retrier, RetryPolicy, Sleep
 from domain_client.tokens import DomainToken
 
 __all__ = ["CLIENT_ID_HEADER", "DomainClient", "DownloadedItem", "Layout"]
@@ -79,6 +82,23 @@ Layout = Callable[[DataMetadata], Path]
 """Maps an item's metadata to its file path relative to a download folder."""
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What an upload writes: how a stored result is recognised when its answer was lost.
+
+    Attributes:
+        size: content length, bytes.
+        preexisting: ids of same-named items that existed before the upload (never the result).
+        existing_id: the item replaced by id (an update), or None (a create).
+    """
+
+    name: str
+    data_type: str
+    size: int
+    preexisting: frozenset[str] = frozenset()
+    existing_id: str | None = None
+
+
 class _DataList(WireModel):
     data: list[DataMetadata] | None = None
 
@@ -97,9 +117,12 @@ class DomainClient:
         token: the task's rotating bearer, read before each request.
         client_id: sent as ``posemesh-client-id`` on every request.
         request_timeout_s: per-operation read/write timeout, seconds (connect: 5 s).
-        retry: backoff policy of idempotent requests.
+        retry: backoff policy of every request (reads and every upload step).
         refresh_wait_s: after a 401, how long to wait for the token to rotate (an early
             heartbeat is asked for) before giving up, seconds.
+        rng: jitter source of the backoff.
+        sleep: waits between attempts (default ``asyncio.sleep``; tests record instead).
+        clock: wall-clock seconds since the epoch, to read ``Retry-After`` HTTP-dates.
     """
 
     def __init__(
@@ -115,6 +138,8 @@ class DomainClient:
         retry: RetryPolicy | None = None,
         refresh_wait_s: float = 10.0,
         rng: random.Random | None = None,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._http = http
         self.base_url = base_url
@@ -122,9 +147,13 @@ class DomainClient:
         self.token = token
         self.client_id = client_id
         self._timeout = httpx.Timeout(request_timeout_s, connect=connect_timeout_s)
-        self._retry = retry or RetryPolicy()
+        self._retrier = Retrier(
+            retry or RetryPolicy(),
+            rng or random.Random(),
+            asyncio.sleep if sleep is None else sleep,
+            time.time if clock is None else clock,
+        )
         self._refresh_wait_s = refresh_wait_s
-        self._rng = rng or random.Random()
         self._info_cache: dict[str, tuple[float, ServerInfo | None]] = {}
 
     @property
@@ -211,8 +240,8 @@ class DomainClient:
 
             yield await self._authorized(attempt)
 
-    async def _retrying(self, operation: Callable[[], Any]) -> Any:
-        return await retrying(self._retry, operation, rng=self._rng)
+    async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
+        return await self._retrier.run(operation)
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -227,7 +256,7 @@ class DomainClient:
             return cached[1]
         info = await self._retrying(self._fetch_info)
         self._info_cache[self._base_url] = (time.monotonic(), info)
-        return info  # type: ignore[no-any-return]
+        return info
 
     async def _fetch_info(self) -> ServerInfo | None:
         url = f"{self._base_url}/api/v1/info"
@@ -294,7 +323,7 @@ class DomainClient:
             listing = parse_model(_DataList, reply.json("list"), "list domain data")
             return self._own_domain(listing.data or [])
 
-        return await self._retrying(attempt)  # type: ignore[no-any-return]
+        return await self._retrying(attempt)
 
     def _own_domain(self, items: list[DataMetadata]) -> list[DataMetadata]:
         for item in items:
@@ -314,7 +343,7 @@ class DomainClient:
                 raise ProtocolViolation(f"asked for item {data_id}, got {item.id}")
             return self._own_domain([item])[0]
 
-        return await self._retrying(attempt)  # type: ignore[no-any-return]
+        return await self._retrying(attempt)
 
     async def download_raw(
         self, data_id: str, dest: Path, *, expected_size: int | None = None
@@ -331,7 +360,7 @@ class DomainClient:
         async def attempt() -> int:
             return await self._download_raw_once(data_id, dest, expected_size)
 
-        return await self._retrying(attempt)  # type: ignore[no-any-return]
+        return await self._retrying(attempt)
 
     async def _download_raw_once(self, data_id: str, dest: Path, expected: int | None) -> int:
         what = f"download {data_id}"
@@ -373,7 +402,7 @@ class DomainClient:
         async def attempt() -> list[DownloadedItem]:
             return await self._download_multipart_once(params, dest_dir, place)
 
-        return await self._retrying(attempt)  # type: ignore[no-any-return]
+        return await self._retrying(attempt)
 
     async def _download_multipart_once(
         self, params: dict[str, str], dest_dir: Path, place: Layout
@@ -388,22 +417,41 @@ class DomainClient:
 
     # --- writes ----------------------------------------------------------------------------
 
-    async def create(self, name: str, data_type: str, content: bytes) -> DataMetadata:
-        """``POST …/data`` with one part named ``name`` of type ``data_type`` (not retried)."""
+    async def create(
+        self, name: str, data_type: str, content: bytes, *, preexisting: Collection[str] = ()
+    ) -> DataMetadata:
+        """``POST …/data`` with one part named ``name`` of type ``data_type``.
+
+        Retried; after an unknown outcome the item is looked up by name and data type before
+        the POST is re-sent, and a stored item found there is the result (no duplicate).
+
+        Args:
+            preexisting: ids of items of this name and type that existed before this call;
+                they are never taken for its result.
+        """
         check_name(name)
         check_data_type(data_type)
         _refuse_empty(content, name)
-        return await self._single_upload("POST", UploadPart.create(name, data_type, content))
+        part = UploadPart.create(name, data_type, content)
+        what = f"single-request upload (POST) of {name!r}"
+        target = _Target(name, data_type, len(content), frozenset(preexisting))
+
+        async def find() -> DataMetadata | None:
+            return await self._find_stored(target, what)
+
+        return await self._retrier.run(
+            lambda: self._single_upload("POST", part, what), what=what, find_stored=find
+        )
 
     async def update(self, data_id: str, content: bytes) -> DataMetadata:
         """``PUT …/data`` replacing the content of item ``data_id`` (idempotent: retried)."""
         _refuse_empty(content, data_id)
         part = UploadPart.update(data_id, content)
-        return await self._retrying(lambda: self._single_upload("PUT", part))  # type: ignore[no-any-return]
+        what = f"single-request upload (PUT) of item {data_id}"
+        return await self._retrier.run(lambda: self._single_upload("PUT", part, what), what=what)
 
-    async def _single_upload(self, method: str, part: UploadPart) -> DataMetadata:
+    async def _single_upload(self, method: str, part: UploadPart, what: str) -> DataMetadata:
         content_type, body = build_upload_body([part])
-        what = f"{method} domain data"
         reply = await self._send(
             method, self._data_url(), what=what, content_type=content_type, content=body
         )
@@ -412,14 +460,52 @@ class DomainClient:
             raise ProtocolViolation(f"{what}: expected one stored item, got {len(stored)}")
         return stored[0]
 
+    async def _find_stored(self, target: _Target, what: str) -> DataMetadata | None:
+        """The item an unanswered attempt of ``what`` stored, if the server lists it: exact
+        name and data type, ``target.size`` bytes, not one of ``target.preexisting``.
+
+        Raises:
+            the lookup's error (with ``what`` named) when the lookup itself fails: then it is
+            unknown whether the write took effect, and re-sending could duplicate it.
+        """
+        try:
+            found = await self.list_metadata(name=target.name, data_type=target.data_type)
+        except NotFoundError:
+            return None  # protocol §2.9: a 404 on a lookup means "none"
+        except DomainClientError as exc:
+            context = f"looking up {target.name!r} after {what} had an unknown outcome"
+            raise _with_context(exc, context) from exc
+        fresh = [
+            item
+            for item in found
+            if item.id not in target.preexisting and item.size in (None, target.size)
+        ]
+        if len(fresh) > 1:
+            logger.warning("%s: %d items already carry this name", what, len(fresh))
+        if fresh:
+            logger.info("%s had stored item %s already; not re-sending", what, fresh[0].id)
+            return fresh[0]
+        return None
+
     async def upload_chunked(
         self,
         name: str,
         data_type: str,
         source: Path | bytes,
         existing_id: str | None = None,
+        *,
+        preexisting: Collection[str] = (),
     ) -> DataMetadata:
         """Upload through the chunked API (protocol §2.7); abort the upload on any failure.
+
+        Every step (initiation, each part, completion) is retried. A completion whose outcome
+        is unknown is not re-sent before the item was looked up by name (create) and is found
+        missing; for an update (``existing_id``) a re-sent completion that finds the upload
+        gone confirms the earlier one by the item's size.
+
+        Args:
+            preexisting: ids of items of this name and type that existed before this call
+                (never taken for its result; see :meth:`create`).
 
         Raises:
             ChunkedUploadUnsupportedError: initiation answered 404/405/501 (nothing to abort).
@@ -429,12 +515,13 @@ class DomainClient:
         check_data_type(data_type)
         size = len(source) if isinstance(source, bytes) else await _file_size(source)
         _refuse_empty(size, name)
-        start = await self._initiate_chunked(name, data_type, size, existing_id)
+        target = _Target(name, data_type, size, frozenset(preexisting), existing_id)
+        start = await self._initiate_chunked(target)
         try:
             if start.part_size <= 0:
                 raise ProtocolViolation(f"chunked upload: invalid part_size {start.part_size}")
-            etags = await self._send_parts(start, source)
-            return await self._complete_chunked(start.upload_id, etags)
+            etags = await self._send_parts(start, source, name)
+            return await self._complete_chunked(start.upload_id, etags, target)
         except BaseException:
             await self._abort_chunked(start.upload_id)
             raise
@@ -442,24 +529,30 @@ class DomainClient:
     def _multipart_url(self) -> str:
         return f"{self._data_url()}/multipart"
 
-    async def _initiate_chunked(
-        self, name: str, data_type: str, size: int, existing_id: str | None
-    ) -> ChunkedUploadStart:
+    async def _initiate_chunked(self, target: _Target) -> ChunkedUploadStart:
+        """Start an upload. Re-sent after any retryable failure: an initiation creates no item
+        (an unanswered one leaves at most an upload the server expires)."""
         body = {
-            "name": name,
-            "data_type": data_type,
-            "size": size,
+            "name": target.name,
+            "data_type": target.data_type,
+            "size": target.size,
             "content_type": "application/octet-stream",
-            "existing_id": existing_id,
+            "existing_id": target.existing_id,
         }
-        what = "chunked upload initiation"
-        try:
-            reply = await self._send_json("POST", f"{self._multipart_url()}?uploads", body, what)
-        except ResponseError as exc:
-            if exc.status in CHUNKED_FALLBACK_STATUSES:
-                raise ChunkedUploadUnsupportedError(exc.status, exc.body) from exc
-            raise
-        return parse_model(ChunkedUploadStart, reply.json(what), what)
+        what = f"chunked upload initiation of {target.name!r}"
+
+        async def attempt() -> ChunkedUploadStart:
+            try:
+                reply = await self._send_json(
+                    "POST", f"{self._multipart_url()}?uploads", body, what
+                )
+            except ResponseError as exc:
+                if exc.status in CHUNKED_FALLBACK_STATUSES:
+                    raise ChunkedUploadUnsupportedError(exc.status, exc.body) from exc
+                raise
+            return parse_model(ChunkedUploadStart, reply.json(what), what)
+
+        return await self._retrier.run(attempt, what=what)
 
     async def _send_json(
         self,
@@ -478,15 +571,22 @@ class DomainClient:
             content=_json_bytes(body),
         )
 
-    async def _send_parts(self, start: ChunkedUploadStart, source: Path | bytes) -> list[PartEtag]:
+    async def _send_parts(
+        self, start: ChunkedUploadStart, source: Path | bytes, name: str
+    ) -> list[PartEtag]:
+        """Each part in turn; a failed part is re-sent alone (a part PUT is idempotent)."""
         etags: list[PartEtag] = []
         async for number, chunk in _chunks(source, start.part_size):
-            etag = await self._retrying(functools.partial(self._put_part, start, number, chunk))
+            what = f"chunked upload part {number} of {name!r}"
+            etag = await self._retrier.run(
+                functools.partial(self._put_part, start, number, chunk, what), what=what
+            )
             etags.append(PartEtag(part_number=number, etag=etag))
         return etags
 
-    async def _put_part(self, start: ChunkedUploadStart, number: int, chunk: bytes) -> str:
-        what = f"chunked upload part {number}"
+    async def _put_part(
+        self, start: ChunkedUploadStart, number: int, chunk: bytes, what: str
+    ) -> str:
         reply = await self._send(
             "PUT",
             self._multipart_url(),
@@ -497,13 +597,48 @@ class DomainClient:
         )
         return parse_model(_Etag, reply.json(what), what).etag
 
-    async def _complete_chunked(self, upload_id: str, etags: list[PartEtag]) -> DataMetadata:
-        what = "chunked upload completion"
+    async def _complete_chunked(
+        self, upload_id: str, etags: list[PartEtag], target: _Target
+    ) -> DataMetadata:
+        what = f"chunked upload completion of {target.name!r}"
         body = {"parts": [etag.wire() for etag in etags]}
-        reply = await self._send_json(
-            "POST", self._multipart_url(), body, what, params={"uploadId": upload_id}
-        )
-        return parse_model(DataMetadata, reply.json(what), what)
+        earlier_unknown = False  # an earlier completion may have consumed the upload
+
+        async def find_stored() -> DataMetadata | None:
+            nonlocal earlier_unknown
+            earlier_unknown = True
+            if target.existing_id is not None:
+                return None  # an update by id cannot duplicate: re-send
+            return await self._find_stored(target, what)
+
+        async def attempt() -> DataMetadata:
+            try:
+                reply = await self._send_json(
+                    "POST", self._multipart_url(), body, what, params={"uploadId": upload_id}
+                )
+            except NotFoundError as exc:
+                if not earlier_unknown:
+                    raise
+                # the upload is gone: most likely the unanswered completion consumed it
+                return await self._confirm_consumed(target, what, exc)
+            return parse_model(DataMetadata, reply.json(what), what)
+
+        return await self._retrier.run(attempt, what=what, find_stored=find_stored)
+
+    async def _confirm_consumed(
+        self, target: _Target, what: str, exc: NotFoundError
+    ) -> DataMetadata:
+        """After a re-sent completion found its upload gone: the stored item, proven by a
+        lookup (create) or by the updated item's size (update); else ``exc`` with context."""
+        if target.existing_id is None:
+            found = await self._find_stored(target, what)
+        else:
+            item = await self.get_metadata(target.existing_id)
+            found = item if item.size in (None, target.size) else None
+        if found is None:
+            context = f"{what}: the upload is gone and no stored item matches"
+            raise _with_context(exc, context) from exc
+        return found
 
     async def _abort_chunked(self, upload_id: str) -> None:
         """Best effort: a failed abort is logged, the original error is what the caller sees."""
@@ -533,6 +668,12 @@ class DomainClient:
 async def _file_size(path: Path) -> int:
     stat = await asyncio.to_thread(path.stat)
     return stat.st_size
+
+
+def _with_context(exc: DomainClientError, context: str) -> DomainClientError:
+    """``exc`` re-made with ``context`` in its message (same class and status)."""
+    made = with_context(exc, context)
+    return made if made is not exc else ProtocolViolation(f"{exc}; {context}")
 
 
 def _refuse_empty(content: bytes | int, what: str) -> None:

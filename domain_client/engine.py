@@ -35,7 +35,6 @@ from typing import Any, Literal
 
 import httpx
 
-from domain_client._http import RetryPolicy
 from domain_client.dms import DmsClient
 from domain_client.domain import DomainClient
 from domain_client.errors import DomainClientError, LeaseLost, TaskCancelled
@@ -50,6 +49,7 @@ from domain_client.receipts import (
     unknown_capability_body,
 )
 from domain_client.registration import Registrar
+from domain_client.retry import RetryPolicy
 from domain_client.storage import DownloadMode, TaskStorage
 from domain_client.timestamps import utc_now
 

@@ -62,6 +62,7 @@ __all__ = [
     "TransportError",
     "UnauthorizedError",
     "error_for_status",
+    "with_context",
 ]
 
 
@@ -70,18 +71,25 @@ class DomainClientError(Exception):
 
 
 class TransportError(DomainClientError):
-    """The request never got an HTTP answer (DNS, connect, reset, read/write failure)."""
+    """The request never got an HTTP answer (DNS, connect, reset, read/write failure).
 
-    def __init__(self, detail: str) -> None:
+    Attributes:
+        request_sent: False when the request provably never left this process (connect
+            failure, connect or pool timeout), so the server cannot have acted on it.
+    """
+
+    def __init__(self, detail: str, *, request_sent: bool = True) -> None:
         super().__init__(f"network error: {detail}")
         self.detail = detail
+        self.request_sent = request_sent
 
 
 class RequestTimeoutError(TransportError):
     """A connect, read, write or pool timeout."""
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"timed out: {detail}")
+    def __init__(self, detail: str, *, request_sent: bool = True) -> None:
+        super().__init__(f"timed out: {detail}", request_sent=request_sent)
+        self.timeout_detail = detail
 
 
 class ResponseError(DomainClientError):
@@ -90,12 +98,21 @@ class ResponseError(DomainClientError):
     Attributes:
         status: the HTTP status code.
         body: the first bytes of the response body (kept for debugging, never in ``str()``).
+        retry_after: the raw ``Retry-After`` header of the answer (seconds or HTTP-date), if any.
     """
 
-    def __init__(self, status: int, body: bytes = b"", *, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: bytes = b"",
+        *,
+        detail: str | None = None,
+        retry_after: str | None = None,
+    ) -> None:
         self.status = status
         self.body = body
         self.detail = detail
+        self.retry_after = retry_after
         text = self.display()
         super().__init__(text if detail is None else f"{text}: {detail}")
 
@@ -147,7 +164,9 @@ class ChunkedUploadUnsupportedError(ResponseError):
         return error_for_status(self.status).display()
 
 
-def error_for_status(status: int, body: bytes = b"", *, detail: str | None = None) -> ResponseError:
+def error_for_status(
+    status: int, body: bytes = b"", *, detail: str | None = None, retry_after: str | None = None
+) -> ResponseError:
     """The :class:`ResponseError` subclass for an HTTP status (protocol §2.13)."""
     kinds: dict[int, type[ResponseError]] = {
         400: BadRequestError,
@@ -156,7 +175,25 @@ def error_for_status(status: int, body: bytes = b"", *, detail: str | None = Non
         409: ConflictError,
     }
     kind = kinds.get(status, ServerError if 500 <= status <= 599 else OtherStatusError)
-    return kind(status, body, detail=detail)
+    return kind(status, body, detail=detail, retry_after=retry_after)
+
+
+def with_context(exc: DomainClientError, context: str) -> DomainClientError:
+    """A new error of the same kind (class, status, ``request_sent``) whose message ends with
+    ``context``; a status error still starts with its protocol §2.13 display string. Errors
+    other than transport, status and protocol errors are returned unchanged."""
+    if isinstance(exc, ResponseError):
+        detail = context if exc.detail is None else f"{exc.detail}; {context}"
+        return error_for_status(exc.status, exc.body, detail=detail, retry_after=exc.retry_after)
+    if isinstance(exc, RequestTimeoutError):
+        return RequestTimeoutError(
+            f"{exc.timeout_detail}; {context}", request_sent=exc.request_sent
+        )
+    if isinstance(exc, TransportError):
+        return TransportError(f"{exc.detail}; {context}", request_sent=exc.request_sent)
+    if isinstance(exc, ProtocolViolation):
+        return ProtocolViolation(f"{exc}; {context}")
+    return exc
 
 
 class ProtocolViolation(DomainClientError):  # noqa: N818 (agreed public name)

@@ -49,7 +49,9 @@ def classify(path: str) -> Service:
 @dataclass
 class Fault:
     """Answer the next `remaining` matching requests with `status` after `delay_s` seconds;
-    `status` None only delays them and lets them through."""
+    `status` None only delays them and lets them through. With `after`, the request is served
+    first and its answer replaced by `status`: the server acted, the client sees a failure
+    (an answer lost on the way back)."""
 
     id: int
     service: FaultTarget
@@ -58,14 +60,17 @@ class Fault:
     delay_s: float = 0.0
     method: str | None = None
     path_contains: str | None = None
+    query_contains: str | None = None
+    after: bool = False
 
-    def matches(self, service: Service, method: str, path: str) -> bool:
+    def matches(self, service: Service, method: str, path: str, query: str = "") -> bool:
         """True if this fault applies to the request."""
         return (
             self.remaining > 0
             and self.service in (service, "any")
             and (self.method is None or self.method.upper() == method)
             and (self.path_contains is None or self.path_contains in path)
+            and (self.query_contains is None or self.query_contains in query)
         )
 
 
@@ -85,20 +90,32 @@ class FaultBook:
         delay_s: float = 0.0,
         method: str | None = None,
         path_contains: str | None = None,
+        query_contains: str | None = None,
+        after: bool = False,
     ) -> Fault:
         """Arm a fault for the next `count` matching requests."""
-        fault = Fault(next(self._ids), service, status, count, delay_s, method, path_contains)
+        fault = Fault(
+            next(self._ids),
+            service,
+            status,
+            count,
+            delay_s,
+            method,
+            path_contains,
+            query_contains,
+            after,
+        )
         with self._lock:
             self._faults.append(fault)
         return fault
 
-    def take(self, service: Service, method: str, path: str) -> Fault | None:
+    def take(self, service: Service, method: str, path: str, query: str = "") -> Fault | None:
         """The first armed fault matching the request, counted down by one."""
         if service == "admin":
             return None
         with self._lock:
             for fault in self._faults:
-                if fault.matches(service, method, path):
+                if fault.matches(service, method, path, query):
                     fault.remaining -= 1
                     return fault
         return None
@@ -188,10 +205,14 @@ class EmulatorMiddleware:
                 record.status = int(message["status"])
             await send(message)
 
-        fault = traffic.faults.take(record.service, record.method, record.path)
+        fault = traffic.faults.take(record.service, record.method, record.path, record.query)
         if fault is not None:
             record.fault = fault.id
             await asyncio.sleep(fault.delay_s)
+            if fault.after and fault.status is not None:
+                await self.app(scope, receive, _discard)  # served, then its answer is lost
+                await _respond_fault(send_recording, fault.id, fault.status)
+                return
             if fault.status is not None:
                 await _drain(receive)
                 await _respond_fault(send_recording, fault.id, fault.status)
@@ -212,6 +233,10 @@ def _record(scope: Scope, clock: Clock) -> RequestRecord:
         query=bytes(scope.get("query_string", b"")).decode("latin-1"),
         headers={name: headers[name] for name in LOGGED_HEADERS if name in headers},
     )
+
+
+async def _discard(message: Message) -> None:
+    """A `send` that drops what the app answers (an `after` fault replaces it)."""
 
 
 async def _drain(receive: Receive) -> None:

@@ -144,7 +144,8 @@ class UploadComplete(_Body):
 
 class FaultCreate(_Body):
     """`POST /_emulator/faults`: answer the next `count` matching requests with `status`
-    (after `delay_s` seconds), or only delay them when `status` is null."""
+    (after `delay_s` seconds), or only delay them when `status` is null. `query_contains`
+    matches the raw query string; `after` serves the request first and replaces its answer."""
 
     service: FaultTarget = "any"
     status: int | None = Field(default=503, ge=100, le=599)
@@ -152,6 +153,8 @@ class FaultCreate(_Body):
     delay_s: float = Field(default=0.0, ge=0.0)
     method: str | None = None
     path_contains: str | None = None
+    query_contains: str | None = None
+    after: bool = False
 
 
 class ClockAdvance(_Body):

@@ -135,9 +135,14 @@ class EmulatorState:
         delay_s: float = 0.0,
         method: str | None = None,
         path_contains: str | None = None,
+        query_contains: str | None = None,
+        after: bool = False,
     ) -> Fault:
-        """Answer the next `count` matching requests with `status` (None: only delay them)."""
-        return self.faults.add(service, status, count, delay_s, method, path_contains)
+        """Answer the next `count` matching requests with `status` (None: only delay them;
+        `after`: serve them, then replace the answer)."""
+        return self.faults.add(
+            service, status, count, delay_s, method, path_contains, query_contains, after
+        )
 
     def clear_faults(self) -> None:
         """Disarm every fault."""

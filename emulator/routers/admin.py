@@ -165,10 +165,18 @@ async def faults(state: StateDep) -> dict[str, Any]:
 
 @router.post("/faults", status_code=201)
 async def add_fault(request: Request, state: StateDep) -> dict[str, Any]:
-    """Arm a fault: `{service, status, count, delay_s, method, path_contains}`."""
+    """Arm a fault: `{service, status, count, delay_s, method, path_contains, query_contains,
+    after}`."""
     body, _ = await read_json(request, FaultCreate)
     fault = state.add_fault(
-        body.service, body.status, body.count, body.delay_s, body.method, body.path_contains
+        body.service,
+        body.status,
+        body.count,
+        body.delay_s,
+        body.method,
+        body.path_contains,
+        body.query_contains,
+        body.after,
     )
     return asdict(fault)
 

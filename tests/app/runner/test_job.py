@@ -17,6 +17,7 @@ import pytest
 
 from app.metrics import NodeMetrics
 from app.runner import JobCancelledError, SplatterJobError, run_splatter_job
+from domain_client import RetryPolicy
 from emulator import EmulatorServer
 from tests.app.domains import (
     SUFFIX,
@@ -260,7 +261,9 @@ async def test_failed_recording_downloads_are_counted_and_the_rest_goes_on(
 ) -> None:
     scene = emulated_scene(emulator)
     # every attempt of the client's retry policy meets a 502
-    emulator.state.add_fault("domain", 502, count=3, path_contains=scene.recording_by_id)
+    emulator.state.add_fault(
+        "domain", 502, count=RetryPolicy().attempts, path_contains=scene.recording_by_id
+    )
     job = push_context(emulator, http, scene)
     await run_splatter_job(job.context, make_settings(tmp_path, "write-splat"))
     inputs = job.reporter.progress[1]
