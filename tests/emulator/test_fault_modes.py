@@ -7,8 +7,8 @@ import uuid
 
 import httpx
 
-from emulator import EmulatorServer
 from domain_client.multipart import UploadPart, build_upload_body
+from emulator import EmulatorServer
 
 DOMAIN = str(uuid.uuid4())
 DATA = f"/api/v1/domains/{DOMAIN}/data"

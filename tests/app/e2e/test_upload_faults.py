@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.emulator import StartEmulator
 from tests.app.domains import SUFFIX
 from tests.app.e2e.conftest import StartNode
 from tests.app.e2e.harness import create_task, lease_environment, seed, wait_task
+from tests.support.emulator import StartEmulator
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
