@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from app.logs import configure_logging
 from app.main import create_app
-from app.settings import Settings
+from app.settings import get_settings
 
 __all__ = ["main"]
 
@@ -32,7 +32,7 @@ def describe_errors(error: ValidationError) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     del argv  # configuration is environment-only, like the reference node
     try:
-        settings = Settings()
+        settings = get_settings()
     except ValidationError as error:
         print("splatter-node: invalid configuration", file=sys.stderr)
         for line in describe_errors(error):

@@ -69,6 +69,7 @@ class LeaseModeDoor:
             config,
             services.http,
             {CAPABILITY: self._handle},
+            capabilities=[CAPABILITY],
             engine=engine,
             rng=self._rng,
             slot=services.supervisor.slot,

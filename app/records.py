@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+from domain_client.models import ArtifactRecord
+
 __all__ = [
     "ACTIVE_STATES",
     "TERMINAL_STATES",
-    "ArtifactEntry",
     "JobEvent",
     "JobRecord",
     "JobSource",
@@ -32,24 +33,6 @@ TERMINAL_STATES: tuple[JobState, ...] = ("succeeded", "failed", "cancelled")
 def utc_now() -> str:
     """Now as RFC 3339 UTC with milliseconds and a ``Z``."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class ArtifactEntry:
-    """One uploaded artifact, the four keys of a DMS receipt (protocol §1.9)."""
-
-    logical_path: str
-    name: str
-    data_type: str
-    id: str | None
-
-    def as_receipt(self) -> dict[str, str | None]:
-        return {
-            "logical_path": self.logical_path,
-            "name": self.name,
-            "data_type": self.data_type,
-            "id": self.id,
-        }
 
 
 @dataclass(frozen=True)
@@ -91,7 +74,8 @@ class JobRecord:
     progress: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     progress_url: str | None = None
-    artifacts: tuple[ArtifactEntry, ...] = ()
+    artifacts: tuple[ArtifactRecord, ...] = ()
+    """The uploads, as in the DMS receipt (protocol §1.9)."""
 
     @property
     def active(self) -> bool:

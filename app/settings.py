@@ -6,14 +6,15 @@ node's own additions are prefixed ``SPLATTER_`` or named for what they bound. Ev
 its environment variable in lower case. Read it through :func:`get_settings` (cached), never a
 module-level instance, so tests can build their own.
 
+The lease-mode fields, their defaults and the rules of protocol §3.9 (URL forms, the
+request-timeout range, ``NODE_VERSION`` and ``CLIENT_ID`` normalisation, the key's form) are
+defined once, in ``domain_client.config.NodeConfig``, which ``Settings`` inherits: this is the
+only parser of the environment, and :meth:`Settings.node_config` hands ``domain_client`` the
+lease fields as a plain ``NodeConfig``.
+
 Booleans follow the reference runner: ``1``, ``true``, ``yes``, ``on`` (any case) are true;
 ``0``, ``false``, ``no``, ``off`` are false; anything else is an error naming the variable.
 Empty variables count as unset.
-
-The lease-mode rules of protocol §3.9 (URL forms, the request-timeout range, ``NODE_VERSION``
-and ``CLIENT_ID`` normalisation) are ``domain_client.config``'s, applied here by the field
-validators; :meth:`Settings.node_config` hands the result to ``domain_client`` as a
-``NodeConfig``, so there is one parser of the environment and one set of rules.
 """
 
 from __future__ import annotations
@@ -26,27 +27,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import (
-    BeforeValidator,
-    Field,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app import CAPABILITY, __version__
-from domain_client.config import (
-    DEFAULT_DDS_BASE_URL,
-    DEFAULT_DMS_BASE_URL,
-    NodeConfig,
-    normalise_capabilities,
-    normalise_client_id,
-    normalise_request_timeout,
-    normalise_url,
-    normalise_version,
-)
+from app import __version__
+from domain_client.config import NodeConfig
 
 __all__ = [
     "EnvBool",
@@ -85,35 +70,16 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-class Settings(BaseSettings):
-    """Everything the node reads from its environment (defaults in the field definitions)."""
+class Settings(NodeConfig, BaseSettings):
+    """Everything the node reads from its environment (defaults in the field definitions).
+
+    The lease-mode fields (``REG_SECRET`` ... ``CLIENT_ID``) and their validators come from
+    :class:`~domain_client.config.NodeConfig`.
+    """
 
     model_config = SettingsConfigDict(
         case_sensitive=False, env_ignore_empty=True, extra="ignore", frozen=True
     )
-
-    # --- lease mode: identity and the network services (protocol §1, §3.9) ---
-    reg_secret: SecretStr | None = None
-    """Registration credentials from the Posemesh console; with the key, enables lease mode."""
-    secp256k1_privhex: SecretStr | None = None
-    """Hex secp256k1 private key (32 bytes, optional ``0x``) of the staked wallet."""
-    dms_base_url: str = DEFAULT_DMS_BASE_URL
-    dds_base_url: str = DEFAULT_DDS_BASE_URL
-    request_timeout_secs: int = 60
-    """DMS and DDS HTTP timeout in seconds (0 becomes 1; over 300 is refused)."""
-    register_interval_secs: int = Field(120, gt=0)
-    register_max_retry: int = Field(-1, ge=-1)
-    poll_backoff_ms_min: int = Field(1000, ge=0)
-    poll_backoff_ms_max: int = Field(30000, ge=0)
-    heartbeat_min_ratio: float = Field(0.25, gt=0, le=1)
-    heartbeat_max_ratio: float = Field(0.35, gt=0, le=1)
-    token_safety_ratio: float = Field(0.75, gt=0, le=1)
-    token_reauth_max_retries: int = Field(3, ge=0)
-    token_reauth_jitter_ms: int = Field(500, ge=0)
-    node_version: str = __version__
-    """Registration ``version``; normalised to semver (leading ``v`` dropped, else ours)."""
-    client_id: str = Field(default_factory=lambda: normalise_client_id(None))
-    """``posemesh-client-id`` header: 1–128 printable ASCII characters."""
 
     # --- logging ---
     log_format: Literal["json", "text"] = "json"
@@ -166,40 +132,9 @@ class Settings(BaseSettings):
     """Largest request body accepted (413 above it)."""
     splatter_access_log: EnvBool = False
 
-    # The §3.9 rules live in domain_client.config (shared with load_node_config); these
-    # validators only apply them, so the two parsers cannot drift apart.
-
-    @field_validator("dms_base_url", "dds_base_url")
     @classmethod
-    def _check_url(cls, value: str, info: ValidationInfo) -> str:
-        return normalise_url(value, str(info.field_name).upper())
-
-    @field_validator("request_timeout_secs")
-    @classmethod
-    def _check_request_timeout(cls, value: int) -> int:
-        return normalise_request_timeout(value)
-
-    @field_validator("node_version", mode="before")
-    @classmethod
-    def _normalize_version(cls, value: object) -> str:
-        return normalise_version(None if value is None else str(value), __version__)
-
-    @field_validator("client_id")
-    @classmethod
-    def _check_client_id(cls, value: str) -> str:
-        return normalise_client_id(value)
-
-    @field_validator("secp256k1_privhex")
-    @classmethod
-    def _check_privhex(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return None
-        text = value.get_secret_value().strip()
-        text = text[2:] if text[:2].lower() == "0x" else text
-        if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
-            # Never echo the key: the message names the rule only.
-            raise ValueError("must be 32 bytes of hex (64 hex digits, optional 0x prefix)")
-        return SecretStr(text.lower())
+    def _fallback_version(cls) -> str:
+        return __version__
 
     @field_validator("splatter_preview_size")
     @classmethod
@@ -222,14 +157,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _check_combinations(self) -> Settings:
-        if (self.reg_secret is None) != (self.secp256k1_privhex is None):
-            missing = "REG_SECRET" if self.reg_secret is None else "SECP256K1_PRIVHEX"
-            raise ValueError(
-                f"{missing} required: lease mode needs REG_SECRET and SECP256K1_PRIVHEX"
-            )
-        if self.heartbeat_min_ratio > self.heartbeat_max_ratio:
-            raise ValueError("HEARTBEAT_MIN_RATIO must not exceed HEARTBEAT_MAX_RATIO")
+    def _check_bind(self) -> Settings:
         if not is_loopback_host(self.splatter_host) and not self._job_routes_protected():
             raise ValueError(
                 f"refusing to listen on non-loopback address {self.splatter_host!r} without "
@@ -241,43 +169,20 @@ class Settings(BaseSettings):
         return self.splatter_api_token is not None or self.splatter_allow_open
 
     @property
-    def lease_mode(self) -> bool:
-        """True when the node registers with DDS and leases tasks from DMS."""
-        return self.reg_secret is not None and self.secp256k1_privhex is not None
-
-    @property
     def pipeline_argv(self) -> list[str]:
         """The command prefix of the pipeline child (before ``run --job-root ...``)."""
         words = shlex.split(self.pipeline_command)
         return words or [sys.executable, "-m", "pipeline"]
 
     def node_config(self) -> NodeConfig:
-        """What ``domain_client`` needs for lease mode (``build_lease_node``).
+        """The lease-mode fields, for ``domain_client`` (``build_lease_node``).
 
         Raises:
             RuntimeError: lease mode is not configured (no ``REG_SECRET`` / key).
         """
-        if self.reg_secret is None or self.secp256k1_privhex is None:
+        if not self.lease_mode:
             raise RuntimeError("lease mode needs REG_SECRET and SECP256K1_PRIVHEX")
-        return NodeConfig(
-            reg_secret=self.reg_secret.get_secret_value(),
-            secp256k1_privhex=self.secp256k1_privhex.get_secret_value(),
-            capabilities=normalise_capabilities([CAPABILITY]),
-            dms_base_url=self.dms_base_url,
-            dds_base_url=self.dds_base_url,
-            request_timeout_s=self.request_timeout_secs,
-            register_interval_s=self.register_interval_secs,
-            register_max_retry=self.register_max_retry,
-            poll_backoff_ms_min=self.poll_backoff_ms_min,
-            poll_backoff_ms_max=self.poll_backoff_ms_max,
-            heartbeat_min_ratio=self.heartbeat_min_ratio,
-            heartbeat_max_ratio=self.heartbeat_max_ratio,
-            token_safety_ratio=self.token_safety_ratio,
-            token_reauth_max_retries=self.token_reauth_max_retries,
-            token_reauth_jitter_ms=self.token_reauth_jitter_ms,
-            node_version=self.node_version,
-            client_id=self.client_id,
-        )
+        return self.lease_config()
 
     @property
     def database_path(self) -> Path:

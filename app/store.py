@@ -21,13 +21,13 @@ from typing import Any, cast
 
 from app.records import (
     ALL_STATES,
-    ArtifactEntry,
     JobEvent,
     JobRecord,
     JobState,
     NewJob,
     utc_now,
 )
+from domain_client.models import ArtifactRecord
 
 __all__ = ["MIGRATIONS", "InvalidTransitionError", "JobNotFoundError", "JobStore"]
 
@@ -235,7 +235,7 @@ class JobStore:
         job_key: str,
         state: JobState,
         error: str | None = None,
-        artifacts: Iterable[ArtifactEntry] | None = None,
+        artifacts: Iterable[ArtifactRecord] | None = None,
     ) -> JobRecord:
         """Moves a job to a terminal state, recording the error and the uploaded artifacts."""
         if artifacts is not None:
@@ -269,7 +269,7 @@ class JobStore:
                 raise JobNotFoundError(job_key) from exc
         return seq
 
-    def set_artifacts(self, job_key: str, artifacts: Iterable[ArtifactEntry]) -> None:
+    def set_artifacts(self, job_key: str, artifacts: Iterable[ArtifactRecord]) -> None:
         """Replaces the job's artifact list."""
         with self._transaction() as db:
             db.execute("DELETE FROM job_artifacts WHERE job_id = ?", (job_key,))
@@ -321,16 +321,18 @@ class JobStore:
                 (target, utc_now(), *columns.values(), job_key),
             )
 
-    def _artifacts(self, job_key: str) -> tuple[ArtifactEntry, ...]:
+    def _artifacts(self, job_key: str) -> tuple[ArtifactRecord, ...]:
         rows = self._db.execute(
             "SELECT logical_path, name, data_type, data_id FROM job_artifacts"
             " WHERE job_id = ? ORDER BY logical_path",
             (job_key,),
         ).fetchall()
-        return tuple(ArtifactEntry(r[0], r[1], r[2], r[3]) for r in rows)
+        return tuple(
+            ArtifactRecord(logical_path=r[0], name=r[1], data_type=r[2], id=r[3]) for r in rows
+        )
 
 
-def _record(row: sqlite3.Row, artifacts: tuple[ArtifactEntry, ...]) -> JobRecord:
+def _record(row: sqlite3.Row, artifacts: tuple[ArtifactRecord, ...]) -> JobRecord:
     return JobRecord(
         id=row["id"],
         source=row["source"],

@@ -9,7 +9,7 @@ hierarchy, drawn in :mod:`domain_client.errors`.
 
 from domain_client.auth import DdsAuth, TokenConfig
 from domain_client.cid import CidTarget, parse_cid
-from domain_client.config import NodeConfig, load_node_config
+from domain_client.config import NodeConfig
 from domain_client.dds import DdsClient
 from domain_client.dms import DmsClient
 from domain_client.domain import DomainClient, DownloadedItem
@@ -137,6 +137,5 @@ __all__ = [
     "Wallet",
     "build_lease_node",
     "build_siwe_message",
-    "load_node_config",
     "parse_cid",
 ]

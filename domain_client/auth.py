@@ -21,6 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from domain_client.config import (
+    DEFAULT_TOKEN_REAUTH_JITTER_MS,
+    DEFAULT_TOKEN_REAUTH_MAX_RETRIES,
+    DEFAULT_TOKEN_SAFETY_RATIO,
+)
 from domain_client.dds import DdsClient
 from domain_client.errors import (
     DomainClientError,
@@ -51,9 +56,9 @@ class TokenConfig:
         retry_after_failure_s: background refresher's pause after a failed refresh, seconds.
     """
 
-    safety_ratio: float = 0.75
-    max_retries: int = 3
-    jitter_ms: int = 500
+    safety_ratio: float = DEFAULT_TOKEN_SAFETY_RATIO
+    max_retries: int = DEFAULT_TOKEN_REAUTH_MAX_RETRIES
+    jitter_ms: int = DEFAULT_TOKEN_REAUTH_JITTER_MS
     retry_after_failure_s: float = 5.0
 
 

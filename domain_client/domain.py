@@ -60,6 +60,9 @@ from domain_client.tokens import DomainToken
 
 __all__ = ["CLIENT_ID_HEADER", "DomainClient", "DownloadedItem", "Layout"]
 
+DOMAIN_REQUEST_TIMEOUT_S = 300.0
+"""Default per-operation read/write timeout of domain-server requests, seconds."""
+
 logger = logging.getLogger(__name__)
 
 CLIENT_ID_HEADER = "posemesh-client-id"
@@ -133,7 +136,7 @@ class DomainClient:
         token: DomainToken,
         client_id: str,
         *,
-        request_timeout_s: float = 300.0,
+        request_timeout_s: float = DOMAIN_REQUEST_TIMEOUT_S,
         connect_timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
         refresh_wait_s: float = 10.0,

@@ -35,8 +35,9 @@ from typing import Any, Literal
 
 import httpx
 
+from domain_client.config import DEFAULT_HEARTBEAT_RATIOS, DEFAULT_POLL_BACKOFF_MS
 from domain_client.dms import DmsClient
-from domain_client.domain import DomainClient
+from domain_client.domain import DOMAIN_REQUEST_TIMEOUT_S, DomainClient
 from domain_client.errors import DomainClientError, LeaseLost, TaskCancelled
 from domain_client.heartbeat import HeartbeatDriver, ProgressReporter
 from domain_client.lease import LeaseSession, lease_problem
@@ -131,12 +132,12 @@ class EngineConfig:
 
     client_id: str
     capabilities: tuple[str, ...] = ()
-    poll_backoff_ms_min: int = 1000
-    poll_backoff_ms_max: int = 30000
-    heartbeat_min_ratio: float = 0.25
-    heartbeat_max_ratio: float = 0.35
+    poll_backoff_ms_min: int = DEFAULT_POLL_BACKOFF_MS[0]
+    poll_backoff_ms_max: int = DEFAULT_POLL_BACKOFF_MS[1]
+    heartbeat_min_ratio: float = DEFAULT_HEARTBEAT_RATIOS[0]
+    heartbeat_max_ratio: float = DEFAULT_HEARTBEAT_RATIOS[1]
     heartbeat_max_interval_s: float = 30.0
-    domain_request_timeout_s: float = 300.0
+    domain_request_timeout_s: float = DOMAIN_REQUEST_TIMEOUT_S
     clock_skew_s: float = 5.0
     cancel_grace_s: float = 15.0
     registration_poll_s: float = 1.0

@@ -5,7 +5,8 @@ lease expiry − now), but never later than ``max_interval_s`` nor half the doma
 remaining life ([SDK]'s bound); a due time already past becomes 100 ms ([PM]). Every progress
 or event update wakes the driver at once; updates arriving while a heartbeat is in flight are
 coalesced into the next one, which carries the latest progress (replace semantics) and every
-unacknowledged event (at-least-once: the sent prefix is dropped only after a 2xx).
+unacknowledged event (at-least-once: the sent prefix is dropped only after a 2xx); the
+bookkeeping is :class:`~domain_client.delivery.Outbox`, shared with the push door.
 
 A heartbeat failure of any kind loses the lease; ``cancel: true`` cancels it. Either way the
 session's cancel flag is set and no receipt may be sent.
@@ -21,8 +22,10 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+from domain_client.config import DEFAULT_HEARTBEAT_RATIOS
+from domain_client.delivery import Outbox, ProgressReporter
 from domain_client.dms import MAX_PROGRESS_BYTES, DmsClient
 from domain_client.errors import InvalidInputError, LeaseLost
 from domain_client.lease import LeaseSession, Verdict
@@ -34,18 +37,6 @@ logger = logging.getLogger(__name__)
 
 DriverOutcome = Literal["completed", "cancelled", "lost"]
 MIN_DELAY_S = 0.1
-
-
-class ProgressReporter(Protocol):
-    """What a handler uses to report: both calls trigger a heartbeat right away."""
-
-    def set_progress(self, progress: Mapping[str, Any]) -> None:
-        """Replace the progress value (at most 64 KiB of JSON)."""
-        ...
-
-    def log_event(self, event: Mapping[str, Any]) -> None:
-        """Append an event; delivered at least once, in order."""
-        ...
 
 
 def heartbeat_delay_s(
@@ -83,8 +74,8 @@ class HeartbeatDriver:
         dms: DmsClient,
         session: LeaseSession,
         *,
-        min_ratio: float = 0.25,
-        max_ratio: float = 0.35,
+        min_ratio: float = DEFAULT_HEARTBEAT_RATIOS[0],
+        max_ratio: float = DEFAULT_HEARTBEAT_RATIOS[1],
         max_interval_s: float = 30.0,
         rng: random.Random | None = None,
         now: Callable[[], datetime] = utc_now,
@@ -96,9 +87,8 @@ class HeartbeatDriver:
         self._max_interval_s = max_interval_s
         self._rng = rng or random.Random()
         self._now = now
-        self._progress: Any = {}
-        self._events: list[Mapping[str, Any]] = []
-        self._wake = asyncio.Event()
+        self._outbox = Outbox()
+        self._wake = self._outbox.changed
         self._stopping = False
         self._beat_lock = asyncio.Lock()
         self.sent = 0
@@ -114,12 +104,10 @@ class HeartbeatDriver:
             raise InvalidInputError(
                 f"progress is {len(encoded)} bytes of JSON; the limit is {MAX_PROGRESS_BYTES}"
             )
-        self._progress = json.loads(encoded)
-        self._wake.set()
+        self._outbox.set_progress(json.loads(encoded))
 
     def log_event(self, event: Mapping[str, Any]) -> None:
-        self._events.append(json.loads(json.dumps(event, default=str)))
-        self._wake.set()
+        self._outbox.add_event(json.loads(json.dumps(event, default=str)))
 
     def request_heartbeat(self) -> None:
         """Send a heartbeat now (e.g. the domain server rejected the current token)."""
@@ -127,11 +115,11 @@ class HeartbeatDriver:
 
     @property
     def progress(self) -> Any:
-        return self._progress
+        return self._outbox.progress
 
     @property
     def pending_events(self) -> list[Mapping[str, Any]]:
-        return list(self._events)
+        return self._outbox.pending_events
 
     # --- loop ------------------------------------------------------------------------------
 
@@ -172,12 +160,13 @@ class HeartbeatDriver:
         async with self._beat_lock:
             if self._session.state != "running":
                 return Verdict(self._session.state)
-            self._wake.clear()
-            events = list(self._events)
+            batch = self._outbox.take()
             try:
-                update = await self._dms.heartbeat(self._session.task_id, self._progress, events)
+                update = await self._dms.heartbeat(
+                    self._session.task_id, batch.progress, batch.events
+                )
             except LeaseLost as exc:
                 return self._session.lose(str(exc))
-            del self._events[: len(events)]
+            self._outbox.acknowledge(batch)
             self.sent += 1
             return self._session.apply(update)

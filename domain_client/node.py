@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 import httpx
 
 from domain_client.auth import DdsAuth, TokenConfig
-from domain_client.config import NodeConfig
+from domain_client.config import NodeConfig, normalise_capabilities
 from domain_client.dds import DdsClient
 from domain_client.dms import DmsClient
 from domain_client.engine import EngineConfig, Handler, TaskEngine
@@ -75,6 +75,7 @@ def build_lease_node(
     http: httpx.AsyncClient,
     handlers: Mapping[str, Handler],
     *,
+    capabilities: Iterable[str] | None = None,
     engine: EngineConfig | None = None,
     rng: random.Random | None = None,
     slot: asyncio.Lock | None = None,
@@ -82,30 +83,34 @@ def build_lease_node(
     """Build a lease-mode node.
 
     Args:
-        config: the normalised environment (:func:`~domain_client.config.load_node_config`).
+        config: the lease-mode settings (the app builds them from its environment).
         http: the shared client.
-        handlers: capability → handler; must cover ``config.capabilities``.
+        handlers: capability → handler; must cover ``capabilities``.
+        capabilities: what to register (sorted, de-duplicated); default: the handlers' keys.
         engine: engine settings to start from (``client_id``, ``capabilities`` and the poll and
             heartbeat settings are taken from ``config``).
         slot: a lock held around every poll cycle, shared with other work on the same worker
             (the app's worker slot): while someone else holds it, nothing is leased.
 
     Raises:
+        ConfigError: lease mode is not configured, or the capabilities are unusable.
         InvalidKeyError: ``SECP256K1_PRIVHEX`` is not a usable key.
         ValueError: a registered capability has no handler.
     """
-    missing = sorted(set(config.capabilities) - set(handlers))
+    registered = normalise_capabilities(handlers if capabilities is None else capabilities)
+    missing = sorted(set(registered) - set(handlers))
     if missing:
         raise ValueError(f"no handler for registered capabilities: {', '.join(missing)}")
-    wallet = Wallet.from_hex(config.secp256k1_privhex)
-    dds = DdsClient(http, config.dds_base_url, timeout_s=config.request_timeout_s)
-    registrar = Registrar(dds, wallet, _registration(config), rng=rng)
+    reg_secret, privhex = config.secrets()
+    wallet = Wallet.from_hex(privhex)
+    dds = DdsClient(http, config.dds_base_url, timeout_s=config.request_timeout_secs)
+    registrar = Registrar(dds, wallet, _registration(config, reg_secret, registered), rng=rng)
     auth = DdsAuth(dds, wallet, registrar=registrar, config=_tokens(config), rng=rng)
-    dms = DmsClient(http, config.dms_base_url, auth, timeout_s=config.request_timeout_s)
+    dms = DmsClient(http, config.dms_base_url, auth, timeout_s=config.request_timeout_secs)
     settings = replace(
         engine or EngineConfig(client_id=config.client_id),
         client_id=config.client_id,
-        capabilities=config.capabilities,
+        capabilities=registered,
         poll_backoff_ms_min=config.poll_backoff_ms_min,
         poll_backoff_ms_max=config.poll_backoff_ms_max,
         heartbeat_min_ratio=config.heartbeat_min_ratio,
@@ -115,12 +120,14 @@ def build_lease_node(
     return LeaseNode(registrar=registrar, auth=auth, dms=dms, engine=task_engine, slot=slot)
 
 
-def _registration(config: NodeConfig) -> RegistrationConfig:
+def _registration(
+    config: NodeConfig, reg_secret: str, capabilities: tuple[str, ...]
+) -> RegistrationConfig:
     return RegistrationConfig(
-        reg_secret=config.reg_secret,
-        capabilities=config.capabilities,
+        reg_secret=reg_secret,
+        capabilities=capabilities,
         version=config.node_version,
-        interval_s=config.register_interval_s,
+        interval_s=config.register_interval_secs,
         max_retry=config.register_max_retry,
     )
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from domain_client.config import DEFAULT_REGISTER_INTERVAL_SECS, DEFAULT_REGISTER_MAX_RETRY
 from domain_client.dds import DdsClient
 from domain_client.errors import DomainClientError, ResponseError
 from domain_client.siwe import Wallet, build_siwe_message
@@ -60,8 +61,8 @@ class RegistrationConfig:
     reg_secret: str = field(repr=False)
     capabilities: tuple[str, ...]
     version: str
-    interval_s: float = 120.0
-    max_retry: int = -1
+    interval_s: float = DEFAULT_REGISTER_INTERVAL_SECS
+    max_retry: int = DEFAULT_REGISTER_MAX_RETRY
     park_check_s: float = 1.0
     conflict_log_every_s: float = 180.0
 

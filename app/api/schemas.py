@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app import CAPABILITY
 from app.jobs.envelope import PushLease
-from app.records import ArtifactEntry, JobEvent, JobRecord, JobSource, JobState
+from app.records import JobEvent, JobRecord, JobSource, JobState
+from domain_client.models import ArtifactRecord
 
 __all__ = [
     "ArtifactPublic",
@@ -54,16 +55,21 @@ class JobCreate(PushLease):
 
 
 class ArtifactPublic(BaseModel):
-    """An uploaded artifact, as listed in the DMS receipt."""
+    """An uploaded artifact, as listed in the DMS receipt.
 
-    logical_path: str
-    name: str
-    data_type: str
-    id: str | None
+    The HTTP API's own schema (documented in the OpenAPI, versioned with the node's API), kept
+    apart from ``domain_client``'s ``ArtifactRecord`` (the DMS wire model it is built from) so
+    that a protocol change cannot silently change the public API.
+    """
+
+    logical_path: str = Field(description="Where the artifact sits under the outputs prefix.")
+    name: str = Field(description="Domain data name.")
+    data_type: str = Field(description="Domain data type, e.g. `splat_data`.")
+    id: str | None = Field(description="Domain data id; null when the upload gave none.")
 
     @classmethod
-    def of(cls, entry: ArtifactEntry) -> ArtifactPublic:
-        return cls(**entry.as_receipt())
+    def of(cls, record: ArtifactRecord) -> ArtifactPublic:
+        return cls.model_validate(record.wire())
 
 
 class JobEventPublic(BaseModel):

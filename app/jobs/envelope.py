@@ -1,46 +1,44 @@
-"""The lease envelope the push door accepts: the JSON ``GET {DMS}/tasks`` returns (protocol §1.6).
+"""The push door's rules on the one lease envelope model (``domain_client.models.Lease``).
 
-Unknown fields are ignored and ``null`` is accepted wherever a value is optional (``cancel``
-and ``inputs_cids`` included). What the node cannot run without is required: the task id and
-capability, the domain id, its server URL and the domain access token.
+The push door accepts the JSON ``GET {DMS}/tasks`` returns (protocol §1.6), parsed by the same
+model as the lease door: unknown fields are ignored and ``null`` is accepted wherever a value is
+optional. A pushed envelope has no heartbeat to fill in what is missing, so :class:`PushLease`
+only narrows what the node cannot run without: the task id (a UUID) and capability, the domain
+id (a UUID), its server URL and the domain access token; a cancelled envelope is refused.
+Ids stay ``str`` as in ``Lease``, in the canonical lower-case UUID form.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from app import CAPABILITY
+from domain_client.models import Lease, TaskSpec
 
-__all__ = ["PushLease", "PushTask"]
+__all__ = ["PushLease", "PushTask", "UuidText"]
 
 
-class PushTask(BaseModel):
-    """The ``task`` object of a lease (TaskSpec); only the fields the node uses are typed."""
+def _canonical_uuid(value: Any) -> str:
+    try:
+        return str(value if isinstance(value, UUID) else UUID(str(value)))
+    except ValueError as exc:
+        raise PydanticCustomError("uuid_parsing", "Input should be a valid UUID") from exc
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: UUID = Field(description="DMS task id; the job folder is `<TASKS_ROOT>/<id>`.")
-    job_id: UUID | None = None
+UuidText = Annotated[str, BeforeValidator(_canonical_uuid)]
+"""A UUID, kept as its canonical text (``Lease`` ids are ``str``)."""
+
+
+class PushTask(TaskSpec):
+    """The ``task`` of a pushed envelope: a UUID id and the capability this node serves."""
+
+    id: UuidText = Field(description="DMS task id; the job folder is `<TASKS_ROOT>/<id>`.")
+    job_id: UuidText | None = None
     capability: str = Field(description=f"Must be `{CAPABILITY}`.")
-    inputs_cids: list[str] = Field(
-        default_factory=list,
-        description="Only the first entry is used: the refined manifest's domain data URL or id.",
-    )
-    outputs_prefix: str | None = Field(
-        None, description="Prefix of the artifacts' logical paths in receipts."
-    )
-    label: str | None = None
-    stage: str | None = None
-    meta: Any = None
-
-    @field_validator("inputs_cids", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: object) -> object:
-        return [] if value is None else value
 
     @field_validator("capability")
     @classmethod
@@ -50,28 +48,17 @@ class PushTask(BaseModel):
         return value
 
 
-class PushLease(BaseModel):
-    """A lease envelope handed straight to the node."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class PushLease(Lease):
+    """A lease envelope handed straight to the node (``Lease`` with the push door's rules)."""
 
     access_token: str = Field(
         min_length=1, description="Domain-server bearer for this task (never logged or stored)."
     )
-    access_token_expires_at: datetime | None = None
-    lease_expires_at: datetime | None = None
-    domain_id: UUID
+    domain_id: UuidText
     domain_server_url: str = Field(
         pattern=r"^https?://", description="Base URL of the domain server holding the inputs."
     )
-    cancel: bool = Field(False, description="A cancelled lease is refused.")
-    status: str | None = None
     task: PushTask
-
-    @field_validator("cancel", mode="before")
-    @classmethod
-    def _null_is_false(cls, value: object) -> object:
-        return False if value is None else value
 
     @field_validator("cancel")
     @classmethod

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import httpx
 
 from app.jobs.envelope import PushLease
-from app.ports import ProgressReporter, TaskContextView
-from domain_client.domain import DomainClient
+from app.ports import TaskContextView
+from domain_client.delivery import ProgressReporter
+from domain_client.domain import DOMAIN_REQUEST_TIMEOUT_S, DomainClient
 from domain_client.storage import TaskStorage
 from domain_client.tokens import DomainToken
 
@@ -41,7 +42,11 @@ class DomainPushContexts:
     """
 
     def __init__(
-        self, http: httpx.AsyncClient, client_id: str, *, request_timeout_s: float = 300.0
+        self,
+        http: httpx.AsyncClient,
+        client_id: str,
+        *,
+        request_timeout_s: float = DOMAIN_REQUEST_TIMEOUT_S,
     ) -> None:
         self._http = http
         self._client_id = client_id
@@ -53,10 +58,10 @@ class DomainPushContexts:
         domain = DomainClient(
             self._http,
             lease.domain_server_url,
-            str(lease.domain_id),
+            lease.domain_id,
             DomainToken(lease.access_token),
             self._client_id,
             request_timeout_s=self._request_timeout_s,
         )
-        storage = TaskStorage(domain, str(lease.task.id), lease.task.outputs_prefix)
+        storage = TaskStorage(domain, lease.task.id, lease.task.outputs_prefix)
         return PushTaskContext(lease, storage, reporter, cancelled)

@@ -1,11 +1,12 @@
 """Where a job's progress and events go: the store, the lease's reporter, a ``progress_url``.
 
 :class:`JobReporter` is the ``ProgressReporter`` the runner sees for every recorded job: it
-writes to SQLite, passes through to the engine's reporter in lease mode (which heartbeats), and
-feeds a :class:`ProgressForwarder` in push mode. The forwarder POSTs
+writes to SQLite and passes through to the relays: the engine's reporter in lease mode (which
+heartbeats), a :class:`ProgressForwarder` in push mode. The forwarder POSTs
 ``{"progress": {...}, "events": [...]}`` (the shape of a DMS heartbeat body) whenever progress
-changes: one request in flight at a time, later changes coalesced to the latest, events
-resent until a 2xx acknowledges them; failures are logged and never touch the job.
+changes, with the heartbeat driver's delivery rules (``domain_client.delivery.Outbox``): one
+request in flight at a time, later changes coalesced to the latest, events resent until a 2xx
+acknowledges them; failures are logged and never touch the job.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from app.ports import ProgressReporter
 from app.store import JobStore
+from domain_client.delivery import Outbox, ProgressReporter, json_safe
 
 __all__ = ["JobReporter", "ProgressForwarder"]
 
@@ -28,7 +30,7 @@ _MAX_PENDING_EVENTS = 1000
 
 
 class ProgressForwarder:
-    """POSTs a job's progress to a URL as it changes (best effort).
+    """POSTs a job's progress to a URL as it changes (best effort; a ``ProgressReporter``).
 
     Args:
         http: the shared client.
@@ -40,21 +42,17 @@ class ProgressForwarder:
         self._http = http
         self._url = url
         self._timeout_s = timeout_s
-        self._progress: dict[str, Any] = {}
-        self._events: list[dict[str, Any]] = []
-        self._changed = asyncio.Event()
+        self._outbox = Outbox(max_events=_MAX_PENDING_EVENTS)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"progress-forwarder {self._url}")
 
-    def progress(self, progress: dict[str, Any]) -> None:
-        self._progress = progress
-        self._changed.set()
+    def set_progress(self, progress: Mapping[str, Any]) -> None:
+        self._outbox.set_progress(progress)
 
-    def event(self, event: dict[str, Any]) -> None:
-        self._events = [*self._events, event][-_MAX_PENDING_EVENTS:]
-        self._changed.set()
+    def log_event(self, event: Mapping[str, Any]) -> None:
+        self._outbox.add_event(event)
 
     async def close(self, flush_timeout_s: float = 5.0) -> None:
         """Stops after one last attempt to deliver what changed since the last POST."""
@@ -62,26 +60,26 @@ class ProgressForwarder:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._changed.is_set():
+        if self._outbox.changed.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._post_once(), flush_timeout_s)
+                await asyncio.wait_for(self.deliver_once(), flush_timeout_s)
 
     async def _run(self) -> None:
         while True:
-            await self._changed.wait()
-            await self._post_once()
+            await self._outbox.changed.wait()
+            await self.deliver_once()
 
-    async def _post_once(self) -> None:
-        self._changed.clear()
-        events = list(self._events)
-        body = {"progress": self._progress, "events": events}
+    async def deliver_once(self) -> None:
+        """POST the latest progress and every unacknowledged event once."""
+        batch = self._outbox.take()
+        body = {"progress": batch.progress, "events": batch.events}
         try:
             response = await self._http.post(self._url, json=body, timeout=self._timeout_s)
         except httpx.HTTPError as exc:
             log.warning("progress_url unreachable", extra={"url": self._url, "error": str(exc)})
             return
         if response.is_success:
-            self._events = self._events[len(events) :]
+            self._outbox.acknowledge(batch)
         else:
             log.warning(
                 "progress_url refused the update",
@@ -90,31 +88,27 @@ class ProgressForwarder:
 
 
 class JobReporter:
-    """Records a job's progress and events, and relays them (``ProgressReporter``)."""
+    """Records a job's progress and events, and relays them (``ProgressReporter``).
+
+    Everything is made UTF-8-safe first (:func:`json_safe`): a child's error naming an
+    undecodable file must not break the store, the API or a relay.
+    """
 
     def __init__(
-        self,
-        store: JobStore,
-        job_key: str,
-        *,
-        inner: ProgressReporter | None = None,
-        forwarder: ProgressForwarder | None = None,
+        self, store: JobStore, job_key: str, relays: Sequence[ProgressReporter] = ()
     ) -> None:
         self._store = store
         self._job_key = job_key
-        self._inner = inner
-        self._forwarder = forwarder
+        self._relays = tuple(relays)
 
-    def set_progress(self, progress: dict[str, Any]) -> None:
-        self._store.set_progress(self._job_key, progress)
-        if self._inner is not None:
-            self._inner.set_progress(progress)
-        if self._forwarder is not None:
-            self._forwarder.progress(progress)
+    def set_progress(self, progress: Mapping[str, Any]) -> None:
+        clean: dict[str, Any] = json_safe(progress)
+        self._store.set_progress(self._job_key, clean)
+        for relay in self._relays:
+            relay.set_progress(clean)
 
-    def log_event(self, event: dict[str, Any]) -> None:
-        self._store.add_event(self._job_key, event)
-        if self._inner is not None:
-            self._inner.log_event(event)
-        if self._forwarder is not None:
-            self._forwarder.event(event)
+    def log_event(self, event: Mapping[str, Any]) -> None:
+        clean: dict[str, Any] = json_safe(event)
+        self._store.add_event(self._job_key, clean)
+        for relay in self._relays:
+            relay.log_event(clean)

@@ -25,18 +25,16 @@ from app.jobs.envelope import PushLease
 from app.jobs.reporting import JobReporter, ProgressForwarder
 from app.logs import log_context
 from app.metrics import NodeMetrics
-from app.ports import (
-    ArtifactView,
-    LeaseView,
-    ProgressReporter,
-    TaskContextView,
-    TaskStorageView,
-)
-from app.records import ArtifactEntry, JobEvent, JobRecord, JobState, NewJob
+from app.ports import TaskContextView
+from app.records import JobEvent, JobRecord, JobState, NewJob
 from app.runner import JobCancelledError, run_splatter_job
 from app.settings import Settings
 from app.store import JobStore
 from app.worker.supervisor import WorkerSupervisor
+from domain_client.delivery import ProgressReporter
+from domain_client.models import ArtifactRecord, Lease
+from domain_client.receipts import runner_failure_reason
+from domain_client.storage import TaskStorage
 
 __all__ = [
     "DuplicateTaskError",
@@ -44,12 +42,9 @@ __all__ = [
     "JobFinishedError",
     "JobService",
     "PushContextFactory",
-    "fail_reason",
 ]
 
 log = logging.getLogger(__name__)
-
-MAX_REASON_BYTES = 4096
 
 Handler = Callable[[TaskContextView], Awaitable[None]]
 
@@ -78,21 +73,12 @@ class JobFinishedError(RuntimeError):
     """The job has already ended; it cannot be cancelled."""
 
 
-def fail_reason(exc: BaseException) -> str:
-    """``runner failed: <message>``, cut to 4096 bytes on a character boundary (DMS limit)."""
-    reason = f"runner failed: {exc}"
-    encoded = reason.encode("utf-8")
-    if len(encoded) <= MAX_REASON_BYTES:
-        return reason
-    return encoded[:MAX_REASON_BYTES].decode("utf-8", errors="ignore")
-
-
 @dataclass(frozen=True)
 class _RecordedContext:
     """A task context whose reporter also records into the store."""
 
-    lease: LeaseView
-    storage: TaskStorageView
+    lease: Lease
+    storage: TaskStorage
     reporter: ProgressReporter
     cancelled: asyncio.Event
 
@@ -172,7 +158,7 @@ class JobService:
         """
         if not self._accepting:
             raise IntakeUnavailableError("the node is shutting down")
-        task_id = str(lease.task.id)
+        task_id = lease.task.id
         active = self.store.active_for_task(task_id)
         if active is not None:
             raise DuplicateTaskError(task_id, active)
@@ -181,8 +167,8 @@ class JobService:
                 source="push",
                 task_id=task_id,
                 capability=lease.task.capability,
-                job_id=None if lease.task.job_id is None else str(lease.task.job_id),
-                domain_id=str(lease.domain_id),
+                job_id=lease.task.job_id,
+                domain_id=lease.domain_id,
                 progress_url=progress_url,
             )
         )
@@ -227,13 +213,13 @@ class JobService:
         record = self.store.create(
             NewJob(
                 source="lease",
-                task_id=str(task.id),
+                task_id=task.id,
                 capability=task.capability,
-                job_id=None if task.job_id is None else str(task.job_id),
-                domain_id=None if ctx.lease.domain_id is None else str(ctx.lease.domain_id),
+                job_id=task.job_id,
+                domain_id=ctx.lease.domain_id,
             )
         )
-        reporter = JobReporter(self.store, record.id, inner=ctx.reporter)
+        reporter = JobReporter(self.store, record.id, [ctx.reporter])
         recorded = _RecordedContext(ctx.lease, ctx.storage, reporter, ctx.cancelled)
         await self._execute(record.id, recorded, reraise=True, cancel=cancel)
 
@@ -267,7 +253,7 @@ class JobService:
     async def _run_push(self, job_key: str, pending: _PendingPush) -> None:
         cancel = asyncio.Event()
         forwarder = self._forwarder(pending.progress_url)
-        reporter = JobReporter(self.store, job_key, forwarder=forwarder)
+        reporter = JobReporter(self.store, job_key, [] if forwarder is None else [forwarder])
         try:
             ctx = self._context_factory(pending.lease, reporter, cancel)
         except Exception as exc:
@@ -292,12 +278,12 @@ class JobService:
         self.store.mark_running(job_key)
         handler: Handler = self._handler
         try:
-            with log_context(job=job_key, task_id=str(ctx.lease.task.id)):
+            with log_context(job=job_key, task_id=ctx.lease.task.id):
                 await handler(ctx)
         except asyncio.CancelledError:
             # Our own task was cancelled (shutdown past its bounds): the runner has already
             # killed its child; record the end before unwinding.
-            artifacts = _entries(ctx.storage.artifacts())
+            artifacts = ctx.storage.artifacts()
             self._finish(job_key, "cancelled", error="node shutting down", artifacts=artifacts)
             raise
         except Exception as exc:
@@ -305,7 +291,7 @@ class JobService:
             if reraise:
                 raise
         else:
-            self._finish(job_key, "succeeded", artifacts=_entries(ctx.storage.artifacts()))
+            self._finish(job_key, "succeeded", artifacts=ctx.storage.artifacts())
         finally:
             self._cancels.pop(job_key, None)
             if not self._cancels:
@@ -317,18 +303,18 @@ class JobService:
         )
 
     def _record_failure(self, job_key: str, ctx: TaskContextView, exc: Exception) -> None:
-        artifacts = _entries(ctx.storage.artifacts())
+        artifacts = ctx.storage.artifacts()
         if isinstance(exc, JobCancelledError) or ctx.cancelled.is_set():
             self._finish(job_key, "cancelled", error=str(exc), artifacts=artifacts)
         else:
-            self._finish(job_key, "failed", error=fail_reason(exc), artifacts=artifacts)
+            self._finish(job_key, "failed", error=runner_failure_reason(exc), artifacts=artifacts)
 
     def _finish(
         self,
         job_key: str,
         state: JobState,
         error: str | None = None,
-        artifacts: Sequence[ArtifactEntry] | None = None,
+        artifacts: Sequence[ArtifactRecord] | None = None,
     ) -> JobRecord:
         record = self.store.finish(job_key, state, error=error, artifacts=artifacts)
         self._metrics.job_finished(state)
@@ -341,7 +327,3 @@ class JobService:
         forwarder = ProgressForwarder(self._http, url)
         forwarder.start()
         return forwarder
-
-
-def _entries(artifacts: Sequence[ArtifactView]) -> list[ArtifactEntry]:
-    return [ArtifactEntry(a.logical_path, a.name, a.data_type, a.id) for a in artifacts]

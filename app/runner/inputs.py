@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.ports import DataMetadataView, TaskContextView
+from app.ports import TaskContextView
 from app.runner.errors import JobCancelledError, SplatterJobError
 from app.runner.naming import (
     COLMAP_BINARIES,
@@ -37,6 +37,7 @@ from app.runner.naming import (
 )
 from app.runner.progress import InputCounts
 from app.runner.workspace import JobLayout
+from domain_client.models import DataMetadata
 
 __all__ = ["ResolvedInputs", "check_cancelled", "resolve_inputs", "until_cancelled"]
 
@@ -195,7 +196,7 @@ class _Fetcher:
                 if name.startswith(_RECORDING_PREFIX) and name not in self._downloaded:
                     await self._recording_by_id(item, name)
 
-    async def _recording_by_id(self, item: DataMetadataView, name: str) -> None:
+    async def _recording_by_id(self, item: DataMetadata, name: str) -> None:
         folder = recording_folder(name, item.id)
         reason = unsafe_component_reason(folder)
         if reason is not None:
@@ -229,7 +230,7 @@ class _Fetcher:
 
     async def colmap_binaries(self, suffix: str) -> list[str]:
         """Looks up all five binaries; downloads them only if all exist. Returns what is missing."""
-        found: dict[str, DataMetadataView] = {}
+        found: dict[str, DataMetadata] = {}
         missing: list[str] = []
         for prefix, _ in COLMAP_BINARIES:
             items = await self._list("resolving colmap metadata", name=f"{prefix}{suffix}")
@@ -258,7 +259,7 @@ class _Fetcher:
         ids: Sequence[str] | None = None,
         name: str | None = None,
         data_type: str | None = None,
-    ) -> Sequence[DataMetadataView] | None:
+    ) -> Sequence[DataMetadata] | None:
         """A metadata listing; ``None`` (logged) when it fails."""
         domain = self._ctx.storage.domain
         try:
@@ -274,7 +275,7 @@ class _Fetcher:
             )
             return None
 
-    async def _download(self, item: DataMetadataView, target: Path, stage: str) -> bool:
+    async def _download(self, item: DataMetadata, target: Path, stage: str) -> bool:
         """Streams one item to ``target``; False (logged, partial file removed) on failure."""
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -301,6 +302,6 @@ def _discard(partial: Path) -> None:
     partial.unlink(missing_ok=True)
 
 
-def _first_named(items: Sequence[DataMetadataView] | None, name: str) -> DataMetadataView | None:
+def _first_named(items: Sequence[DataMetadata] | None, name: str) -> DataMetadata | None:
     """The first listed item with exactly that name (servers filter, we check)."""
     return next((item for item in items or () if item.name == name), None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,10 +134,10 @@ class RecordingReporter:
         self.progress: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
 
-    def set_progress(self, progress: dict[str, Any]) -> None:
+    def set_progress(self, progress: Mapping[str, Any]) -> None:
         self.progress.append(dict(progress))
 
-    def log_event(self, event: dict[str, Any]) -> None:
+    def log_event(self, event: Mapping[str, Any]) -> None:
         self.events.append(dict(event))
 
     def messages(self) -> list[str]:

@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from app import CAPABILITY, __version__
-from app.settings import Settings, is_loopback_host, parse_env_bool
+from app.settings import Settings, get_settings, is_loopback_host, parse_env_bool
+from domain_client.config import NodeConfig, normalise_capabilities
 
 KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082798ce3f4fdf2548b6f90"
 
@@ -171,12 +172,13 @@ def test_node_config_carries_the_lease_settings_to_domain_client() -> None:
         node_version="v1.2.3",
     )
     config = s.node_config()
-    assert (config.reg_secret, config.secp256k1_privhex) == ("console-secret", KEY)
-    assert config.capabilities == (CAPABILITY,)
+    assert type(config) is NodeConfig
+    assert config.secrets() == ("console-secret", KEY)
+    assert normalise_capabilities([CAPABILITY]) == (CAPABILITY,)
     assert (config.dds_base_url, config.dms_base_url) == (
         "http://127.0.0.1:9001/", "https://dms.auki.network/v1",
     )  # fmt: skip
-    assert (config.request_timeout_s, config.poll_backoff_ms_min) == (1, 10)
+    assert (config.request_timeout_secs, config.poll_backoff_ms_min) == (1, 10)
     assert (config.heartbeat_min_ratio, config.heartbeat_max_ratio) == (0.25, 0.3)
     assert (config.client_id, config.node_version) == ("node/7", "1.2.3")
     assert "console-secret" not in repr(config) and KEY not in repr(config)
@@ -224,3 +226,47 @@ def test_loopback_detection(host: str, loopback: bool) -> None:
 def test_secret_values_lists_every_configured_secret() -> None:
     s = Settings(reg_secret="reg", secp256k1_privhex=KEY, splatter_api_token="api")
     assert sorted(s.secret_values()) == sorted(["reg", KEY, "api"])
+
+
+def test_case_28_environment_normalisation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Protocol §3.9 / case 28 through the one environment parser (was ``load_node_config``)."""
+    required = {"REG_SECRET": "console-secret", "SECP256K1_PRIVHEX": KEY}
+    env = {
+        **required,
+        "DDS_BASE_URL": "https://dds.example",
+        "REQUEST_TIMEOUT_SECS": "0",
+        "NODE_VERSION": "v2.3.4",
+        "REGISTER_MAX_RETRY": "-1",
+        "CLIENT_ID": "  my-node  ",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = get_settings_uncached().node_config()
+    assert config.dds_base_url == "https://dds.example/"
+    assert config.request_timeout_secs == 1
+    assert config.node_version == "2.3.4"
+    assert config.register_max_retry == -1
+    assert config.client_id == "my-node"
+    monkeypatch.setenv("NODE_VERSION", "not-semver")
+    assert get_settings_uncached().node_version == __version__
+    monkeypatch.setenv("REQUEST_TIMEOUT_SECS", "301")
+    with pytest.raises(ValidationError, match="REQUEST_TIMEOUT_SECS must be 1 to 300, got 301"):
+        get_settings_uncached()
+    for name in env:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SECP256K1_PRIVHEX", KEY)
+    with pytest.raises(ValidationError, match="REG_SECRET required"):
+        get_settings_uncached()
+    monkeypatch.delenv("SECP256K1_PRIVHEX")
+    monkeypatch.setenv("REG_SECRET", "console-secret")
+    with pytest.raises(ValidationError, match="SECP256K1_PRIVHEX required"):
+        get_settings_uncached()
+
+
+def get_settings_uncached() -> Settings:
+    """``get_settings()`` without its cache: a fresh read of the environment."""
+    get_settings.cache_clear()
+    try:
+        return get_settings()
+    finally:
+        get_settings.cache_clear()

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.records import ArtifactEntry, JobSource, NewJob
+from app.records import JobSource, NewJob
 from app.store import MIGRATIONS, InvalidTransitionError, JobNotFoundError, JobStore
+from domain_client.models import ArtifactRecord
 
 
 def new_job(task_id: str = "task-1", source: JobSource = "push") -> NewJob:
@@ -44,13 +45,13 @@ def test_the_lifecycle_records_start_and_finish(store: JobStore) -> None:
         job.id,
         "succeeded",
         artifacts=[
-            ArtifactEntry("b", "b", "splat_data", "id-b"),
-            ArtifactEntry("a", "a", "splat_preview_top", None),
+            ArtifactRecord(logical_path="b", name="b", data_type="splat_data", id="id-b"),
+            ArtifactRecord(logical_path="a", name="a", data_type="splat_preview_top", id=None),
         ],
     )
     assert done.state == "succeeded" and done.finished_at is not None and not done.active
     assert [a.logical_path for a in done.artifacts] == ["a", "b"]  # receipt order
-    assert done.artifacts[0].as_receipt() == {
+    assert done.artifacts[0].wire() == {
         "logical_path": "a", "name": "a", "data_type": "splat_preview_top", "id": None,
     }  # fmt: skip
 

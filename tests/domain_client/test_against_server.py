@@ -21,6 +21,7 @@ from domain_client import (
     DomainToken,
     EngineConfig,
     Handler,
+    NodeConfig,
     NotFoundError,
     Registrar,
     RegistrationConfig,
@@ -33,7 +34,6 @@ from domain_client import (
     UnauthorizedError,
     Wallet,
     build_lease_node,
-    load_node_config,
 )
 from tests.domain_client.factories import CAPABILITY, PRIVATE_KEY, shared_ssl_context
 from tests.domain_client.networks import (
@@ -282,7 +282,7 @@ async def test_lease_node_from_environment_runs_a_task(
         "POLL_BACKOFF_MS_MAX": "50",
         "CLIENT_ID": "env-node",
     }
-    config = load_node_config(env, [CAPABILITY])
+    config = NodeConfig.model_validate({name.lower(): value for name, value in env.items()})
     domain_id = new_domain()
     manifest = network.seed(
         domain_id,
@@ -293,7 +293,13 @@ async def test_lease_node_from_environment_runs_a_task(
     cid = f"{network.server_url}/api/v1/domains/{domain_id}/data/{manifest}"
     task_id = network.create_task(domain_id, CAPABILITY, [cid], None)
     engine = EngineConfig(client_id="ignored", domain_retry=FAST_RETRY)
-    node = build_lease_node(config, client, {CAPABILITY: splat_handler(tmp_path)}, engine=engine)
+    node = build_lease_node(
+        config,
+        client,
+        {CAPABILITY: splat_handler(tmp_path)},
+        capabilities=[CAPABILITY],
+        engine=engine,
+    )
     assert not node.healthy
     node.start()
     await eventually(lambda: network.task_result(task_id).status == "completed", within_s=20)
@@ -302,4 +308,4 @@ async def test_lease_node_from_environment_runs_a_task(
     assert not node.healthy
     assert node.registrar.state == "registered" and node.engine.outcomes["completed"] == 1
     with pytest.raises(ValueError, match="no handler for registered capabilities"):
-        build_lease_node(config, client, {})
+        build_lease_node(config, client, {}, capabilities=[CAPABILITY])

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from pydantic import ValidationError
 
 from domain_client import (
     ConfigError,
@@ -19,15 +20,16 @@ from domain_client import (
     DmsClient,
     InvalidKeyError,
     LoginError,
+    NodeConfig,
     Registrar,
     RegistrationConfig,
     SiweNonce,
     TokenConfig,
     Wallet,
     build_siwe_message,
-    load_node_config,
 )
 from domain_client.auth import refresh_time
+from domain_client.config import normalise_capabilities, package_version
 from domain_client.registration import classify_failure
 from domain_client.timestamps import format_timestamp
 from tests.domain_client.factories import ADDRESS, BASE, CAPABILITY, PRIVATE_KEY, ts
@@ -188,7 +190,7 @@ async def test_case_27_secrets_never_logged(
         except Exception as exc:
             errors.append(f"{exc!r} {exc}")
     reprs = [repr(wallet), repr(auth), repr(registrar_for(http)._config)]
-    config = load_node_config({"REG_SECRET": REG_SECRET, "SECP256K1_PRIVHEX": PRIVATE_KEY})
+    config = NodeConfig(reg_secret=REG_SECRET, secp256k1_privhex=PRIVATE_KEY)
     reprs.append(repr(config))
     for secret in (REG_SECRET, PRIVATE_KEY, signature, signature[2:], token):
         assert secret not in caplog.text
@@ -197,34 +199,30 @@ async def test_case_27_secrets_never_logged(
 
 
 def test_case_28_config_normalisation() -> None:
-    required = {"REG_SECRET": REG_SECRET, "SECP256K1_PRIVHEX": PRIVATE_KEY}
-    config = load_node_config(
-        {
-            **required,
-            "DDS_BASE_URL": "https://dds.example",
-            "REQUEST_TIMEOUT_SECS": "0",
-            "NODE_VERSION": "v2.3.4",
-            "REGISTER_MAX_RETRY": "-1",
-            "CLIENT_ID": "  my-node  ",
-        },
-        capabilities=["/b/v1", "/a/v1", "/b/v1"],
+    """The §3.9 rules on a config object (the environment is parsed by the app's Settings,
+    tests/app/test_settings.py::test_case_28_environment_normalisation)."""
+    config = NodeConfig(
+        reg_secret=REG_SECRET,
+        secp256k1_privhex=PRIVATE_KEY,
+        dds_base_url="https://dds.example",
+        request_timeout_secs=0,
+        node_version="v2.3.4",
+        register_max_retry=-1,
+        client_id="  my-node  ",
     )
     assert config.dds_base_url == "https://dds.example/"
-    assert config.request_timeout_s == 1
+    assert config.request_timeout_secs == 1
     assert config.node_version == "2.3.4"
     assert config.register_max_retry == -1
     assert config.client_id == "my-node"
-    assert config.capabilities == ("/a/v1", "/b/v1")
-    fallback = load_node_config(
-        {**required, "NODE_VERSION": "not-semver"}, fallback_version="9.9.9"
-    )
-    assert fallback.node_version == "9.9.9"
-    defaults = load_node_config(required, fallback_version="0.1.0")
+    assert normalise_capabilities(["/b/v1", "/a/v1", "/b/v1"]) == ("/a/v1", "/b/v1")
+    assert NodeConfig(node_version="not-semver").node_version == package_version()
+    defaults = NodeConfig(reg_secret=REG_SECRET, secp256k1_privhex=PRIVATE_KEY)
     assert (defaults.dms_base_url, defaults.dds_base_url) == (
         "https://dms.auki.network/v1",
         "https://dds.auki.network/",
     )
-    assert (defaults.request_timeout_s, defaults.register_interval_s) == (60, 120)
+    assert (defaults.request_timeout_secs, defaults.register_interval_secs) == (60, 120)
     assert (defaults.poll_backoff_ms_min, defaults.poll_backoff_ms_max) == (1000, 30000)
     assert (defaults.heartbeat_min_ratio, defaults.heartbeat_max_ratio) == (0.25, 0.35)
     assert (
@@ -233,14 +231,16 @@ def test_case_28_config_normalisation() -> None:
         defaults.token_reauth_jitter_ms,
     ) == (0.75, 3, 500)
     assert defaults.client_id.startswith("splatter-node/")
-    with pytest.raises(ConfigError, match="REG_SECRET required"):
-        load_node_config({"SECP256K1_PRIVHEX": PRIVATE_KEY})
-    with pytest.raises(ConfigError, match="SECP256K1_PRIVHEX required"):
-        load_node_config({"REG_SECRET": REG_SECRET})
-    with pytest.raises(ConfigError, match="REQUEST_TIMEOUT_SECS must be 1 to 300, got 301"):
-        load_node_config({**required, "REQUEST_TIMEOUT_SECS": "301"})
+    with pytest.raises(ValidationError, match="REG_SECRET required"):
+        NodeConfig(secp256k1_privhex=PRIVATE_KEY)
+    with pytest.raises(ValidationError, match="SECP256K1_PRIVHEX required"):
+        NodeConfig(reg_secret=REG_SECRET)
+    with pytest.raises(ValidationError, match="REQUEST_TIMEOUT_SECS must be 1 to 300, got 301"):
+        NodeConfig(request_timeout_secs=301)
     with pytest.raises(ConfigError, match="capabilities: need 1 to 100"):
-        load_node_config(required, capabilities=[])
+        normalise_capabilities([])
+    with pytest.raises(ConfigError, match="lease mode needs REG_SECRET and SECP256K1_PRIVHEX"):
+        NodeConfig().secrets()
 
 
 async def test_case_29_token_manager(http: httpx.AsyncClient) -> None:

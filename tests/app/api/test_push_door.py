@@ -260,3 +260,19 @@ async def test_other_jobs_wait_for_the_slot_and_run_in_order(
         jobs = [await node.wait_state(i, "succeeded") for i in ids]
     for before, after in itertools.pairwise(jobs):
         assert before["finished_at"] <= after["started_at"]
+
+
+async def test_a_lone_surrogate_in_the_child_error_fails_the_job(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    """An undecodable byte in the child's error (JSON ``"\\udcff"``) must not leave the job
+    running: the reason is sent as UTF-8 with ``?`` in place of the surrogate."""
+    scene = emulated_scene(emulator)
+    settings = make_settings(tmp_path, "error:cannot read frame_\udcff.jpg")
+    async with running_node(settings) as node:
+        job = await node.push(push_envelope(emulator, scene))
+        done = await node.wait_state(job["id"], "succeeded", "failed", "cancelled")
+    assert done["state"] == "failed"
+    assert done["error"].startswith("runner failed: ")
+    assert "\udcff" not in done["error"]
+    done["error"].encode("utf-8")  # strict: the stored reason is valid UTF-8

@@ -26,13 +26,13 @@ async def test_events_are_resent_until_a_2xx_acknowledges_them() -> None:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
         forwarder = ProgressForwarder(http, "http://127.0.0.1:1/progress")
-        forwarder.event({"message": "a"})
-        forwarder.progress({"pct": 5})
-        await forwarder._post_once()  # connect error: kept
-        await forwarder._post_once()  # 500: kept
-        forwarder.event({"message": "b"})
-        await forwarder._post_once()  # 200: both acknowledged
-        forwarder.progress({"pct": 20})
+        forwarder.log_event({"message": "a"})
+        forwarder.set_progress({"pct": 5})
+        await forwarder.deliver_once()  # connect error: kept
+        await forwarder.deliver_once()  # 500: kept
+        forwarder.log_event({"message": "b"})
+        await forwarder.deliver_once()  # 200: both acknowledged
+        forwarder.set_progress({"pct": 20})
         await forwarder.close()  # final flush
     assert bodies[0] == {"progress": {"pct": 5}, "events": [{"message": "a"}]}
     assert bodies[1]["events"] == [{"message": "a"}, {"message": "b"}]

@@ -10,12 +10,13 @@ import httpx
 import pytest
 
 from app.jobs.push_context import DomainPushContexts
-from app.jobs.service import JobService, fail_reason
+from app.jobs.service import JobService
 from app.metrics import NodeMetrics
 from app.runner import JobCancelledError, SplatterJobError
 from app.settings import Settings
 from app.store import JobStore
 from app.worker.supervisor import WorkerSupervisor
+from domain_client.receipts import runner_failure_reason as fail_reason
 from emulator import EmulatorServer
 from tests.app.domains import SUFFIX, RecordedContext, emulated_scene, push_context
 from tests.app.factories import make_settings
