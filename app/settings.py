@@ -106,6 +106,9 @@ class Settings(NodeConfig, BaseSettings):
     """CPU threads of the pipeline child (``--threads``); unset = the pipeline's default."""
     splatter_previews: EnvBool = True
     """Render and upload the preview images and video (best effort)."""
+    splatter_convert_to_sog: EnvBool = True
+    """Write ``splat_rot.sog`` (PlayCanvas SOG: SH kept, ~10× smaller than the PLY) and upload
+    it as ``splat_data_sog`` before the ``.splat``, best effort (off: ``--no-sog``)."""
     splatter_preview_size: str | None = None
     """Preview stills and video size ``WxH`` (``--preview-size``); unset = the pipeline's
     1280x720. Even numbers, at least 16."""
