@@ -20,6 +20,7 @@ from app.ports import TaskContextView
 from domain_client.delivery import ProgressReporter
 from domain_client.domain import DOMAIN_REQUEST_TIMEOUT_S, DomainClient
 from domain_client.storage import TaskStorage
+from domain_client.throughput import DownloadRateLimit
 
 __all__ = ["DomainPushContexts", "PushTaskContext"]
 
@@ -42,6 +43,7 @@ class DomainPushContexts:
         client_id: the ``posemesh-client-id`` header of every domain request.
         request_timeout_s: per-operation timeout of domain requests, seconds.
         token_wait_s: after a domain 401, how long a request waits for a new token, seconds.
+        download_rate: the floor under download speed (``None``: none).
     """
 
     def __init__(
@@ -51,8 +53,10 @@ class DomainPushContexts:
         *,
         request_timeout_s: float = DOMAIN_REQUEST_TIMEOUT_S,
         token_wait_s: float = 0.0,
+        download_rate: DownloadRateLimit | None = None,
     ) -> None:
         self._http = http
+        self._download_rate = download_rate
         self._client_id = client_id
         self._request_timeout_s = request_timeout_s
         self._token_wait_s = token_wait_s
@@ -76,6 +80,7 @@ class DomainPushContexts:
             self._client_id,
             request_timeout_s=self._request_timeout_s,
             refresh_wait_s=self._token_wait_s,
+            download_rate=self._download_rate,
         )
         storage = TaskStorage(domain, lease.task.id, lease.task.outputs_prefix)
         return PushTaskContext(lease, storage, reporter, cancelled)
