@@ -30,7 +30,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app import __version__
+from app import PROJECT_ROOT, __version__
 from domain_client.config import NodeConfig
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "get_settings",
     "is_loopback_host",
     "parse_env_bool",
+    "tasks_root_conflict",
 ]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -68,6 +69,26 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def tasks_root_conflict(tasks_root: Path, data_dir: Path) -> str | None:
+    """Why ``TASKS_ROOT`` is unsafe, or ``None``: it must not contain the job store
+    (``SPLATTER_DATA_DIR``), the working directory or the installed node, since job folders
+    under it are deleted."""
+    root = tasks_root.resolve()
+    others = (
+        ("SPLATTER_DATA_DIR", data_dir),
+        ("the working directory", Path.cwd()),
+        ("the node's installation", PROJECT_ROOT),
+        ("the Python environment", Path(sys.prefix)),
+    )
+    for what, path in others:
+        if path.resolve().is_relative_to(root):
+            return (
+                f"TASKS_ROOT ({root}) contains {what} ({path.resolve()}): job folders under "
+                f"TASKS_ROOT are deleted; choose a TASKS_ROOT outside {what}"
+            )
+    return None
 
 
 class Settings(NodeConfig, BaseSettings):
@@ -163,6 +184,13 @@ class Settings(NodeConfig, BaseSettings):
                 f"refusing to listen on non-loopback address {self.splatter_host!r} without "
                 "SPLATTER_API_TOKEN; set SPLATTER_API_TOKEN, or SPLATTER_ALLOW_OPEN=1 to run open"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_tasks_root(self) -> Settings:
+        problem = tasks_root_conflict(self.tasks_root, self.splatter_data_dir)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     def _job_routes_protected(self) -> bool:

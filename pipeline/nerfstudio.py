@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from pipeline.colmap import ColmapCamera, ColmapImage, ColmapModel, read_model
 from pipeline.errors import UnsupportedCameraError
-from pipeline.layout import JobLayout
+from pipeline.layout import JobLayout, check_image_name
 
 __all__ = [
     "APPLIED_TRANSFORM",
@@ -102,7 +102,7 @@ def nerfstudio_transforms(model: ColmapModel, image_dir: str) -> dict[str, Any]:
     frames = []
     for image in model.images.values():
         frame: dict[str, Any] = {
-            "file_path": f"{image_dir}/{image.name}",
+            "file_path": f"{image_dir}/{check_image_name(image.name)}",
             "transform_matrix": nerfstudio_c2w(image).tolist(),
             "colmap_im_id": image.image_id,
         }

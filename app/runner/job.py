@@ -50,7 +50,11 @@ async def run_splatter_job(
     """
     supervisor = supervisor or WorkerSupervisor(settings)
     metrics = metrics or NodeMetrics()
-    layout = JobLayout.for_task(settings.tasks_root, str(ctx.lease.task.id))
+    try:
+        layout = JobLayout.for_task(settings.tasks_root, str(ctx.lease.task.id))
+    except SplatterJobError as exc:  # no folder was made, so none is removed
+        _report_error(ctx, exc)
+        raise
     started = time.monotonic()
     try:
         await _run(ctx, settings, layout, supervisor, metrics)
@@ -70,7 +74,7 @@ async def run_splatter_job(
         _report_error(ctx, failure)
         raise failure from exc
     finally:
-        remove_job_root(layout.root, settings.disable_tasks_cleanup)
+        remove_job_root(layout.root, settings.disable_tasks_cleanup, settings.tasks_root)
         metrics.observe_stage("job", time.monotonic() - started)
 
 
@@ -109,10 +113,7 @@ async def _run(
 
 
 def _prepare_workspace(ctx: TaskContextView, layout: JobLayout) -> None:
-    try:
-        layout.root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SplatterJobError(f"create job root {layout.root}") from exc
+    layout.create()
     task = ctx.lease.task
     ctx.reporter.set_progress(progress.workspace_prepared(layout.root))
     ctx.reporter.log_event(
