@@ -104,7 +104,8 @@ class Settings(NodeConfig, BaseSettings):
     )
 
     # --- logging ---
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    """``auto``: readable text on a terminal, JSON lines otherwise (a pipe, a file, Docker)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # --- jobs: workspace, pipeline child, limits ---
@@ -149,7 +150,13 @@ class Settings(NodeConfig, BaseSettings):
     resume_retention_hours: float = Field(24.0, ge=0)
     """How long the folder of an interrupted job is kept for a resume (0: not kept)."""
     min_free_disk_mb: int = Field(2048, ge=0)
-    """Free space TASKS_ROOT must have before a job starts, in MiB."""
+    """Free space TASKS_ROOT must have before a job starts and while it downloads, in MiB."""
+    splatter_max_manifest_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    """Largest input CID item read as the manifest, bytes (streamed; larger fails the job)."""
+    splatter_max_data_ids: int = Field(10_000, ge=1)
+    """Most ``dataIDs`` entries a manifest may list."""
+    splatter_max_download_bytes: int = Field(16 * 1024**3, ge=1024)
+    """Largest single recording or COLMAP binary downloaded, bytes."""
     progress_min_interval_secs: float = Field(2.0, ge=0)
     """Minimum seconds between two training progress updates (each one costs a heartbeat)."""
 

@@ -18,7 +18,7 @@ from app.metrics import NodeMetrics
 from app.ports import TaskContextView
 from app.runner import progress
 from app.runner.errors import JobCancelledError, SplatterJobError
-from app.runner.inputs import check_cancelled, resolve_inputs
+from app.runner.inputs import InputLimits, check_cancelled, resolve_inputs
 from app.runner.python_stage import run_python_stage
 from app.runner.uploads import upload_outputs
 from app.runner.workspace import JobLayout, check_free_disk, remove_job_root
@@ -113,7 +113,7 @@ async def _run(
     _prepare_workspace(ctx, layout)
 
     started = time.monotonic()
-    inputs = await resolve_inputs(ctx, layout)
+    inputs = await resolve_inputs(ctx, layout, InputLimits.from_settings(settings))
     metrics.add_downloaded(inputs.bytes_downloaded)
     metrics.observe_stage("inputs", time.monotonic() - started)
     counts = inputs.counts.as_dict()

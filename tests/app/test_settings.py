@@ -42,7 +42,7 @@ def test_defaults_match_the_reference_node() -> None:
     assert s.lease_mode is False
     assert s.splatter_trainer == "builtin"
     assert s.pipeline_argv == [sys.executable, "-m", "pipeline"]
-    assert s.log_format == "json"
+    assert s.log_format == "auto"  # text on a terminal, JSON otherwise (issue #10)
 
 
 def test_environment_variables_use_the_reference_names(monkeypatch: pytest.MonkeyPatch) -> None:
