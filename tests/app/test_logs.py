@@ -118,7 +118,7 @@ def test_uvicorns_colour_copy_of_the_message_never_reaches_the_output(
 ) -> None:
     configure_logging(fmt, "info", stream=stream)
     colored = "Uvicorn running on \x1b[1mhttp://127.0.0.1:8080\x1b[0m"
-    logging.getLogger("uvicorn.error").info(
+    logging.getLogger("app.test.uvicorn").info(  # uvicorn attaches color_message so
         "Uvicorn running on http://127.0.0.1:8080", extra={"color_message": colored}
     )
     assert "\x1b" not in stream.getvalue() and "color_message" not in stream.getvalue()
