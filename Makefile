@@ -37,7 +37,7 @@ test-fast: $(STAMP) $(NPM_STAMP)
 demo: $(STAMP)
 	$(PY) -m demo
 
-bench: $(STAMP)
+bench: $(STAMP) $(NPM_STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)
