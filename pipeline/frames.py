@@ -22,8 +22,8 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from pipeline.colmap import read_images
+from pipeline.contract import JobLayout, frame_name
 from pipeline.errors import MissingFramesError, PipelineError, VideoError
-from pipeline.layout import JobLayout, frame_name
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.video import DecodeReport, decode_frames
 
@@ -115,7 +115,7 @@ def plan_frames(layout: JobLayout, image_names: Iterable[str]) -> tuple[dict[str
 
 
 def _check_videos_exist(layout: JobLayout, todo: dict[str, list[int]]) -> None:
-    absent = {scan: idx for scan, idx in todo.items() if not layout.video(scan).is_file()}
+    absent = {scan: idx for scan, idx in todo.items() if not layout.recording(scan).is_file()}
     if not absent:
         return
     names = [frame_name(scan, i) for scan, idx in absent.items() for i in idx]
@@ -186,7 +186,7 @@ def _extract_scan(
     config: FramesConfig,
     on_frame: Callable[[], None],
 ) -> int:
-    video = layout.video(scan)
+    video = layout.recording(scan)
     report = DecodeReport()
     found: set[int] = set()
     strict = config.decode_errors == "fail"

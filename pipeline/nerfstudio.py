@@ -30,8 +30,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.colmap import ColmapCamera, ColmapImage, ColmapModel, read_model
+from pipeline.contract import JobLayout
 from pipeline.errors import UnsupportedCameraError
-from pipeline.layout import JobLayout
 
 __all__ = [
     "APPLIED_TRANSFORM",

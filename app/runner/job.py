@@ -15,13 +15,15 @@ import time
 from app.metrics import NodeMetrics
 from app.ports import TaskContextView
 from app.runner import progress
+from app.runner.cancel import check_cancelled
 from app.runner.errors import JobCancelledError, SplatterJobError
-from app.runner.inputs import check_cancelled, resolve_inputs
+from app.runner.inputs import resolve_inputs
 from app.runner.python_stage import run_python_stage
 from app.runner.uploads import upload_outputs
-from app.runner.workspace import JobLayout, check_free_disk, remove_job_root
+from app.runner.workspace import check_free_disk, remove_job_root
 from app.settings import Settings
 from app.worker.supervisor import WorkerSupervisor
+from pipeline.contract import JobLayout
 
 __all__ = ["run_splatter_job"]
 
@@ -95,12 +97,12 @@ async def _run(
         {"level": "info", "stage": "inputs", "message": "inputs materialized", **counts}
     )
 
-    await run_python_stage(
+    done = await run_python_stage(
         ctx, layout.root, supervisor, metrics, settings.progress_min_interval_secs
     )
 
     started = time.monotonic()
-    uploads = await upload_outputs(ctx, layout, inputs.suffix)
+    uploads = await upload_outputs(ctx, layout, done, inputs.suffix)
     metrics.add_uploaded(uploads.bytes_uploaded)
     metrics.observe_stage("upload", time.monotonic() - started)
     ctx.reporter.set_progress(

@@ -1,66 +1,21 @@
-"""The job folder (protocol §3.4), the free-disk check and cleanup.
+"""The free-disk check and the cleanup of job folders.
 
-::
-
-    <TASKS_ROOT>/<task_id>/
-        .input/                                  materialised input CID (removed once read)
-        datasets/<scan_id>/Frames.mp4            one folder per recording
-        refined/global/refined_sfm_combined/     {frames,images,cameras,points3D,rigs}.bin
-        refined/splatter/                        splat_rot.splat (required), previews (optional)
+The folder's layout is :class:`pipeline.contract.JobLayout`, shared with the pipeline child.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from app.runner.errors import SplatterJobError
 
-__all__ = ["JobLayout", "check_free_disk", "cleanup_tasks_root", "remove_job_root"]
+__all__ = ["check_free_disk", "cleanup_tasks_root", "remove_job_root"]
 
 log = logging.getLogger(__name__)
 
 _MIB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class JobLayout:
-    """Paths of one job folder."""
-
-    root: Path
-
-    @classmethod
-    def for_task(cls, tasks_root: Path, task_id: str) -> JobLayout:
-        return cls(tasks_root / task_id)
-
-    @property
-    def input_dir(self) -> Path:
-        return self.root / ".input"
-
-    @property
-    def datasets(self) -> Path:
-        return self.root / "datasets"
-
-    @property
-    def colmap_dir(self) -> Path:
-        return self.root / "refined" / "global" / "refined_sfm_combined"
-
-    @property
-    def splatter_dir(self) -> Path:
-        return self.root / "refined" / "splatter"
-
-    @property
-    def splat_file(self) -> Path:
-        return self.splatter_dir / "splat_rot.splat"
-
-    def recording(self, scan_id: str) -> Path:
-        return self.datasets / scan_id / "Frames.mp4"
-
-    def has_datasets(self) -> bool:
-        """True when ``datasets/`` holds at least one entry."""
-        return self.datasets.is_dir() and any(self.datasets.iterdir())
 
 
 def check_free_disk(tasks_root: Path, min_free_mb: int) -> int:

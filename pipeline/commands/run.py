@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from pipeline.commands.preview import parse_size
+from pipeline.commands.sizes import size_argument
+from pipeline.contract import DoneEvent, ErrorEvent
 from pipeline.errors import PipelineError
 from pipeline.preview import OrbitConfig, PreviewConfig
 from pipeline.progress import JsonLinesProgress
@@ -69,7 +70,7 @@ def add_parser(subparsers: Any) -> None:
     orbit = OrbitConfig()
     parser.add_argument(
         "--preview-size",
-        type=parse_size,
+        type=size_argument,
         default=(orbit.width, orbit.height),
         metavar="WxH",
         help="preview video and stills size (default 1280x720)",
@@ -131,7 +132,7 @@ def _run(
     try:
         result = run_job(job_root, config, progress, tracker)
     except PipelineError as exc:
-        progress.emit({"event": "error", "stage": tracker.current, "message": str(exc)})
+        progress.emit(ErrorEvent(stage=tracker.current, message=str(exc)))
         raise
     except Terminated:
         return _fail(progress, tracker, "terminated by SIGTERM", EXIT_TERMINATED)
@@ -143,19 +144,18 @@ def _run(
 
 
 def _fail(progress: JsonLinesProgress, tracker: StageTracker, message: str, code: int) -> int:
-    progress.emit({"event": "error", "stage": tracker.current, "message": message})
+    progress.emit(ErrorEvent(stage=tracker.current, message=message))
     print(f"error: {message}", file=sys.stderr)
     return code
 
 
-def _done_event(result: RunResult) -> dict[str, Any]:
-    return {
-        "event": "done",
-        "outputs": {name: str(path) for name, path in sorted(result.outputs.items())},
-        "metrics": result.metrics,
-        "warnings": result.warnings,
-        "duration_s": round(result.duration_s, 3),
-    }
+def _done_event(result: RunResult) -> DoneEvent:
+    return DoneEvent(
+        outputs={name: str(path) for name, path in sorted(result.outputs.items())},
+        metrics=result.metrics,
+        warnings=result.warnings,
+        duration_s=round(result.duration_s, 3),
+    )
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:

@@ -1,4 +1,4 @@
-"""Job folder layout, start-up cleanup and the free-disk check."""
+"""Start-up cleanup and the free-disk check (the layout: tests/pipeline/test_contract.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.runner import SplatterJobError
-from app.runner.workspace import JobLayout, check_free_disk, cleanup_tasks_root
-
-
-def test_the_layout_follows_the_reference(tmp_path: Path) -> None:
-    layout = JobLayout.for_task(tmp_path, "task-1")
-    assert layout.recording("scan") == tmp_path / "task-1/datasets/scan/Frames.mp4"
-    assert layout.colmap_dir == tmp_path / "task-1/refined/global/refined_sfm_combined"
-    assert layout.splat_file == tmp_path / "task-1/refined/splatter/splat_rot.splat"
+from app.runner.workspace import check_free_disk, cleanup_tasks_root
 
 
 def test_start_up_cleanup_removes_job_folders_but_not_files(tmp_path: Path) -> None:
