@@ -12,7 +12,10 @@ It defines:
 - :data:`STAGES`: the pipeline's stages, in order;
 - :func:`parse_size` / :func:`format_size`: ``"WxH"`` sizes;
 - the events: one frozen model per kind of JSON line the child prints on stdout, with
-  :func:`encode_event` / :func:`parse_event` (bad lines raise :class:`EventError`).
+  :func:`encode_event` / :func:`parse_event` (bad lines raise :class:`EventError`);
+- :func:`child_environment`: the allow-listed environment the child runs in (defined in
+  :mod:`pipeline.environment`, which is as light as this module, and re-exported here so that
+  this module stays the node's one door into the pipeline).
 
 Events, one JSON object per line, each with an ``event`` key:
 
@@ -48,6 +51,8 @@ from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
+from pipeline.environment import child_environment
+
 __all__ = [
     "COLMAP_FILES",
     "COLMAP_REQUIRED_FILES",
@@ -59,6 +64,7 @@ __all__ = [
     "PREVIEW_VIDEO",
     "RECORDING_FILE",
     "ROTATED_PLY",
+    "SOG_FILE",
     "SPLAT_FILE",
     "SPLAT_PLY",
     "STAGES",
@@ -72,6 +78,7 @@ __all__ = [
     "Stage",
     "StageEvent",
     "WarningEvent",
+    "child_environment",
     "encode_event",
     "event_dict",
     "event_from_dict",
@@ -104,12 +111,13 @@ COLMAP_FILES: tuple[str, ...] = (
 )
 COLMAP_REQUIRED_FILES: tuple[str, ...] = ("cameras.bin", "images.bin", "points3D.bin")
 
-#: Export outputs in ``refined/splatter/``: nerfstudio-frame PLY, output-frame PLY, and the
-#: output-frame ``.splat`` (the one required artifact).
+#: Export outputs in ``refined/splatter/``: nerfstudio-frame PLY, output-frame PLY, the
+#: output-frame ``.splat`` (the one required artifact) and SOG (best effort).
 SPLAT_PLY = "splat.ply"
 ROTATED_PLY = "splat_rot.ply"
 SPLAT_FILE = "splat_rot.splat"
-EXPORT_FILES: tuple[str, ...] = (SPLAT_PLY, ROTATED_PLY, SPLAT_FILE)
+SOG_FILE = "splat_rot.sog"
+EXPORT_FILES: tuple[str, ...] = (SPLAT_PLY, ROTATED_PLY, SPLAT_FILE, SOG_FILE)
 
 #: Preview outputs in ``refined/splatter/`` (best effort).
 PREVIEW_TOP = "preview_top.jpg"
@@ -282,8 +290,9 @@ class StageEvent(_Event):
 
 class ProgressEvent(_Event):
     """``pct`` (0..100) of ``stage`` done. Training fills ``step``/``total`` (steps), ``loss``,
-    ``gaussians`` and ``eta_s`` (seconds left in the stage, ``None`` while unknown); other
-    stages put their counters (``frames``, ``images``, ``frame``, ``still``...) in ``details``."""
+    ``gaussians``, ``eta_s`` (seconds left in the stage, ``None`` while unknown) and, in a run
+    resumed from a checkpoint, ``resumed_from`` (the steps the checkpoint held); other stages
+    put their counters (``frames``, ``images``, ``frame``, ``still``...) in ``details``."""
 
     event: Literal["progress"] = "progress"
     stage: Stage
@@ -293,6 +302,7 @@ class ProgressEvent(_Event):
     loss: float | None = None
     gaussians: int | None = None
     eta_s: float | None = None
+    resumed_from: int | None = None
     details: dict[str, JsonValue] = Field(default_factory=dict)
     open_fields: ClassVar[bool] = True
 
@@ -339,11 +349,14 @@ class DoneEvent(_Event):
 
 
 class ErrorEvent(_Event):
-    """The last line of a failed run; ``stage`` is ``None`` when no stage was running."""
+    """The last line of a failed run; ``stage`` is ``None`` when no stage was running.
+    ``checkpoint_step`` is the training step the last checkpoint holds when a stop request
+    (SIGTERM) ended the run after saving one."""
 
     event: Literal["error"] = "error"
     stage: Stage | None
     message: str
+    checkpoint_step: int | None = None
 
 
 Event: TypeAlias = StageEvent | ProgressEvent | MetricsEvent | WarningEvent | DoneEvent | ErrorEvent

@@ -136,7 +136,7 @@ def extract_frames(
     """Extract the frames the model needs (step 1).
 
     Args:
-        job_root: the job folder (see :mod:`pipeline.layout`).
+        job_root: the job folder (see :class:`pipeline.contract.JobLayout`).
         image_names: the frames to provide; default: every image name in the model's
             ``images.bin``.
         progress: receives ``frames`` progress events (``frames`` done of ``total``).

@@ -10,12 +10,13 @@ import re
 import uuid
 from pathlib import PurePosixPath
 
-from pipeline.contract import COLMAP_FILES, PREVIEW_ANGLE, PREVIEW_TOP, PREVIEW_VIDEO
+from pipeline.contract import COLMAP_FILES, PREVIEW_ANGLE, PREVIEW_TOP, PREVIEW_VIDEO, SOG_FILE
 
 __all__ = [
     "COLMAP_BINARIES",
     "PREVIEW_OUTPUTS",
     "RECORDING_PREFIX",
+    "SOG_OUTPUT",
     "SPLAT_DATA_TYPE",
     "SPLAT_NAME",
     "colmap_data_type",
@@ -50,6 +51,9 @@ PREVIEW_OUTPUTS: tuple[tuple[str, str, str], ...] = (
 )
 #: Name prefix of a recording in the domain: ``dmt_recording_<scan>[.mp4]``.
 RECORDING_PREFIX = "dmt_recording_"
+#: (file under refined/splatter/, data type, name base) of the SOG (V2), uploaded best effort
+#: before the .splat.
+SOG_OUTPUT: tuple[str, str, str] = (SOG_FILE, "splat_data_sog", "refined_splat_sog")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MANIFEST_PREFIX = "refined_manifest"
 

@@ -57,7 +57,7 @@ _SPAN_EDGES = (35.0, 39.0, 41.0, 76.0, 77.0, 80.0)
 PIPELINE_SPANS: dict[str, tuple[float, float]] = dict(
     zip(STAGES, pairwise(_SPAN_EDGES), strict=True)
 )
-_TRAINING_KEYS = ("step", "total", "loss", "gaussians", "eta_s")
+_TRAINING_KEYS = ("step", "total", "loss", "gaussians", "eta_s", "resumed_from")
 
 
 @dataclass
