@@ -139,6 +139,9 @@ def frame_name(scan: str, index: int) -> str:
 class JobLayout:
     """Paths inside one job folder (the reference splatter node's layout, protocol §3.4).
 
+    The node builds a task's layout only through ``app.runner.workspace.job_layout``, which
+    proves the folder is ``<TASKS_ROOT>/<task uuid>``; the pipeline takes ``--job-root``.
+
     ::
 
         <TASKS_ROOT>/<task_id>/                      = root
@@ -154,11 +157,6 @@ class JobLayout:
     """
 
     root: Path
-
-    @classmethod
-    def for_task(cls, tasks_root: Path, task_id: str) -> JobLayout:
-        """The folder of task ``task_id`` under ``TASKS_ROOT``."""
-        return cls(tasks_root / task_id)
 
     @property
     def input_dir(self) -> Path:

@@ -19,10 +19,10 @@ from app.ports import TaskContextView
 from app.runner import progress
 from app.runner.cancel import check_cancelled
 from app.runner.errors import JobCancelledError, SplatterJobError
-from app.runner.inputs import resolve_inputs
+from app.runner.inputs import InputLimits, resolve_inputs
 from app.runner.python_stage import run_python_stage
 from app.runner.uploads import upload_outputs
-from app.runner.workspace import check_free_disk, remove_job_root
+from app.runner.workspace import check_free_disk, create_job_folder, job_layout, remove_job_root
 from app.settings import Settings
 from app.worker.supervisor import WorkerSupervisor
 from pipeline.contract import JobLayout
@@ -54,7 +54,11 @@ async def run_splatter_job(
     """
     supervisor = supervisor or WorkerSupervisor(settings)
     metrics = metrics or NodeMetrics()
-    layout = JobLayout.for_task(settings.tasks_root, str(ctx.lease.task.id))
+    try:
+        layout = job_layout(settings.tasks_root, str(ctx.lease.task.id))
+    except SplatterJobError as exc:  # no folder was made, so none is removed
+        _report_error(ctx, exc)
+        raise
     started = time.monotonic()
     try:
         await _run_within_limit(ctx, settings, layout, supervisor, metrics)
@@ -74,7 +78,7 @@ async def run_splatter_job(
         _report_error(ctx, failure)
         raise failure from exc
     finally:
-        remove_job_root(layout.root, settings.disable_tasks_cleanup)
+        remove_job_root(layout.root, settings.disable_tasks_cleanup, settings.tasks_root)
         metrics.observe_stage("job", time.monotonic() - started)
 
 
@@ -111,7 +115,7 @@ async def _run(
     _prepare_workspace(ctx, layout)
 
     started = time.monotonic()
-    inputs = await resolve_inputs(ctx, layout)
+    inputs = await resolve_inputs(ctx, layout, InputLimits.from_settings(settings))
     metrics.add_downloaded(inputs.bytes_downloaded)
     metrics.observe_stage("inputs", time.monotonic() - started)
     counts = inputs.counts.as_dict()
@@ -136,10 +140,7 @@ async def _run(
 
 
 def _prepare_workspace(ctx: TaskContextView, layout: JobLayout) -> None:
-    try:
-        layout.root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SplatterJobError(f"create job root {layout.root}") from exc
+    create_job_folder(layout)
     task = ctx.lease.task
     ctx.reporter.set_progress(progress.workspace_prepared(layout.root))
     ctx.reporter.log_event(

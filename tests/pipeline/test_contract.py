@@ -164,7 +164,7 @@ def test_output_names_are_distinct() -> None:
 
 
 def test_the_layout_follows_the_reference(tmp_path: Path) -> None:
-    layout = JobLayout.for_task(tmp_path, "task-1")
+    layout = JobLayout(tmp_path / "task-1")
     assert layout.recording("scan") == tmp_path / "task-1/datasets/scan/Frames.mp4"
     assert layout.model_dir == tmp_path / "task-1/refined/global/refined_sfm_combined"
     assert layout.splat_file == tmp_path / "task-1/refined/splatter/splat_rot.splat"
