@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from app import CAPABILITY, __version__
 from app.api.errors import register_exception_handlers
 from app.api.limits import BodySizeLimit
-from app.api.routes import health, intake, jobs
+from app.api.routes import health, intake, jobs, viewer
 from app.lease import LeaseModeDoor
 from app.services import LeaseDoor, start_services, stop_services
 from app.settings import Settings, get_settings
@@ -66,4 +66,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(intake.router)
     app.include_router(jobs.router)
+    app.include_router(viewer.router)
     return app
