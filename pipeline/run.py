@@ -29,13 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from numpy.typing import NDArray
 
 from pipeline.atomic import atomic_path
 from pipeline.colmap import ColmapModel, read_model
-from pipeline.dataset import DatasetConfig, build_scene, estimate_up
+from pipeline.dataset import DatasetConfig, build_scene
 from pipeline.errors import InputError, PipelineError
 from pipeline.export import ExportResult, export_all
 from pipeline.frames import extract_frames
@@ -45,6 +43,7 @@ from pipeline.preview import PreviewConfig, render_preview
 from pipeline.progress import ProgressSink, Stage
 from pipeline.render import BackendChoice, Rasterizer, get_rasterizer
 from pipeline.scene import SceneData
+from pipeline.scene_frame import SceneFrame, frame_from_model
 from pipeline.splats import Splats
 from pipeline.train import TrainConfig, TrainResult, train
 from pipeline.train.nerfstudio_cli import require_tools, train_with_nerfstudio
@@ -146,16 +145,16 @@ def run_job(
     rasterizer = get_rasterizer(config.backend)
     state = _RunState.load(layout.splatter_dir / STATE_FILE, enabled=config.resume)
     if config.trainer == "nerfstudio":
-        up = _prepare_nerfstudio(layout, tracker)
+        frame = _prepare_nerfstudio(layout, tracker)
         trained = _train_nerfstudio(layout, config, tracker)
     else:
         train_config = _train_config(rasterizer, config)
         scene = _prepare(layout, train_config, config, tracker)
         trained = _train(scene, train_config, rasterizer, layout, config, tracker)
-        up = scene.up.numpy().astype(np.float64)
+        frame = scene.frame
     fingerprint = _fingerprint(trained.splats, config.trainer)
     outputs, warnings = _export_and_preview(
-        trained.splats, up, rasterizer, layout, config, state, fingerprint, tracker
+        trained.splats, frame, rasterizer, layout, config, state, fingerprint, tracker
     )
     metrics = {**trained.metrics, "gaussians": float(len(trained.splats))}
     return RunResult(outputs, metrics, warnings, time.perf_counter() - started)
@@ -186,8 +185,8 @@ def _prepare(
         )
         scene = build_scene(model, layout.frames_dir, dataset_config, tracker.progress)
         info.update(train_views=len(scene.train), eval_views=len(scene.eval))
-        info.update(points=int(scene.points.shape[0]))
-        _write_nerfstudio_best_effort(layout, model, tracker)
+        info.update(points=int(scene.points.shape[0]), up_rule=scene.frame.rule)
+        _write_nerfstudio_best_effort(layout, model, scene.frame, tracker)
     return scene
 
 
@@ -201,23 +200,20 @@ def _model_and_frames(layout: JobLayout, tracker: StageTracker) -> ColmapModel:
     return model
 
 
-def _prepare_nerfstudio(layout: JobLayout, tracker: StageTracker) -> NDArray[np.float64]:
+def _prepare_nerfstudio(layout: JobLayout, tracker: StageTracker) -> SceneFrame:
     """Steps 1–2 for ``ns-train``: frames, then ``transforms.json`` (required here) and the
-    downscaled copies nerfstudio picks its resolution from; returns the estimated world up
-    ``[3]`` in the COLMAP frame (images are not loaded here: nerfstudio does)."""
+    downscaled copies nerfstudio picks its resolution from; returns the scene frame in the
+    COLMAP frame (images are not loaded here: nerfstudio does)."""
     require_tools()  # missing on CPU installs: say so before any heavy work
     model = _model_and_frames(layout, tracker)
     names = [image.name for image in model.images.values()]
     with tracker.stage("dataset") as info:
-        transforms = write_nerfstudio_data(layout.root, model)
+        frame = frame_from_model(model)
+        transforms = write_nerfstudio_data(layout.root, model, frame)
         factor = write_downscaled_images(layout.nerfstudio_dir)
         info.update(transforms=str(transforms), views=len(names), downscale=factor)
-        info.update(points=len(model.points3d))
-    return _model_up(model)
-
-
-def _model_up(model: ColmapModel) -> NDArray[np.float64]:
-    return estimate_up(np.stack([image.world_to_camera() for image in model.images.values()]))
+        info.update(points=len(model.points3d), up_rule=frame.rule)
+    return frame
 
 
 def _train_nerfstudio(layout: JobLayout, config: RunConfig, tracker: StageTracker) -> TrainResult:
@@ -227,10 +223,12 @@ def _train_nerfstudio(layout: JobLayout, config: RunConfig, tracker: StageTracke
     return result
 
 
-def _write_nerfstudio_best_effort(layout: JobLayout, model: Any, tracker: StageTracker) -> None:
+def _write_nerfstudio_best_effort(
+    layout: JobLayout, model: ColmapModel, frame: SceneFrame, tracker: StageTracker
+) -> None:
     """``transforms.json`` is for users' own nerfstudio runs; the job does not need it."""
     try:
-        write_nerfstudio_data(layout.root, model)
+        write_nerfstudio_data(layout.root, model, frame)
     except PipelineError as exc:
         message = f"nerfstudio transforms.json not written: {exc}"
         logger.warning(message)
@@ -261,7 +259,7 @@ def _train(
 
 def _export_and_preview(
     splats: Splats,
-    up: NDArray[np.float64],
+    frame: SceneFrame,
     rasterizer: Rasterizer,
     layout: JobLayout,
     config: RunConfig,
@@ -278,7 +276,7 @@ def _export_and_preview(
             tracker.skipped(stage, "already done for these Gaussians")
         return {**exported_before, **previewed_before}, []
     with tracker.stage("export") as info:
-        exported = export_all(splats, layout.splatter_dir, up=up)
+        exported = export_all(splats, layout.splatter_dir, up=frame)
         info.update(gaussians=exported.count, dropped_transparent=exported.dropped_transparent)
         info.update(dropped_non_finite=exported.dropped_non_finite)
     outputs = {name: Path(path) for name, path in exported.outputs().items()}
@@ -303,7 +301,7 @@ def _preview(
     with tracker.stage("preview") as info:
         result = render_preview(
             exported.nerfstudio_splats,
-            exported.nerfstudio_up,
+            exported.nerfstudio_frame or exported.nerfstudio_up,
             rasterizer,
             layout.splatter_dir,
             config.preview,

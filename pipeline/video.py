@@ -21,6 +21,7 @@ import imageio_ffmpeg
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.environment import child_environment
 from pipeline.errors import VideoError
 
 __all__ = ["DecodeReport", "decode_frames", "encode_video"]
@@ -95,7 +96,9 @@ def _start_decoder(path: Path) -> subprocess.Popen[bytes]:
         "-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24",
         "-",
     ]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_environment()
+    )
 
 
 def _collect(stream: IO[bytes], lines: list[str]) -> None:

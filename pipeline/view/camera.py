@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from pipeline.preview.bounds import BoundsConfig, SceneBounds, robust_bounds
+from pipeline.preview.bounds import BoundsConfig, SceneBounds
 from pipeline.preview.camera_path import (
     OrbitConfig,
     PathCamera,
@@ -27,6 +27,8 @@ from pipeline.preview.camera_path import (
     look_at_c2w,
     orbit_cameras,
 )
+from pipeline.preview.previews import subject_bounds
+from pipeline.scene_frame import SceneFrame
 from pipeline.splats import Splats
 
 __all__ = ["ViewCamera", "first_view"]
@@ -101,7 +103,7 @@ class ViewCamera:
 
 def first_view(
     splats: Splats,
-    up: ArrayLike,
+    up: ArrayLike | SceneFrame,
     orbit: OrbitConfig | None = None,
     bounds_config: BoundsConfig | None = None,
 ) -> ViewCamera:
@@ -109,7 +111,8 @@ def first_view(
 
     Args:
         splats: the Gaussians, in the frame the camera is wanted in.
-        up: ``[3]`` the scene's up vector in that frame.
+        up: the scene frame (from the PLY header) or just its ``[3]`` up vector, in that
+            frame, as the preview step gets it.
         orbit: the preview's orbit settings (default: the pipeline's).
         bounds_config: how the subject's box is measured (default: the preview's).
 
@@ -117,10 +120,7 @@ def first_view(
         ValueError: no Gaussian has a finite position, or ``up`` is zero.
     """
     cfg = orbit or OrbitConfig()
-    gaussians = splats.detach().activated()
-    bounds: SceneBounds = robust_bounds(
-        gaussians.means.cpu(), gaussians.opacities.cpu(), up, bounds_config
-    )
+    bounds: SceneBounds = subject_bounds(splats, up, bounds_config)
     first: PathCamera = orbit_cameras(bounds, cfg)[0]
     distance = fit_distance(bounds.radius, cfg.width, cfg.height, cfg.vfov_deg, cfg.margin)
     return ViewCamera(

@@ -2,10 +2,10 @@
 
 The page shows ``splat_rot.splat`` (the job's artifact, output frame) once it exists, and the
 training snapshot ``live.splat`` (output frame too, see :mod:`pipeline.train.snapshot`) before.
-The preview orbit is framed in nerfstudio's frame (``splat.ply``, whose header records the up
-vector), so the first view is computed there and rotated into the output frame: the page opens
-on the preview video's first frame, and the live and final splats share one frame, so the
-camera stays put when the final splat replaces the snapshot.
+The preview orbit is framed in nerfstudio's frame (``splat.ply``, whose header records the
+scene frame or up vector), so the first view is computed there and rotated into the output
+frame: the page opens on the preview video's first frame, and the live and final splats share
+one frame, so the camera stays put when the final splat replaces the snapshot.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from pipeline.export.ply import read_ply
 from pipeline.export.rotate import NERFSTUDIO_TO_OUTPUT, rotate_splats
+from pipeline.scene_frame import SceneFrame
 from pipeline.splats import Splats
 from pipeline.view.camera import ViewCamera, first_view
 from pipeline.view.loading import load_splat_file
@@ -57,8 +58,9 @@ class FramedSplat:
     live: bool
 
 
-def output_frame_view(ns_splats: Splats, ns_up: NDArray[np.float64]) -> ViewCamera:
-    """The preview orbit's first pose for nerfstudio-frame Gaussians, in the output frame."""
+def output_frame_view(ns_splats: Splats, ns_up: NDArray[np.float64] | SceneFrame) -> ViewCamera:
+    """The preview orbit's first pose for nerfstudio-frame Gaussians (``ns_up``: the scene
+    frame or up vector in that frame, as the preview step gets it), in the output frame."""
     return first_view(ns_splats, ns_up).transformed(NERFSTUDIO_TO_OUTPUT)
 
 
@@ -84,8 +86,8 @@ def _final_camera(folder: Path, shown: Splats) -> ViewCamera:
     ns_ply = folder / NERFSTUDIO_PLY
     if ns_ply.is_file():
         ply = read_ply(ns_ply)
-        up = ply.up if ply.up is not None else NERFSTUDIO_TO_OUTPUT.T @ _DEFAULT_UP_OUTPUT
-        return output_frame_view(ply.splats, up)
+        default = NERFSTUDIO_TO_OUTPUT.T @ _DEFAULT_UP_OUTPUT
+        return output_frame_view(ply.splats, ply.frame or (default if ply.up is None else ply.up))
     rotated = folder / ROTATED_PLY
     up_out = read_ply(rotated).up if rotated.is_file() else None
     return _view_of_output(shown, up_out if up_out is not None else _DEFAULT_UP_OUTPUT)

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from pipeline.errors import InputError
 from pipeline.export.ply import read_ply
 from pipeline.export.splat_format import SplatFile, read_splat
+from pipeline.scene_frame import SceneFrame
 from pipeline.splats import Splats
 
 __all__ = ["VIEWABLE_SUFFIXES", "LoadedSplat", "load_splat_file", "splats_from_splat_records"]
@@ -34,12 +35,14 @@ class LoadedSplat:
     Attributes:
         splats: the Gaussians in the file's own frame (CPU, float32).
         up: ``[3]`` unit up vector from the PLY header, or ``None`` (``.splat`` has no header).
+        frame: the scene frame the PLY header records, or ``None``.
         file_type: ``"ply"`` or ``"splat"`` (SparkJS's name for the format).
     """
 
     splats: Splats
     up: NDArray[np.float64] | None
     file_type: str
+    frame: SceneFrame | None = None
 
 
 def splats_from_splat_records(records: SplatFile) -> Splats:
@@ -83,7 +86,7 @@ def load_splat_file(path: Path) -> LoadedSplat:
         raise InputError(f"no such splat file: {path}")
     if suffix == ".ply":
         ply = read_ply(path)
-        return LoadedSplat(ply.splats, ply.up, "ply")
+        return LoadedSplat(ply.splats, ply.up, "ply", ply.frame)
     try:
         records = read_splat(path)
     except ValueError as exc:

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from numpy.typing import NDArray
 
 from pipeline.render import get_rasterizer
+from pipeline.scene_frame import SceneFrame
 from pipeline.view.camera import ViewCamera, first_view
 from pipeline.view.fallback import FallbackRenderer
 from pipeline.view.files import file_response
@@ -51,9 +52,12 @@ class ViewedFile:
 
     @classmethod
     def open(cls, path: Path, up: NDArray[np.float64] | None = None) -> ViewedFile:
-        """Reads and frames ``path``; ``up`` overrides the header's (default +z)."""
+        """Reads and frames ``path`` as ``pipeline preview`` would: ``up`` overrides the
+        header's scene frame or up vector (default +z)."""
         loaded = load_splat_file(path)
-        chosen = next((u for u in (up, loaded.up) if u is not None), DEFAULT_UP)
+        chosen: NDArray[np.float64] | SceneFrame = next(
+            (u for u in (up, loaded.frame, loaded.up) if u is not None), DEFAULT_UP
+        )
         return cls(path, loaded, first_view(loaded.splats, chosen))
 
     def renderer(self) -> FallbackRenderer:

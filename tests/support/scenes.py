@@ -33,7 +33,6 @@ def write_room_outputs(
     exported = export_all(room_splats(n), folder, up=ROOM_UP)
     orbit = OrbitConfig(width=size[0], height=size[1])
     config = PreviewConfig(orbit=orbit, stills=stills, video=False)
-    render_preview(
-        exported.nerfstudio_splats, exported.nerfstudio_up, get_rasterizer("cpu"), folder, config
-    )
+    up = exported.nerfstudio_frame or exported.nerfstudio_up  # as pipeline.run passes it
+    render_preview(exported.nerfstudio_splats, up, get_rasterizer("cpu"), folder, config)
     return exported
