@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import __version__
 from domain_client.config import NodeConfig
+from domain_client.throughput import DownloadRateLimit
 
 __all__ = [
     "EnvBool",
@@ -115,7 +116,17 @@ class Settings(NodeConfig, BaseSettings):
     cancel_grace_secs: float = Field(10.0, ge=0)
     """Seconds between SIGTERM and SIGKILL to the pipeline's process group."""
     shutdown_drain_secs: float = Field(0.0, ge=0)
-    """On SIGTERM, how long a running job may go on before it is cancelled."""
+    """On SIGTERM, how long a running job may go on before it is cancelled (its folder is kept
+    for a resume either way)."""
+    job_timeout_secs: float | None = Field(None, gt=0)
+    """Longest a job may run, downloads to last upload, in seconds; unset = 7200 with
+    ``SPLATTER_BACKEND=cpu``, 14400 otherwise. Past it the job fails naming the limit."""
+    min_download_bytes_per_sec: int = Field(64 * 1024, ge=0)
+    """Slowest download tolerated, averaged over ``DOWNLOAD_RATE_WINDOW_SECS`` (0: no floor)."""
+    download_rate_window_secs: float = Field(60.0, gt=0)
+    """The window of ``MIN_DOWNLOAD_BYTES_PER_SEC``, in seconds."""
+    resume_retention_hours: float = Field(24.0, ge=0)
+    """How long the folder of an interrupted job is kept for a resume (0: not kept)."""
     min_free_disk_mb: int = Field(2048, ge=0)
     """Free space TASKS_ROOT must have before a job starts, in MiB."""
     progress_min_interval_secs: float = Field(2.0, ge=0)
@@ -186,6 +197,20 @@ class Settings(NodeConfig, BaseSettings):
         if not self.lease_mode:
             raise RuntimeError("lease mode needs REG_SECRET and SECP256K1_PRIVHEX")
         return self.lease_config()
+
+    @property
+    def job_timeout_s(self) -> float:
+        """``JOB_TIMEOUT_SECS``, or the profile's default (2 h on the CPU backend, else 4 h)."""
+        if self.job_timeout_secs is not None:
+            return self.job_timeout_secs
+        return 2 * 3600.0 if self.splatter_backend == "cpu" else 4 * 3600.0
+
+    @property
+    def download_rate(self) -> DownloadRateLimit:
+        """The floor under every domain download (``MIN_DOWNLOAD_BYTES_PER_SEC`` per window)."""
+        return DownloadRateLimit(
+            float(self.min_download_bytes_per_sec), self.download_rate_window_secs
+        )
 
     @property
     def database_path(self) -> Path:

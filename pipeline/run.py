@@ -9,6 +9,10 @@ Inputs (protocol §3.4): ``datasets/<scan>/Frames.mp4`` and the COLMAP model in
 A rerun resumes: frames already extracted are kept, training continues from its latest
 checkpoint (a finished run returns at once), and export and preview are skipped when
 ``run_state.json`` records them done for the same trained Gaussians and their files still exist.
+A resumed training run reports ``resumed_from`` (the steps its checkpoint held) in its
+``progress`` events and in the train stage's ``completed`` event. With a :class:`GracefulStop`,
+SIGTERM during training finishes the step, writes a checkpoint and raises
+:class:`~pipeline.stop.StopRequested` (:mod:`pipeline.stop`).
 
 Two trainers (``RunConfig.trainer``): ``builtin`` (:func:`pipeline.train.train`, the splatfacto
 recipe on the chosen rasterizer) and ``nerfstudio`` (the reference's ``ns-train`` /
@@ -45,6 +49,7 @@ from pipeline.render import BackendChoice, Rasterizer, get_rasterizer
 from pipeline.scene import SceneData
 from pipeline.scene_frame import SceneFrame, frame_from_model
 from pipeline.splats import Splats
+from pipeline.stop import GracefulStop
 from pipeline.train import TrainConfig, TrainResult, train
 from pipeline.train.nerfstudio_cli import require_tools, train_with_nerfstudio
 from pipeline.train.nerfstudio_images import write_downscaled_images
@@ -131,15 +136,25 @@ class StageTracker:
 
 
 def run_job(
-    job_root: Path, config: RunConfig, progress: ProgressSink, tracker: StageTracker | None = None
+    job_root: Path,
+    config: RunConfig,
+    progress: ProgressSink,
+    tracker: StageTracker | None = None,
+    stop: GracefulStop | None = None,
 ) -> RunResult:
     """Run every step on ``job_root``.
 
+    Args:
+        stop: the run's SIGTERM handler (installed by the caller); ``None``: training is
+            never asked to stop.
+
     Raises:
         PipelineError: a required step failed (bad inputs, training diverged, export failed).
+        StopRequested: ``stop`` fired (training checkpointed first).
     """
     started = time.perf_counter()
     tracker = tracker or StageTracker(progress)
+    stop = stop or GracefulStop()
     layout = JobLayout(job_root)
     _check_inputs(layout)
     rasterizer = get_rasterizer(config.backend)
@@ -150,7 +165,7 @@ def run_job(
     else:
         train_config = _train_config(rasterizer, config)
         scene = _prepare(layout, train_config, config, tracker)
-        trained = _train(scene, train_config, rasterizer, layout, config, tracker)
+        trained = _train(scene, train_config, rasterizer, layout, config, tracker, stop)
         frame = scene.frame
     fingerprint = _fingerprint(trained.splats, config.trainer)
     outputs, warnings = _export_and_preview(
@@ -242,8 +257,9 @@ def _train(
     layout: JobLayout,
     config: RunConfig,
     tracker: StageTracker,
+    stop: GracefulStop,
 ) -> TrainResult:
-    with tracker.stage("train") as info:
+    with tracker.stage("train") as info, stop.deferred():
         result = train(
             scene,
             train_config,
@@ -251,6 +267,7 @@ def _train(
             tracker.progress,
             checkpoint_dir=layout.splatter_dir / "checkpoints",
             resume=config.resume,
+            should_stop=stop.should_stop,
         )
         info.update(steps=result.steps, gaussians=len(result.splats), backend=rasterizer.name)
         info.update(resumed_from=result.resumed_from, metrics=result.metrics)

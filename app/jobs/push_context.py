@@ -17,6 +17,7 @@ from app.ports import TaskContextView
 from domain_client.delivery import ProgressReporter
 from domain_client.domain import DOMAIN_REQUEST_TIMEOUT_S, DomainClient
 from domain_client.storage import TaskStorage
+from domain_client.throughput import DownloadRateLimit
 from domain_client.tokens import DomainToken
 
 __all__ = ["DomainPushContexts", "PushTaskContext"]
@@ -39,6 +40,7 @@ class DomainPushContexts:
         http: the node's shared client.
         client_id: the ``posemesh-client-id`` header of every domain request.
         request_timeout_s: per-operation timeout of domain requests, seconds.
+        download_rate: the floor under download speed (``None``: none).
     """
 
     def __init__(
@@ -47,8 +49,10 @@ class DomainPushContexts:
         client_id: str,
         *,
         request_timeout_s: float = DOMAIN_REQUEST_TIMEOUT_S,
+        download_rate: DownloadRateLimit | None = None,
     ) -> None:
         self._http = http
+        self._download_rate = download_rate
         self._client_id = client_id
         self._request_timeout_s = request_timeout_s
 
@@ -62,6 +66,7 @@ class DomainPushContexts:
             DomainToken(lease.access_token),
             self._client_id,
             request_timeout_s=self._request_timeout_s,
+            download_rate=self._download_rate,
         )
         storage = TaskStorage(domain, lease.task.id, lease.task.outputs_prefix)
         return PushTaskContext(lease, storage, reporter, cancelled)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from app import CAPABILITY, __version__
 from app.settings import Settings, get_settings, is_loopback_host, parse_env_bool
 from domain_client.config import NodeConfig, normalise_capabilities
+from domain_client.throughput import DownloadRateLimit
 
 KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082798ce3f4fdf2548b6f90"
 
@@ -270,3 +271,18 @@ def get_settings_uncached() -> Settings:
         return get_settings()
     finally:
         get_settings.cache_clear()
+
+
+def test_job_timeout_defaults_by_profile_and_the_download_floor_by_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(splatter_backend="cpu").job_timeout_s == 7200
+    assert Settings(splatter_backend="gsplat").job_timeout_s == 14400
+    assert Settings(splatter_backend="auto").job_timeout_s == 14400
+    monkeypatch.setenv("JOB_TIMEOUT_SECS", "90")
+    monkeypatch.setenv("MIN_DOWNLOAD_BYTES_PER_SEC", "1000")
+    monkeypatch.setenv("DOWNLOAD_RATE_WINDOW_SECS", "5")
+    settings = Settings(splatter_backend="cpu")
+    assert settings.job_timeout_s == 90
+    assert settings.download_rate == DownloadRateLimit(1000.0, 5.0)
+    assert Settings(min_download_bytes_per_sec=0).download_rate.enabled is False

@@ -25,6 +25,8 @@ CHROMIUM_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ig
 
 def _require() -> str:
     if not viewer_built():
+        if shutil.which("npm") is None:
+            pytest.skip("npm is missing, so `make viewer` could not build the viewer")
         pytest.fail("the viewer is not built: run `make viewer` (or skip: -m 'not browser')")
     found = CHROMIUM if CHROMIUM.is_file() else shutil.which("chromium")
     if found is None:

@@ -31,6 +31,7 @@ from tests.app.domains import (
 )
 from tests.app.factories import make_settings
 from tests.support.emulator import StartEmulator
+from tests.support.waiting import alive
 
 pytestmark = pytest.mark.anyio
 
@@ -292,6 +293,20 @@ async def test_a_child_killed_by_sigkill_fails_with_the_signal_named(
     )
     failed = next(e for e in job.reporter.events if e["message"] == "python job failed")
     assert failed["status"] is None and failed["signal"] == "SIGKILL"
+
+
+async def test_a_job_past_its_time_limit_fails_naming_the_limit_and_its_child_is_gone(
+    tmp_path: Path, job: RecordedContext
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    settings = make_settings(tmp_path, f"pid:{pid_file}", "train-forever", job_timeout_secs=3.0)
+    with pytest.raises(SplatterJobError) as failure:
+        await run_splatter_job(job.context, settings)
+    assert str(failure.value) == (
+        "job timed out after 3 s (JOB_TIMEOUT_SECS); the pipeline was stopped"
+    )
+    assert pid_file.exists() and not alive(int(pid_file.read_text()))
+    assert list(settings.tasks_root.iterdir()) == []  # a failed job: nothing kept
 
 
 async def test_a_pipeline_command_that_cannot_start_fails_the_job(

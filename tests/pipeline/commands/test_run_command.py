@@ -221,8 +221,11 @@ def test_sigterm_ends_the_run_cleanly_with_code_143(
         time.sleep(0.1)
     result = finish(tmp_path, training_child)
     assert result.returncode == 128 + signal.SIGTERM
+    # #10: the step in hand is finished and checkpointed before the exit.
+    step = result.events[-1]["checkpoint_step"]
+    message = f"terminated by SIGTERM (checkpoint at step {step})"
     assert result.events[-1] == {
-        "event": "error", "stage": "train", "message": "terminated by SIGTERM",
+        "event": "error", "stage": "train", "message": message, "checkpoint_step": step,
     }  # fmt: skip
-    assert result.stderr.strip().splitlines()[-1] == "error: terminated by SIGTERM"
+    assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
     assert not [p for p in tmp_path.rglob("*") if "partial" in p.name]
