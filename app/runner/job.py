@@ -20,7 +20,7 @@ from app.metrics import NodeMetrics
 from app.ports import TaskContextView
 from app.runner import progress
 from app.runner.errors import JobCancelledError, SplatterJobError
-from app.runner.inputs import check_cancelled, resolve_inputs
+from app.runner.inputs import InputLimits, check_cancelled, resolve_inputs
 from app.runner.python_stage import run_python_stage
 from app.runner.uploads import upload_outputs
 from app.runner.workspace import JobLayout, check_free_disk, remove_job_root
@@ -57,7 +57,11 @@ async def run_splatter_job(
     """
     supervisor = supervisor or WorkerSupervisor(settings)
     metrics = metrics or NodeMetrics()
-    layout = JobLayout.for_task(settings.tasks_root, str(ctx.lease.task.id))
+    try:
+        layout = JobLayout.for_task(settings.tasks_root, str(ctx.lease.task.id))
+    except SplatterJobError as exc:  # no folder was made, so none is removed
+        _report_error(ctx, exc)
+        raise
     started = time.monotonic()
     try:
         await _run_within_limit(ctx, settings, layout, supervisor, metrics)
@@ -79,7 +83,7 @@ async def run_splatter_job(
         _report_error(ctx, failure)
         raise failure from exc
     finally:
-        remove_job_root(layout.root, settings.disable_tasks_cleanup)
+        remove_job_root(layout.root, settings.disable_tasks_cleanup, settings.tasks_root)
         metrics.observe_stage("job", time.monotonic() - started)
 
 
@@ -116,7 +120,7 @@ async def _run(
     _prepare_workspace(ctx, layout)
 
     started = time.monotonic()
-    inputs = await resolve_inputs(ctx, layout)
+    inputs = await resolve_inputs(ctx, layout, InputLimits.from_settings(settings))
     metrics.add_downloaded(inputs.bytes_downloaded)
     metrics.observe_stage("inputs", time.monotonic() - started)
     counts = inputs.counts.as_dict()
@@ -130,7 +134,7 @@ async def _run(
     )
 
     started = time.monotonic()
-    uploads = await upload_outputs(ctx, layout, inputs.suffix)
+    uploads = await upload_outputs(ctx, layout, inputs.suffix, settings.splatter_convert_to_sog)
     metrics.add_uploaded(uploads.bytes_uploaded)
     metrics.observe_stage("upload", time.monotonic() - started)
     ctx.reporter.set_progress(
@@ -139,10 +143,7 @@ async def _run(
 
 
 def _prepare_workspace(ctx: TaskContextView, layout: JobLayout) -> None:
-    try:
-        layout.root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SplatterJobError(f"create job root {layout.root}") from exc
+    layout.create()
     task = ctx.lease.task
     ctx.reporter.set_progress(progress.workspace_prepared(layout.root))
     ctx.reporter.log_event(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app import CAPABILITY, __version__
+from app import CAPABILITY, PROJECT_ROOT, __version__
 from app.settings import Settings, get_settings, is_loopback_host, parse_env_bool
 from domain_client.config import NodeConfig, normalise_capabilities
 from domain_client.throughput import DownloadRateLimit
@@ -42,7 +42,7 @@ def test_defaults_match_the_reference_node() -> None:
     assert s.lease_mode is False
     assert s.splatter_trainer == "builtin"
     assert s.pipeline_argv == [sys.executable, "-m", "pipeline"]
-    assert s.log_format == "json"
+    assert s.log_format == "auto"  # text on a terminal, JSON otherwise (issue #10)
 
 
 def test_environment_variables_use_the_reference_names(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -271,6 +271,52 @@ def get_settings_uncached() -> Settings:
         return get_settings()
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("tasks_root", "data_dir", "named"),
+    [
+        (".", "data", "SPLATTER_DATA_DIR"),
+        ("work", "work/data", "SPLATTER_DATA_DIR"),
+        ("..", "/elsewhere/data", "the working directory"),
+        ("/", "/elsewhere/data", "SPLATTER_DATA_DIR"),
+        (str(PROJECT_ROOT), "/elsewhere/data", "the node's installation"),
+        (sys.prefix, "/elsewhere/data", "the Python environment"),
+    ],
+)
+def test_a_tasks_root_holding_the_store_the_cwd_or_the_install_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tasks_root: str, data_dir: str, named: str
+) -> None:
+    monkeypatch.setenv("TASKS_ROOT", tasks_root)
+    monkeypatch.setenv("SPLATTER_DATA_DIR", data_dir)
+    with pytest.raises(ValidationError, match=rf"TASKS_ROOT \(.*\) contains {named} \(") as err:
+        Settings()
+    assert "choose a TASKS_ROOT outside" in str(err.value)
+
+
+def test_tasks_root_beside_the_store_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKS_ROOT", "tasks")
+    monkeypatch.setenv("SPLATTER_DATA_DIR", "tasks-data")
+    assert Settings().tasks_root == Path("tasks")
+
+
+def test_the_push_door_defaults() -> None:
+    s = Settings()
+    assert (s.token_wait_secs, s.splatter_max_queued, s.job_retention_days) == (300.0, 32, 30.0)
+    assert s.allowed_domain_hosts.patterns == ()
+
+
+def test_allowed_domain_hosts_are_parsed_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPLATTER_ALLOWED_DOMAIN_HOSTS", "10.0.0.*:8443, [::1] localhost")
+    hosts = Settings().allowed_domain_hosts
+    assert [(p.host, p.port) for p in hosts.patterns] == [
+        ("10.0.0.*", 8443), ("::1", None), ("localhost", None),
+    ]  # fmt: skip
+    monkeypatch.setenv("SPLATTER_ALLOWED_DOMAIN_HOSTS", "https://10.0.0.1/")
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert "splatter_allowed_domain_hosts" in str(error.value)
+    assert "is not host[:port] (no scheme, path or userinfo)" in str(error.value)
 
 
 def test_job_timeout_defaults_by_profile_and_the_download_floor_by_variable(
