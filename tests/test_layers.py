@@ -22,6 +22,13 @@ ALLOWED: dict[str, set[str]] = {
     "emulator": set(),
 }
 PROJECT_PACKAGES = {"app", "bench", "demo", "domain_client", "emulator", "pipeline", "tests"}
+#: Known exceptions, file by file: the viewer (#16) frames and renders splats inside the node
+#: process with the pipeline's renderer. Listed exactly so that no new one slips in; moving the
+#: viewer's pipeline side behind the contract (or into the child) empties this.
+KNOWN_EXCEPTIONS: dict[str, set[str]] = {
+    "app/viewer/scenes.py": {"pipeline.render", "pipeline.view"},
+    "app/api/routes/viewer.py": {"pipeline.view"},
+}
 
 
 def imported_modules(path: Path) -> Iterator[tuple[int, str]]:
@@ -44,7 +51,8 @@ def violations(package: str) -> list[str]:
             top = module.split(".")[0]
             if top == package or top not in PROJECT_PACKAGES:
                 continue
-            if not any(module == a or module.startswith(f"{a}.") for a in ALLOWED[package]):
+            allowed = ALLOWED[package] | KNOWN_EXCEPTIONS.get(str(path.relative_to(ROOT)), set())
+            if not any(module == a or module.startswith(f"{a}.") for a in allowed):
                 found.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     return found
 
@@ -69,10 +77,17 @@ def test_the_app_reaches_the_pipeline_only_through_the_contract() -> None:
     from_pipeline = {
         module.rsplit(".", 1)[0] if module.startswith("pipeline.contract.") else module
         for path in (ROOT / "app").rglob("*.py")
+        if str(path.relative_to(ROOT)) not in KNOWN_EXCEPTIONS
         for _, module in imported_modules(path)
         if module.split(".")[0] == "pipeline"
     }
     assert from_pipeline == {"pipeline.contract"}
+
+
+def test_the_known_exceptions_are_still_needed() -> None:
+    for name, allowed in KNOWN_EXCEPTIONS.items():
+        used = {m for _, m in imported_modules(ROOT / name)}
+        assert all(any(m.startswith(f"{a}.") for m in used) for a in allowed), name
 
 
 def test_the_scan_sees_imports_inside_functions(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from app.metrics import NodeMetrics
 from app.ports import TaskContextView
@@ -38,6 +40,7 @@ async def run_splatter_job(
     *,
     supervisor: WorkerSupervisor | None = None,
     metrics: NodeMetrics | None = None,
+    keep_outputs: Callable[[Path], object] | None = None,
 ) -> None:
     """Runs one splatter task in ``<TASKS_ROOT>/<task_id>`` and removes the folder afterwards.
 
@@ -47,6 +50,8 @@ async def run_splatter_job(
         settings: the node settings (workspace, pipeline command, limits).
         supervisor: starts the pipeline child; a private one when omitted.
         metrics: where durations, bytes and training steps are counted; private when omitted.
+        keep_outputs: called with ``refined/splatter`` after a successful upload, before the
+            folder is removed (the viewer keeps a copy of the outputs).
 
     Raises:
         SplatterJobError: the job failed; ``str(error)`` is the reference's top-level message.
@@ -62,6 +67,8 @@ async def run_splatter_job(
     started = time.monotonic()
     try:
         await _run_within_limit(ctx, settings, layout, supervisor, metrics)
+        if keep_outputs is not None:
+            keep_outputs(layout.splatter_dir)
     except JobCancelledError as exc:
         _report_cancelled(ctx, exc)
         raise

@@ -42,7 +42,7 @@ from pipeline.render.types import EVAL_BACKGROUND, Rasterizer
 from pipeline.scene_frame import SceneFrame
 from pipeline.splats import Splats
 
-__all__ = ["PREVIEW_FILES", "PreviewConfig", "PreviewResult", "render_preview"]
+__all__ = ["PREVIEW_FILES", "PreviewConfig", "PreviewResult", "render_preview", "subject_bounds"]
 
 logger = logging.getLogger(__name__)
 
@@ -167,9 +167,7 @@ def _run(step: _Step, splats: Splats, up: ArrayLike | SceneFrame, rasterizer: Ra
         return
     cfg = step.config
     try:
-        gaussians = splats.detach().activated()
-        axis = up.up if isinstance(up, SceneFrame) else up
-        bounds = robust_bounds(gaussians.means.cpu(), gaussians.opacities.cpu(), axis, cfg.bounds)
+        bounds = subject_bounds(splats, up, cfg.bounds)
         step.result.bounds = bounds
         orbit = orbit_cameras(bounds, cfg.orbit)
         stills = still_cameras(bounds, cfg.orbit)
@@ -182,6 +180,20 @@ def _run(step: _Step, splats: Splats, up: ArrayLike | SceneFrame, rasterizer: Ra
         _render_stills(step, renderer, stills)
     if cfg.video:
         _render_video(step, renderer, orbit)
+
+
+def subject_bounds(
+    splats: Splats, up: ArrayLike | SceneFrame, config: BoundsConfig | None = None
+) -> SceneBounds:
+    """The box the preview frames: what the orbit and stills circle and fit (also the browser
+    viewer's first view, so that it opens on the video's first frame).
+
+    Raises:
+        ValueError: no Gaussian has a finite position, or the up vector is zero.
+    """
+    gaussians = splats.detach().activated()
+    axis = up.up if isinstance(up, SceneFrame) else up
+    return robust_bounds(gaussians.means.cpu(), gaussians.opacities.cpu(), axis, config)
 
 
 def _remove_stale(out_dir: Path) -> None:
