@@ -11,7 +11,7 @@ from app import CAPABILITY, __version__
 from app.api.errors import register_exception_handlers
 from app.api.host_guard import LoopbackHostGuard
 from app.api.limits import BodySizeLimit
-from app.api.routes import health, intake, jobs
+from app.api.routes import health, intake, jobs, viewer
 from app.heap import freeze_startup_heap
 from app.lease import LeaseModeDoor
 from app.services import LeaseDoor, start_services, stop_services
@@ -71,4 +71,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(intake.router)
     app.include_router(jobs.router)
+    app.include_router(viewer.router)
     return app
