@@ -21,6 +21,7 @@ from app.metrics import NodeMetrics
 from app.runner import cleanup_tasks_root
 from app.settings import Settings
 from app.store import JobStore
+from app.watch import WatchDoor
 from app.worker.supervisor import WorkerSupervisor
 
 __all__ = ["LeaseDoor", "Services", "start_services", "stop_services"]
@@ -49,6 +50,7 @@ class Services:
     http: httpx.AsyncClient
     lease_door: LeaseDoor | None = None
     recovered: list[str] = field(default_factory=list)
+    watch: WatchDoor | None = None
 
 
 async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = None) -> Services:
@@ -82,6 +84,9 @@ async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = N
     jobs = JobService(store, supervisor, settings, metrics, context_factory=contexts, http=http)
     jobs.start()
     services = Services(settings, store, supervisor, metrics, jobs, http, lease_door, recovered)
+    if settings.watch_dir is not None:
+        services.watch = WatchDoor(settings, jobs, supervisor, metrics)
+        await services.watch.start()
     if lease_door is not None:
         await lease_door.start(services)
     log.info(
@@ -95,6 +100,8 @@ async def stop_services(services: Services) -> None:
     """Stops leasing, drains or cancels running jobs (recording their state), closes the store."""
     if services.lease_door is not None:
         await services.lease_door.stop()
+    if services.watch is not None:
+        await services.watch.stop()
     await services.jobs.stop()
     await services.supervisor.shutdown()
     await services.http.aclose()

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.ports import TaskContextView
+from app.ports import JobContextView, TaskContextView
 from app.runner.errors import JobCancelledError, SplatterJobError
 from app.runner.naming import (
     COLMAP_BINARIES,
@@ -70,7 +70,7 @@ class ResolvedInputs:
     bytes_downloaded: int = 0
 
 
-def check_cancelled(ctx: TaskContextView, stage: str) -> None:
+def check_cancelled(ctx: JobContextView, stage: str) -> None:
     """Raises :class:`JobCancelledError` (``task cancelled: <stage>``) once the flag is set."""
     if ctx.cancelled.is_set():
         raise JobCancelledError(stage)

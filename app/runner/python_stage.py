@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from app.metrics import NodeMetrics
-from app.ports import TaskContextView
+from app.ports import JobContextView
 from app.runner import progress
 from app.runner.errors import JobCancelledError, SplatterJobError
 from app.runner.inputs import check_cancelled
@@ -19,7 +19,7 @@ __all__ = ["run_python_stage"]
 class _ChildEvents:
     """Maps the child's events onto the job's progress, events and metrics."""
 
-    def __init__(self, ctx: TaskContextView, metrics: NodeMetrics, min_interval_s: float) -> None:
+    def __init__(self, ctx: JobContextView, metrics: NodeMetrics, min_interval_s: float) -> None:
         self._ctx = ctx
         self._metrics = metrics
         self._mapper = progress.PipelineProgressMapper(min_interval_s)
@@ -40,7 +40,7 @@ class _ChildEvents:
 
 
 async def run_python_stage(
-    ctx: TaskContextView,
+    ctx: JobContextView,
     job_root: Path,
     supervisor: WorkerSupervisor,
     metrics: NodeMetrics,
@@ -86,7 +86,7 @@ async def run_python_stage(
     return outcome
 
 
-def _report_failure(ctx: TaskContextView, outcome: ChildOutcome) -> None:
+def _report_failure(ctx: JobContextView, outcome: ChildOutcome) -> None:
     ctx.reporter.set_progress(dict(progress.PYTHON_FAILED))
     ctx.reporter.log_event(
         {
