@@ -37,14 +37,21 @@ import torch
 
 from pipeline.atomic import atomic_path
 from pipeline.colmap import ColmapModel, read_model
+from pipeline.contract import (
+    COLMAP_REQUIRED_FILES,
+    SOG_FILE,
+    JobLayout,
+    Stage,
+    StageEvent,
+    WarningEvent,
+)
 from pipeline.dataset import DatasetConfig, build_scene
 from pipeline.errors import InputError, PipelineError
-from pipeline.export import ExportResult, export_all
+from pipeline.export import ExportConfig, ExportResult, export_all
 from pipeline.frames import extract_frames
-from pipeline.layout import JobLayout
 from pipeline.nerfstudio import write_nerfstudio_data
 from pipeline.preview import PreviewConfig, render_preview
-from pipeline.progress import ProgressSink, Stage
+from pipeline.progress import ProgressSink
 from pipeline.render import BackendChoice, Rasterizer, get_rasterizer
 from pipeline.scene import SceneData
 from pipeline.scene_frame import SceneFrame, frame_from_model
@@ -59,7 +66,6 @@ __all__ = ["RunConfig", "RunResult", "StageTracker", "TrainerChoice", "run_job"]
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "run_state.json"
-REQUIRED_MODEL_FILES = ("cameras.bin", "images.bin", "points3D.bin")
 
 TrainerChoice = Literal["builtin", "nerfstudio"]
 
@@ -80,6 +86,7 @@ class RunConfig:
             trained on, the rest held out for evaluation); ``N``: hold out every Nth image;
             ``0``: hold out none (see :class:`~pipeline.dataset.DatasetConfig`).
         previews: render the preview stills and video.
+        sog: also write ``splat_rot.sog`` in the export step (best effort).
         resume: continue from checkpoints and recorded steps; ``False`` starts afresh.
         preview: preview settings.
     """
@@ -90,6 +97,7 @@ class RunConfig:
     seed: int = 0
     eval_every: int | None = None
     previews: bool = True
+    sog: bool = True
     resume: bool = True
     preview: PreviewConfig = field(default_factory=PreviewConfig)
 
@@ -101,7 +109,7 @@ class RunResult:
     Attributes:
         outputs: file name → path of every output written (or kept from an earlier run).
         metrics: held-out ``psnr`` (dB), ``ssim``, ``views``; plus ``gaussians``.
-        warnings: best-effort failures (previews).
+        warnings: best-effort failures (previews, the SOG).
         duration_s: wall-clock seconds.
     """
 
@@ -123,16 +131,17 @@ class StageTracker:
         """Runs one stage; fields put into the yielded dict go into its ``completed`` event."""
         self.current = name
         started = time.perf_counter()
-        self.progress.emit({"event": "stage", "stage": name, "status": "started"})
+        self.progress.emit(StageEvent(stage=name, status="started"))
         info: dict[str, Any] = {}
         yield info
         duration = round(time.perf_counter() - started, 3)
-        event = {"event": "stage", "stage": name, "status": "completed", "duration_s": duration}
-        self.progress.emit({**event, **info})
+        self.progress.emit(
+            StageEvent(stage=name, status="completed", duration_s=duration, details=info)
+        )
         self.current = None
 
     def skipped(self, name: Stage, reason: str) -> None:
-        self.progress.emit({"event": "stage", "stage": name, "status": "skipped", "reason": reason})
+        self.progress.emit(StageEvent(stage=name, status="skipped", reason=reason))
 
 
 def run_job(
@@ -179,7 +188,7 @@ def _check_inputs(layout: JobLayout) -> None:
     """Fail early, naming what is missing, before any heavy work."""
     if not layout.scans():
         raise InputError(f"no recordings: {layout.datasets_dir} has no <scan>/Frames.mp4 folders")
-    missing = [n for n in REQUIRED_MODEL_FILES if not (layout.model_dir / n).is_file()]
+    missing = [n for n in COLMAP_REQUIRED_FILES if not (layout.model_dir / n).is_file()]
     if missing:
         raise InputError(f"COLMAP model incomplete in {layout.model_dir}: missing {missing}")
 
@@ -247,7 +256,7 @@ def _write_nerfstudio_best_effort(
     except PipelineError as exc:
         message = f"nerfstudio transforms.json not written: {exc}"
         logger.warning(message)
-        tracker.progress.emit({"event": "warning", "stage": "dataset", "message": message})
+        tracker.progress.emit(WarningEvent(stage="dataset", message=message))
 
 
 def _train(
@@ -287,24 +296,27 @@ def _export_and_preview(
     """Steps 4–5; both are skipped when the state file says they are done for these Gaussians
     (the preview renders what export computes, so a preview to redo redoes the export too)."""
     exported_before = state.outputs_if_done("export", fingerprint)
+    if exported_before is not None and config.sog and SOG_FILE not in exported_before:
+        exported_before = None  # done before without the SOG it now needs
     previewed_before = state.outputs_if_done("preview", fingerprint) if config.previews else {}
     if exported_before is not None and previewed_before is not None:
         for stage in ("export", "preview"):
             tracker.skipped(stage, "already done for these Gaussians")
         return {**exported_before, **previewed_before}, []
     with tracker.stage("export") as info:
-        exported = export_all(splats, layout.splatter_dir, up=frame)
+        export_config = ExportConfig() if config.sog else ExportConfig(rotated_sog=None)
+        exported = export_all(splats, layout.splatter_dir, up=frame, config=export_config)
         info.update(gaussians=exported.count, dropped_transparent=exported.dropped_transparent)
         info.update(dropped_non_finite=exported.dropped_non_finite)
     outputs = {name: Path(path) for name, path in exported.outputs().items()}
     state.record("export", fingerprint, outputs)
     if not config.previews:
         tracker.skipped("preview", "previews disabled")
-        return outputs, []
+        return outputs, exported.warnings
     preview_outputs, warnings = _preview(exported, rasterizer, layout, config, tracker)
     if not warnings:
         state.record("preview", fingerprint, preview_outputs)
-    return {**outputs, **preview_outputs}, warnings
+    return {**outputs, **preview_outputs}, [*exported.warnings, *warnings]
 
 
 def _preview(

@@ -16,13 +16,14 @@ from pathlib import Path
 from app.metrics import NodeMetrics
 from app.ports import JobContextView
 from app.records import JobRecord
+from app.runner.cancel import check_cancelled
 from app.runner.errors import SplatterJobError
-from app.runner.inputs import check_cancelled
 from app.runner.python_stage import run_python_stage
-from app.runner.workspace import JobLayout, check_free_disk, remove_job_root
+from app.runner.workspace import check_free_disk, job_layout, prove_job_folder, remove_job_root
 from app.settings import Settings
 from app.watch.folders import WatchFolders, link_tree
 from app.worker.supervisor import WorkerSupervisor
+from pipeline.contract import JobLayout
 
 __all__ = ["WatchItem", "WatchRun", "layout_problem"]
 
@@ -79,7 +80,7 @@ class WatchRun:
     outbox: Path | None = None
 
     async def run(self, ctx: JobContextView) -> None:
-        layout = JobLayout.for_task(self.settings.tasks_root, self.task_id)
+        layout = job_layout(self.settings.tasks_root, self.task_id)
         try:
             check_free_disk(self.settings.tasks_root, self.settings.min_free_disk_mb)
             check_cancelled(ctx, "before execution")
@@ -102,7 +103,9 @@ class WatchRun:
                 }
             )
         finally:
-            remove_job_root(layout.root, self.settings.disable_tasks_cleanup)
+            remove_job_root(
+                layout.root, self.settings.disable_tasks_cleanup, self.settings.tasks_root
+            )
 
     def _stage(self, ctx: JobContextView, layout: JobLayout) -> None:
         capture = self.folders.inbox / self.item.name
@@ -111,7 +114,8 @@ class WatchRun:
         problem = layout_problem(capture)
         if problem is not None:
             raise SplatterJobError(problem)
-        link_tree(capture, layout.root)
+        self.settings.tasks_root.mkdir(parents=True, exist_ok=True)
+        link_tree(capture, prove_job_folder(self.settings.tasks_root, layout.root))
         ctx.reporter.set_progress({"pct": 20, "stage": "inputs", "status": "staged"})
         ctx.reporter.log_event(
             {

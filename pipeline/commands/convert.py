@@ -2,7 +2,7 @@
 
 The format of each file comes from its extension: ``.ply`` (3DGS PLY, ASCII or binary, from
 this project or another trainer), ``.splat`` (antimatter15; ply2splat's exact bytes), ``.sog``
-(PlayCanvas SOG v2) and ``.spz`` (Niantic SPZ). Any of them converts to any other. ``.splat``
+(PlayCanvas SOG v2) and ``.spz`` (Niantic SPZ v2). Any of them converts to any other. ``.splat``
 keeps only the DC colour, so a ``.splat`` input gives SH degree 0 (the command says so) and a
 ``.splat`` output drops SH bands 1–3.
 
@@ -11,8 +11,8 @@ output frame; SH bands are rotated along when the output keeps them), so
 ``convert splat.ply out.splat --rotate`` gives what the reference published as
 ``splat_rot.splat``.
 
-This module imports only what the two formats need: PLY → ``.splat`` loads numpy and the cached
-numba encoder, never torch (``--rotate`` does load it).
+This module imports only what the two formats need: PLY → ``.splat`` loads numpy alone, never
+numba, torch or plyfile (``--rotate`` does load torch).
 """
 
 from __future__ import annotations

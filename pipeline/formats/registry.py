@@ -61,6 +61,7 @@ FORMATS: dict[str, SplatFormat] = {
         SplatFormat(".ply", "3DGS PLY", "pipeline.formats.ply", 3),
         SplatFormat(".splat", "antimatter15 .splat", "pipeline.formats.splat", 0, True),
         SplatFormat(".sog", "PlayCanvas SOG", "pipeline.formats.sog", 3),
+        SplatFormat(".spz", "Niantic SPZ", "pipeline.formats.spz", 3),
     )
 }
 

@@ -164,6 +164,47 @@ async def test_a_refused_preview_upload_is_logged_and_does_not_fail_the_job(
     assert warning["artifact"] == f"refined_splat_preview_video{SUFFIX}"
 
 
+async def test_the_sog_goes_up_before_the_splat_as_splat_data_sog(
+    tmp_path: Path, emulator: EmulatorServer, http: httpx.AsyncClient
+) -> None:
+    scene = emulated_scene(emulator)
+    job = push_context(emulator, http, scene)
+    await run_splatter_job(job.context, make_settings(tmp_path, "write-sog", "write-splat"))
+    artifacts = job.context.storage.artifacts()
+    assert [(a.name, a.data_type) for a in artifacts] == [
+        (f"refined_splat{SUFFIX}", "splat_data"),
+        (f"refined_splat_sog{SUFFIX}", "splat_data_sog"),
+    ]
+    assert stored(emulator, scene.domain_id)[(f"refined_splat_sog{SUFFIX}", "splat_data_sog")] == (
+        b"sog-zip" * 20
+    )
+    messages = [e["message"] for e in job.reporter.events]
+    assert messages.index("SOG compressed splat uploaded") < messages.index("output uploaded")
+
+
+async def test_no_sog_upload_when_convert_to_sog_is_off(
+    tmp_path: Path, job: RecordedContext
+) -> None:
+    settings = make_settings(tmp_path, "write-sog", "write-splat", splatter_convert_to_sog=False)
+    await run_splatter_job(job.context, settings)
+    assert [a.data_type for a in job.context.storage.artifacts()] == ["splat_data"]
+    root = settings.tasks_root / job.task_id
+    assert not (root / "refined/splatter/splat_rot.sog").exists()  # --no-sog reached the child
+
+
+async def test_a_refused_sog_upload_is_a_warning_and_the_splat_still_goes_up(
+    tmp_path: Path, start_emulator: StartEmulator, http: httpx.AsyncClient
+) -> None:
+    emulator = start_emulator(domain_data_max_bytes=100)  # the stub's SOG has 140 bytes
+    job = push_context(emulator, http, emulated_scene(emulator))
+    await run_splatter_job(job.context, make_settings(tmp_path, "write-sog", "write-splat"))
+    assert [a.data_type for a in job.context.storage.artifacts()] == ["splat_data"]
+    warning = next(e for e in job.reporter.events if e["level"] == "warn")
+    assert warning["message"].startswith("SOG upload failed: ") and "413" in warning["message"]
+    assert warning["artifact"] == f"refined_splat_sog{SUFFIX}"
+    assert job.reporter.progress[-1]["uploaded_splat"] == f"refined_splat{SUFFIX}"
+
+
 async def test_a_refused_splat_upload_fails_the_job_naming_path_and_artifact(
     tmp_path: Path, start_emulator: StartEmulator, http: httpx.AsyncClient
 ) -> None:
@@ -379,3 +420,47 @@ async def test_metrics_count_bytes_steps_and_stage_durations(
     assert "splatter_training_steps_total 25.0" in text
     for stage in ("inputs", "python", "upload", "job", "pipeline_train"):
         assert f'splatter_stage_duration_seconds_count{{stage="{stage}"}} 1.0' in text
+
+
+async def test_uploads_are_the_files_the_done_event_lists(
+    tmp_path: Path, emulator: EmulatorServer, http: httpx.AsyncClient
+) -> None:
+    scene = emulated_scene(emulator)
+    job = push_context(emulator, http, scene)
+    listed = "splat_rot.splat=refined/splatter/listed.splat,preview_top.jpg=refined/top.jpg"
+    settings = make_settings(
+        tmp_path,
+        "write-outputs",  # the usual files, then a later done event that names others
+        "write:refined/splatter/listed.splat=listed splat",
+        "write:refined/top.jpg=listed still",
+        f"done:{listed}",
+    )
+    await run_splatter_job(job.context, settings)
+    assert [a.data_type for a in job.context.storage.artifacts()] == [
+        "splat_data",
+        "splat_preview_top",
+    ]
+    items = stored(emulator, scene.domain_id)
+    assert items[(f"refined_splat{SUFFIX}", "splat_data")] == b"listed splat"
+    assert items[(f"refined_splat_preview_top{SUFFIX}", "splat_preview_top")] == b"listed still"
+    assert job.reporter.progress[-1]["uploaded_preview_video"] is None
+
+
+async def test_a_listed_splat_outside_the_job_folder_fails_the_job_and_uploads_nothing(
+    tmp_path: Path, job: RecordedContext
+) -> None:
+    outside = tmp_path / "outside.splat"
+    outside.write_bytes(b"not the job's")
+    settings = make_settings(tmp_path, "write-outputs", f"done:splat_rot.splat={outside}")
+    with pytest.raises(SplatterJobError, match=r"pipeline output splat_rot\.splat: .* is outside"):
+        await run_splatter_job(job.context, settings)
+    assert job.context.storage.artifacts() == []
+
+
+async def test_a_listed_preview_outside_the_job_folder_is_skipped(
+    tmp_path: Path, job: RecordedContext
+) -> None:
+    listed = "splat_rot.splat=refined/splatter/splat_rot.splat,preview.mp4=../../escape.mp4"
+    settings = make_settings(tmp_path, "write-outputs", f"done:{listed}")
+    await run_splatter_job(job.context, settings)
+    assert [a.data_type for a in job.context.storage.artifacts()] == ["splat_data"]

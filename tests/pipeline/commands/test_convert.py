@@ -81,7 +81,7 @@ def test_runs_as_a_module(tmp_path: Path) -> None:
     assert (tmp_path / "s.splat").stat().st_size == 320
 
 
-FORMATS = [".ply", ".splat", ".sog"]
+FORMATS = [".ply", ".splat", ".sog", ".spz"]
 
 
 @pytest.mark.parametrize("source", FORMATS)
