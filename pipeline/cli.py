@@ -19,7 +19,7 @@ from pipeline.errors import PipelineError
 __all__ = ["main"]
 
 # Command modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("run", "synthetic", "convert", "preview")
+COMMANDS: tuple[str, ...] = ("run", "train", "synthetic", "convert", "preview")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,10 @@ a JSON object with an ``event`` key:
 ``{"event": "error", "stage": S, "message": text}``
     the last line of a failed run (non-zero exit code; the same text on stderr).
 
-Stages, in order: ``frames``, ``dataset``, ``train``, ``export``, ``preview``.
+Stages, in order: ``frames``, ``sfm``, ``dataset``, ``train``, ``export``, ``preview``,
+``report``.
+``frames`` runs for the Auki job layout, ``sfm`` (structure from motion) for photos and videos
+without poses (``python -m pipeline train``); the others run for every input.
 Anything else the pipeline prints goes to stderr (logs), never stdout.
 """
 
@@ -30,8 +33,8 @@ from typing import Any, Literal, Protocol, TextIO
 
 __all__ = ["STAGES", "JsonLinesProgress", "NullProgress", "ProgressSink", "Stage"]
 
-Stage = Literal["frames", "dataset", "train", "export", "preview"]
-STAGES: tuple[Stage, ...] = ("frames", "dataset", "train", "export", "preview")
+Stage = Literal["frames", "sfm", "dataset", "train", "export", "preview", "report"]
+STAGES: tuple[Stage, ...] = ("frames", "sfm", "dataset", "train", "export", "preview", "report")
 
 
 class ProgressSink(Protocol):

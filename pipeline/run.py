@@ -44,13 +44,23 @@ from pipeline.nerfstudio import write_nerfstudio_data
 from pipeline.preview import PreviewConfig, render_preview
 from pipeline.progress import ProgressSink, Stage
 from pipeline.render import BackendChoice, Rasterizer, get_rasterizer
+from pipeline.report import ReportInputs, write_report
+from pipeline.report.history import LossHistory
 from pipeline.scene import SceneData
 from pipeline.splats import Splats
 from pipeline.train import TrainConfig, TrainResult, train
 from pipeline.train.nerfstudio_cli import require_tools, train_with_nerfstudio
 from pipeline.train.nerfstudio_images import write_downscaled_images
 
-__all__ = ["RunConfig", "RunResult", "StageTracker", "TrainerChoice", "run_job"]
+__all__ = [
+    "RunConfig",
+    "RunResult",
+    "StageTracker",
+    "TrainerChoice",
+    "check_job_inputs",
+    "run_job",
+    "train_scene",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +88,8 @@ class RunConfig:
         previews: render the preview stills and video.
         resume: continue from checkpoints and recorded steps; ``False`` starts afresh.
         preview: preview settings.
+        max_gaussians: caps the Gaussian count during densification; ``None`` keeps the
+            profile's cap (20,000 on the CPU, none on gsplat).
     """
 
     backend: BackendChoice = "auto"
@@ -88,6 +100,7 @@ class RunConfig:
     previews: bool = True
     resume: bool = True
     preview: PreviewConfig = field(default_factory=PreviewConfig)
+    max_gaussians: int | None = None
 
 
 @dataclass
@@ -99,12 +112,18 @@ class RunResult:
         metrics: held-out ``psnr`` (dB), ``ssim``, ``views``; plus ``gaussians``.
         warnings: best-effort failures (previews).
         duration_s: wall-clock seconds.
+        trained: the builtin trainer's result (``None`` with the nerfstudio trainer).
+        train_config: the recipe it trained with (``None`` with the nerfstudio trainer).
+        inputs: what the input was (layout, images, points, registered fraction, ...).
     """
 
     outputs: dict[str, Path]
     metrics: dict[str, float]
     warnings: list[str]
     duration_s: float
+    trained: TrainResult | None = None
+    train_config: TrainConfig | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
 
 
 class StageTracker:
@@ -143,22 +162,76 @@ def run_job(
     tracker = tracker or StageTracker(progress)
     layout = JobLayout(job_root)
     _check_inputs(layout)
-    rasterizer = get_rasterizer(config.backend)
-    state = _RunState.load(layout.splatter_dir / STATE_FILE, enabled=config.resume)
     if config.trainer == "nerfstudio":
+        rasterizer = get_rasterizer(config.backend)
+        state = _RunState.load(layout.splatter_dir / STATE_FILE, enabled=config.resume)
         up = _prepare_nerfstudio(layout, tracker)
         trained = _train_nerfstudio(layout, config, tracker)
-    else:
-        train_config = _train_config(rasterizer, config)
-        scene = _prepare(layout, train_config, config, tracker)
-        trained = _train(scene, train_config, rasterizer, layout, config, tracker)
-        up = scene.up.numpy().astype(np.float64)
+        fingerprint = _fingerprint(trained.splats, config.trainer)
+        outputs, warnings = _export_and_preview(
+            trained.splats, up, rasterizer, layout.splatter_dir, config, state, fingerprint, tracker
+        )
+        metrics = {**trained.metrics, "gaussians": float(len(trained.splats))}
+        return RunResult(outputs, metrics, warnings, time.perf_counter() - started)
+    train_config = _train_config(get_rasterizer(config.backend), config)
+    scene = _prepare(layout, train_config, config, tracker)
+    result = train_scene(scene, layout.splatter_dir, config, tracker)
+    result.duration_s = time.perf_counter() - started
+    return result
+
+
+def train_scene(
+    scene: SceneData,
+    out_dir: Path,
+    config: RunConfig,
+    tracker: StageTracker,
+    inputs: dict[str, Any] | None = None,
+) -> RunResult:
+    """Steps 3–5 with the builtin trainer on a prepared scene: train (checkpoints in
+    ``out_dir/checkpoints``), export and preview into ``out_dir``; ``run_state.json`` there
+    lets a rerun skip what is done. Any capture layout ends here (``python -m pipeline train``).
+
+    Raises:
+        PipelineError: training diverged or export failed.
+    """
+    started = time.perf_counter()
+    rasterizer = get_rasterizer(config.backend)
+    train_config = _train_config(rasterizer, config)
+    state = _RunState.load(out_dir / STATE_FILE, enabled=config.resume)
+    history = LossHistory(tracker.progress)
+    trained = _train(
+        scene, train_config, rasterizer, out_dir / "checkpoints", config, tracker, history
+    )
+    up = scene.up.numpy().astype(np.float64)
     fingerprint = _fingerprint(trained.splats, config.trainer)
     outputs, warnings = _export_and_preview(
-        trained.splats, up, rasterizer, layout, config, state, fingerprint, tracker
+        trained.splats, up, rasterizer, out_dir, config, state, fingerprint, tracker
     )
+    report = ReportInputs(scene, trained, train_config, rasterizer, dict(inputs or {}))
+    report.loss, report.outputs = history.points, outputs
+    report_files, report_warnings = _report(report, out_dir, tracker)
+    outputs, warnings = {**outputs, **report_files}, warnings + report_warnings
     metrics = {**trained.metrics, "gaussians": float(len(trained.splats))}
-    return RunResult(outputs, metrics, warnings, time.perf_counter() - started)
+    return RunResult(
+        outputs,
+        metrics,
+        warnings,
+        time.perf_counter() - started,
+        trained,
+        train_config,
+        dict(inputs or {}),
+    )
+
+
+def check_job_inputs(job_root: Path) -> JobLayout:
+    """The layout of an Auki job folder whose recordings and model files are all there.
+
+    Raises:
+        InputError: no recordings, or a model file is missing (named).
+    """
+    layout = JobLayout(job_root)
+    _check_inputs(layout)
+    return layout
 
 
 def _check_inputs(layout: JobLayout) -> None:
@@ -172,7 +245,10 @@ def _check_inputs(layout: JobLayout) -> None:
 
 def _train_config(rasterizer: Rasterizer, config: RunConfig) -> TrainConfig:
     base = TrainConfig.for_backend(rasterizer.name, config.steps)
-    return TrainConfig.from_dict({**base.to_dict(), "seed": config.seed})
+    recipe = {**base.to_dict(), "seed": config.seed}
+    if config.max_gaussians is not None:
+        recipe["densify"] = {**recipe["densify"], "max_gaussians": config.max_gaussians}
+    return TrainConfig.from_dict(recipe)
 
 
 def _prepare(
@@ -241,17 +317,18 @@ def _train(
     scene: SceneData,
     train_config: TrainConfig,
     rasterizer: Rasterizer,
-    layout: JobLayout,
+    checkpoint_dir: Path,
     config: RunConfig,
     tracker: StageTracker,
+    progress: ProgressSink,
 ) -> TrainResult:
     with tracker.stage("train") as info:
         result = train(
             scene,
             train_config,
             rasterizer,
-            tracker.progress,
-            checkpoint_dir=layout.splatter_dir / "checkpoints",
+            progress,
+            checkpoint_dir=checkpoint_dir,
             resume=config.resume,
         )
         info.update(steps=result.steps, gaussians=len(result.splats), backend=rasterizer.name)
@@ -259,11 +336,28 @@ def _train(
     return result
 
 
+def _report(
+    report: ReportInputs, out_dir: Path, tracker: StageTracker
+) -> tuple[dict[str, Path], list[str]]:
+    """The quality report, best effort: a failure is a warning, never a failed run."""
+    with tracker.stage("report") as info:
+        try:
+            files = write_report(out_dir, report)
+        except Exception as exc:  # a report must never cost the user the splat
+            logger.exception("quality report failed")
+            message = f"quality report not written: {type(exc).__name__}: {exc}"
+            tracker.progress.emit({"event": "warning", "stage": "report", "message": message})
+            info.update(written=False)
+            return {}, [message]
+        info.update(written=True, files=sorted(files))
+    return files, []
+
+
 def _export_and_preview(
     splats: Splats,
     up: NDArray[np.float64],
     rasterizer: Rasterizer,
-    layout: JobLayout,
+    out_dir: Path,
     config: RunConfig,
     state: _RunState,
     fingerprint: str,
@@ -278,7 +372,7 @@ def _export_and_preview(
             tracker.skipped(stage, "already done for these Gaussians")
         return {**exported_before, **previewed_before}, []
     with tracker.stage("export") as info:
-        exported = export_all(splats, layout.splatter_dir, up=up)
+        exported = export_all(splats, out_dir, up=up)
         info.update(gaussians=exported.count, dropped_transparent=exported.dropped_transparent)
         info.update(dropped_non_finite=exported.dropped_non_finite)
     outputs = {name: Path(path) for name, path in exported.outputs().items()}
@@ -286,7 +380,7 @@ def _export_and_preview(
     if not config.previews:
         tracker.skipped("preview", "previews disabled")
         return outputs, []
-    preview_outputs, warnings = _preview(exported, rasterizer, layout, config, tracker)
+    preview_outputs, warnings = _preview(exported, rasterizer, out_dir, config, tracker)
     if not warnings:
         state.record("preview", fingerprint, preview_outputs)
     return {**outputs, **preview_outputs}, warnings
@@ -295,7 +389,7 @@ def _export_and_preview(
 def _preview(
     exported: ExportResult,
     rasterizer: Rasterizer,
-    layout: JobLayout,
+    out_dir: Path,
     config: RunConfig,
     tracker: StageTracker,
 ) -> tuple[dict[str, Path], list[str]]:
@@ -305,7 +399,7 @@ def _preview(
             exported.nerfstudio_splats,
             exported.nerfstudio_up,
             rasterizer,
-            layout.splatter_dir,
+            out_dir,
             config.preview,
             tracker.progress,
         )

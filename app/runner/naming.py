@@ -12,6 +12,7 @@ import uuid
 __all__ = [
     "COLMAP_BINARIES",
     "PREVIEW_OUTPUTS",
+    "REPORT_OUTPUT",
     "SPLAT_DATA_TYPE",
     "artifact_name",
     "derive_scan_id",
@@ -36,6 +37,9 @@ PREVIEW_OUTPUTS: tuple[tuple[str, str, str], ...] = (
     ("preview_angle.jpg", "splat_preview_angle", "refined_splat_preview_angle"),
     ("preview.mp4", "splat_preview_video", "refined_splat_preview_video"),
 )
+#: (file under refined/splatter/, data type, name base) of the quality report, uploaded best
+#: effort after the previews.
+REPORT_OUTPUT: tuple[str, str, str] = ("report.json", "splat_report_json", "refined_splat_report")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MANIFEST_PREFIX = "refined_manifest"
 _RECORDING_PREFIX = "dmt_recording_"

@@ -31,6 +31,7 @@ __all__ = [
     "upload_completed",
     "upload_starting",
     "uploaded_keys",
+    "with_report",
     "workspace_prepared",
 ]
 
@@ -41,11 +42,13 @@ CANCELLED: Progress = {"stage": "cancelled", "status": "cancelled"}
 
 #: Overall percentage span of each pipeline stage inside the python step (35–80).
 PIPELINE_SPANS: dict[str, tuple[float, float]] = {
-    "frames": (35.0, 39.0),
+    "frames": (35.0, 37.0),
+    "sfm": (37.0, 39.0),  # photos and videos without poses (``train``); a job has frames
     "dataset": (39.0, 41.0),
     "train": (41.0, 76.0),
     "export": (76.0, 77.0),
-    "preview": (77.0, 80.0),
+    "preview": (77.0, 79.0),
+    "report": (79.0, 80.0),
 }
 _TRAINING_KEYS = ("step", "total", "loss", "gaussians", "eta_s")
 
@@ -132,6 +135,17 @@ def final_progress(splat: str, previews: Sequence[str], video: str | None) -> Pr
         "status": "succeeded",
         **uploaded_keys(splat, previews, video),
     }
+
+
+def with_report(progress: Progress, report: str | None, metrics: dict[str, float]) -> Progress:
+    """``progress`` plus ``uploaded_report`` (when the quality report was uploaded) and the
+    held-out ``metrics`` from it (when there are any)."""
+    extra: Progress = {}
+    if report is not None:
+        extra["uploaded_report"] = report
+    if metrics:
+        extra["metrics"] = dict(metrics)
+    return {**progress, **extra}
 
 
 @dataclass

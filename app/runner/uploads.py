@@ -4,12 +4,15 @@
 failure fails the job (``upload <path> as <name>``). Then, best effort, ``preview_top.jpg``,
 ``preview_angle.jpg`` and ``preview.mp4`` as ``refined_splat_preview_{top,angle,video}<suffix>``
 / ``splat_preview_{top,angle,video}``: a missing file or failed upload is logged and skipped.
+Last, also best effort, the quality report ``report.json`` as ``refined_splat_report<suffix>`` /
+``splat_report_json``; its held-out metrics go into the final progress (``metrics``).
 Every upload is an upsert by name and data type (``TaskStorage.put_domain_artifact``, rel path =
 name) of a file path, which the storage streams (chunked upload) instead of reading it whole.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +21,14 @@ from app.ports import TaskContextView
 from app.runner import progress
 from app.runner.errors import JobCancelledError, SplatterJobError
 from app.runner.inputs import check_cancelled
-from app.runner.naming import PREVIEW_OUTPUTS, SPLAT_DATA_TYPE, artifact_name
+from app.runner.naming import PREVIEW_OUTPUTS, REPORT_OUTPUT, SPLAT_DATA_TYPE, artifact_name
 from app.runner.workspace import JobLayout
 
-__all__ = ["UploadSummary", "upload_outputs"]
+__all__ = ["UploadSummary", "report_metrics", "upload_outputs"]
 
 log = logging.getLogger(__name__)
+
+_METRIC_KEYS = ("psnr", "ssim", "views", "flat_psnr")
 
 
 @dataclass
@@ -34,6 +39,8 @@ class UploadSummary:
     previews: list[str] = field(default_factory=list)
     video: str | None = None
     bytes_uploaded: int = 0
+    report: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 async def upload_outputs(
@@ -58,6 +65,7 @@ async def upload_outputs(
         {"level": "info", "stage": "upload", "message": "output uploaded", "uploaded": name}
     )
     await _upload_previews(ctx, layout, suffix, summary)
+    await _upload_report(ctx, layout, suffix, summary)
     uploaded = (summary.splat, summary.previews, summary.video)
     ctx.reporter.set_progress(progress.upload_completed(*uploaded))
     ctx.reporter.log_event(
@@ -86,11 +94,43 @@ async def _upload_previews(
             summary.previews.append(name)
 
 
-async def _upload_one(ctx: TaskContextView, path: Path, name: str, data_type: str) -> bool:
+async def _upload_report(
+    ctx: TaskContextView, layout: JobLayout, suffix: str | None, summary: UploadSummary
+) -> None:
+    file_name, data_type, base = REPORT_OUTPUT
+    path = layout.splatter_dir / file_name
+    name = artifact_name(base, suffix)
+    if await _upload_one(ctx, path, name, data_type, "report"):
+        summary.report = name
+        summary.bytes_uploaded += path.stat().st_size
+    summary.metrics = report_metrics(path)
+
+
+def report_metrics(path: Path) -> dict[str, float]:
+    """The held-out metrics of a ``report.json`` (``psnr``, ``ssim``, ``views``, ``flat_psnr``,
+    ``gaussians``); empty when the file is missing or unreadable."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    quality = _section(report, "quality")
+    found = {k: quality.get(k) for k in _METRIC_KEYS}
+    found["gaussians"] = _section(report, "training").get("gaussians")
+    return {k: v for k, v in found.items() if isinstance(v, int | float)}
+
+
+def _section(report: object, key: str) -> dict[str, object]:
+    section = report.get(key) if isinstance(report, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
+async def _upload_one(
+    ctx: TaskContextView, path: Path, name: str, data_type: str, what: str = "preview"
+) -> bool:
     """One best-effort upload; False when the file is absent or the upload failed."""
     check_cancelled(ctx, "before upload")
     if not _is_file(path):
-        log.warning("preview not found; skipping upload", extra={"file": path.name})
+        log.warning(f"{what} not found; skipping upload", extra={"file": path.name})
         return False
     try:
         await ctx.storage.put_domain_artifact(name, name, data_type, path)
@@ -98,19 +138,19 @@ async def _upload_one(ctx: TaskContextView, path: Path, name: str, data_type: st
         raise
     except Exception as exc:
         log.warning(
-            "preview upload failed; continuing",
+            f"{what} upload failed; continuing",
             extra={"artifact": name, "data_type": data_type, "error": str(exc)},
         )
         ctx.reporter.log_event(
             {
                 "level": "warn",
                 "stage": "upload",
-                "message": f"preview upload failed: {exc}",
+                "message": f"{what} upload failed: {exc}",
                 "artifact": name,
             }
         )
         return False
-    log.info("preview uploaded", extra={"artifact": name, "data_type": data_type})
+    log.info(f"{what} uploaded", extra={"artifact": name, "data_type": data_type})
     return True
 
 

@@ -10,6 +10,7 @@ The actions run in order, then the stub exits 0 (unless an action exits first):
 ``train-for:SECS``                  the same, training for SECS seconds (a step every 50 ms)
 ``train-forever``                   emit train progress events until killed
 ``write-outputs`` / ``write-splat`` write refined/splatter/ outputs (all / only the .splat)
+``write-report`` / ``bad-report``   write refined/splatter/report.json (valid / not JSON)
 ``record-args:FILE``                write argv, cwd and PYTHONPATH as JSON
 ``pid:FILE``                        write the stub's own pid
 ``sleep:SECS``                      sleep
@@ -119,6 +120,12 @@ def run_action(action: str, args: argparse.Namespace) -> None:
         emit_run(job_root, max(1, round(float(value) / 0.05)), step_s=0.05)
     elif name == "train-forever":
         train_forever()
+    elif name in ("write-report", "bad-report"):
+        out = job_root / "refined" / "splatter"
+        out.mkdir(parents=True, exist_ok=True)
+        report = {"quality": {"psnr": 24.5, "ssim": 0.81, "views": 3, "flat_psnr": 14.0},
+                  "training": {"gaussians": 1234, "steps": 40}}  # fmt: skip
+        (out / "report.json").write_text(json.dumps(report) if name == "write-report" else "{")
     elif name in ("write-outputs", "write-splat"):
         write_outputs(job_root, previews=name == "write-outputs" and not args.no_preview)
     elif name == "record-args":

@@ -364,3 +364,41 @@ async def test_metrics_count_bytes_steps_and_stage_durations(
     assert "splatter_training_steps_total 25.0" in text
     for stage in ("inputs", "python", "upload", "job", "pipeline_train"):
         assert f'splatter_stage_duration_seconds_count{{stage="{stage}"}} 1.0' in text
+
+
+async def test_the_quality_report_is_uploaded_after_the_previews_with_its_metrics(
+    tmp_path: Path, emulator: EmulatorServer, http: httpx.AsyncClient
+) -> None:
+    scene = emulated_scene(emulator)
+    job = push_context(emulator, http, scene)
+    await run_splatter_job(job.context, make_settings(tmp_path, "write-outputs", "write-report"))
+    artifacts = [(a.name, a.data_type) for a in job.context.storage.artifacts()]
+    assert artifacts[-1] == (f"refined_splat_report{SUFFIX}", "splat_report_json")
+    report = json.loads(stored(emulator, scene.domain_id)[artifacts[-1]])
+    assert report["quality"]["psnr"] == 24.5
+    final = job.reporter.progress[-1]
+    assert final["progress"] == 100 and final["uploaded_report"] == f"refined_splat_report{SUFFIX}"
+    assert final["metrics"] == {
+        "psnr": 24.5, "ssim": 0.81, "views": 3, "flat_psnr": 14.0, "gaussians": 1234,
+    }  # fmt: skip
+
+
+async def test_an_unreadable_report_is_uploaded_as_is_without_metrics(
+    tmp_path: Path, job: RecordedContext
+) -> None:
+    await run_splatter_job(job.context, make_settings(tmp_path, "write-outputs", "bad-report"))
+    final = job.reporter.progress[-1]
+    assert final["uploaded_report"] == f"refined_splat_report{SUFFIX}"
+    assert "metrics" not in final
+
+
+async def test_a_refused_report_upload_does_not_fail_the_job(
+    tmp_path: Path, start_emulator: StartEmulator, http: httpx.AsyncClient
+) -> None:
+    emulator = start_emulator(domain_data_max_bytes=100)  # the report has more than 100 bytes
+    job = push_context(emulator, http, emulated_scene(emulator))
+    await run_splatter_job(job.context, make_settings(tmp_path, "write-splat", "write-report"))
+    final = job.reporter.progress[-1]
+    assert "uploaded_report" not in final and final["metrics"]["psnr"] == 24.5
+    warning = next(e for e in job.reporter.events if e["level"] == "warn")
+    assert warning["artifact"] == f"refined_splat_report{SUFFIX}"

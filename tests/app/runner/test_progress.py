@@ -74,7 +74,7 @@ def test_pct_never_decreases_even_when_events_go_backwards() -> None:
         {"event": "stage", "stage": "frames", "status": "started"},
         train(10),
         {"event": "progress", "stage": "unknown-stage", "pct": 99},
-        {"event": "stage", "stage": "preview", "status": "completed"},
+        {"event": "stage", "stage": "report", "status": "completed"},  # the last stage
     ]:
         mapped = mapper.on_event(event)
         if mapped.progress:
