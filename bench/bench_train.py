@@ -30,6 +30,7 @@ from pipeline.progress import NullProgress, Stage
 from pipeline.render import Rasterizer, get_rasterizer
 from pipeline.render.types import Camera
 from pipeline.scene import SceneData, View
+from pipeline.scene_frame import estimate_scene_frame
 from pipeline.synthetic import SyntheticConfig, make_synthetic_job
 from pipeline.synthetic.scene import build_room
 from pipeline.train import TrainConfig, train
@@ -117,7 +118,9 @@ def _room_scene() -> SceneData:
     colors = (room.rgb * 255).round().to(torch.uint8)
     image = torch.full((STEP_HEIGHT, STEP_WIDTH, 3), 128, dtype=torch.uint8)
     views = [View(f"v{i}.jpg", _orbit_camera(i * math.pi / 2), image) for i in range(4)]
-    return SceneData(views, [], room.gaussians.means, colors, torch.tensor([0.0, -1.0, 0.0]))
+    poses = torch.stack([v.camera.world_to_camera for v in views]).double().numpy()
+    frame = estimate_scene_frame(poses, room.gaussians.means.double().numpy())
+    return SceneData(views, [], room.gaussians.means, colors, frame)
 
 
 def _orbit_camera(angle: float, radius: float = 3.0, height: float = 1.0) -> Camera:

@@ -29,13 +29,13 @@ from pipeline.layout import JobLayout
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.render.types import Camera
 from pipeline.scene import SceneData, View
+from pipeline.scene_frame import frame_from_model
 from pipeline.undistort import PinholeIntrinsics, UndistortionPlan, plan_undistortion
 
 __all__ = [
     "DatasetConfig",
     "build_scene",
     "downscale_factor",
-    "estimate_up",
     "load_scene",
     "split_eval",
 ]
@@ -109,21 +109,6 @@ def split_eval(
     return [i for i in range(count) if i % eval_every], eval_ids
 
 
-def estimate_up(world_to_cameras: NDArray[np.float64]) -> NDArray[np.float64]:
-    """World up ``[3]`` (unit): the mean of the cameras' −y axes (image up) in world coordinates.
-
-    Args:
-        world_to_cameras: ``[N, 4, 4]`` (or ``[N, 3, 4]``) world → camera transforms.
-    """
-    down_axes = world_to_cameras[:, 1, :3]  # row 1 of R = camera +y in world coordinates
-    mean = -down_axes.mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    if norm < 1e-6:
-        log.warning("cameras disagree on which way is up; assuming world -y")
-        return np.array([0.0, -1.0, 0.0])
-    return np.asarray(mean / norm)
-
-
 def load_scene(
     job_root: Path, config: DatasetConfig | None = None, progress: ProgressSink | None = None
 ) -> SceneData:
@@ -156,14 +141,14 @@ def build_scene(
     with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
         views = list(pool.map(loader.load, images))
     train_ids, eval_ids = split_eval(len(views), config.eval_every, config.train_fraction)
-    up = estimate_up(np.stack([image.world_to_camera() for image in images]))
+    frame = frame_from_model(model)
     points = model.points3d
     return SceneData(
         train=[views[i] for i in train_ids],
         eval=[views[i] for i in eval_ids],
         points=torch.from_numpy(points.xyz.astype(np.float32)),
         point_colors=torch.from_numpy(points.rgb.astype(np.uint8)),
-        up=torch.from_numpy(up.astype(np.float32)),
+        frame=frame,
     )
 
 

@@ -13,6 +13,9 @@ Layout and conventions (nerfstudio 1.1.5 ``colmap_to_json``):
   ``camera_model`` is ``OPENCV`` (pinhole and radial/tangential models) or ``OPENCV_FISHEYE``.
 - Frames in ``images.bin`` order with ``colmap_im_id``; ``sparse_pc.ply`` holds every 3D point in
   nerfstudio's world (ASCII, ``x y z`` float, ``red green blue`` uint8).
+- Beyond nerfstudio's keys (it ignores unknown ones): ``scene_frame``, the capture's up axis and
+  observed region in nerfstudio's world (:meth:`pipeline.scene_frame.SceneFrame.to_json`), the
+  same frame the ``splat.ply`` header and the previews use.
 
 Unlike the reference, frames are not copied: ``file_path`` points at ``Frames/`` relative to the
 dataset folder (``../../Frames/<name>``), which nerfstudio resolves as ``data_dir / file_path``.
@@ -32,6 +35,7 @@ from numpy.typing import NDArray
 from pipeline.colmap import ColmapCamera, ColmapImage, ColmapModel, read_model
 from pipeline.errors import UnsupportedCameraError
 from pipeline.layout import JobLayout
+from pipeline.scene_frame import SceneFrame, frame_from_model
 
 __all__ = [
     "APPLIED_TRANSFORM",
@@ -95,23 +99,30 @@ def camera_intrinsics_entry(camera: ColmapCamera) -> dict[str, Any]:
     return entry
 
 
-def nerfstudio_transforms(model: ColmapModel, image_dir: str) -> dict[str, Any]:
-    """The ``transforms.json`` content; frames' ``file_path`` is ``<image_dir>/<image name>``."""
+def nerfstudio_transforms(
+    model: ColmapModel, image_dir: str, frame: SceneFrame | None = None
+) -> dict[str, Any]:
+    """The ``transforms.json`` content; frames' ``file_path`` is ``<image_dir>/<image name>``.
+
+    ``frame`` is the scene frame in the COLMAP world (estimated from ``model`` when ``None``).
+    """
     single_camera = set(model.cameras) == {1}
     out: dict[str, Any] = camera_intrinsics_entry(model.cameras[1]) if single_camera else {}
     frames = []
     for image in model.images.values():
-        frame: dict[str, Any] = {
+        entry: dict[str, Any] = {
             "file_path": f"{image_dir}/{image.name}",
             "transform_matrix": nerfstudio_c2w(image).tolist(),
             "colmap_im_id": image.image_id,
         }
         if not single_camera:
-            frame.update(camera_intrinsics_entry(model.cameras[image.camera_id]))
-        frames.append(frame)
+            entry.update(camera_intrinsics_entry(model.cameras[image.camera_id]))
+        frames.append(entry)
     out["frames"] = frames
     out["applied_transform"] = APPLIED_TRANSFORM.tolist()
     out["ply_file_path"] = "sparse_pc.ply"
+    scene = frame if frame is not None else frame_from_model(model)
+    out["scene_frame"] = scene.rotated(APPLIED_TRANSFORM[:, :3]).to_json()
     return out
 
 
@@ -134,17 +145,20 @@ def write_sparse_ply(model: ColmapModel, path: Path) -> None:
     path.write_text(header + "".join(lines), encoding="utf-8")
 
 
-def write_nerfstudio_data(job_root: Path, model: ColmapModel | None = None) -> Path:
+def write_nerfstudio_data(
+    job_root: Path, model: ColmapModel | None = None, frame: SceneFrame | None = None
+) -> Path:
     """Write ``refined/nerfstudio-data/{transforms.json, sparse_pc.ply}``; returns the JSON path.
 
-    ``file_path`` entries point at ``Frames/`` relative to the dataset folder (no copies).
+    ``file_path`` entries point at ``Frames/`` relative to the dataset folder (no copies);
+    ``frame`` (COLMAP world) is estimated from the model when ``None``.
     """
     layout = JobLayout(job_root)
     model = model if model is not None else read_model(layout.model_dir)
     out_dir = layout.nerfstudio_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     image_dir = Path(os.path.relpath(layout.frames_dir, out_dir)).as_posix()
-    transforms = nerfstudio_transforms(model, image_dir)
+    transforms = nerfstudio_transforms(model, image_dir, frame)
     write_sparse_ply(model, out_dir / "sparse_pc.ply")
     path = out_dir / "transforms.json"
     path.write_text(json.dumps(transforms, indent=4), encoding="utf-8")

@@ -9,6 +9,10 @@ Inputs (protocol §3.4): ``datasets/<scan>/Frames.mp4`` and the COLMAP model in
 A rerun resumes: frames already extracted are kept, training continues from its latest
 checkpoint (a finished run returns at once), and export and preview are skipped when
 ``run_state.json`` records them done for the same trained Gaussians and their files still exist.
+A resumed training run reports ``resumed_from`` (the steps its checkpoint held) in its
+``progress`` events and in the train stage's ``completed`` event. With a :class:`GracefulStop`,
+SIGTERM during training finishes the step, writes a checkpoint and raises
+:class:`~pipeline.stop.StopRequested` (:mod:`pipeline.stop`).
 
 Two trainers (``RunConfig.trainer``): ``builtin`` (:func:`pipeline.train.train`, the splatfacto
 recipe on the chosen rasterizer) and ``nerfstudio`` (the reference's ``ns-train`` /
@@ -29,15 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from numpy.typing import NDArray
 
 from pipeline.atomic import atomic_path
 from pipeline.colmap import ColmapModel, read_model
-from pipeline.dataset import DatasetConfig, build_scene, estimate_up
+from pipeline.dataset import DatasetConfig, build_scene
 from pipeline.errors import InputError, PipelineError
-from pipeline.export import ExportResult, export_all
+from pipeline.export import ExportConfig, ExportResult, export_all
 from pipeline.frames import extract_frames
 from pipeline.layout import JobLayout
 from pipeline.nerfstudio import write_nerfstudio_data
@@ -47,7 +49,9 @@ from pipeline.render import BackendChoice, Rasterizer, get_rasterizer
 from pipeline.report import ReportInputs, write_report
 from pipeline.report.history import LossHistory
 from pipeline.scene import SceneData
+from pipeline.scene_frame import SceneFrame, frame_from_model
 from pipeline.splats import Splats
+from pipeline.stop import GracefulStop
 from pipeline.train import TrainConfig, TrainResult, train
 from pipeline.train.nerfstudio_cli import require_tools, train_with_nerfstudio
 from pipeline.train.nerfstudio_images import write_downscaled_images
@@ -65,6 +69,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "run_state.json"
+SOG_FILE = "splat_rot.sog"  # ExportConfig.rotated_sog
 REQUIRED_MODEL_FILES = ("cameras.bin", "images.bin", "points3D.bin")
 
 TrainerChoice = Literal["builtin", "nerfstudio"]
@@ -86,6 +91,7 @@ class RunConfig:
             trained on, the rest held out for evaluation); ``N``: hold out every Nth image;
             ``0``: hold out none (see :class:`~pipeline.dataset.DatasetConfig`).
         previews: render the preview stills and video.
+        sog: also write ``splat_rot.sog`` in the export step (best effort).
         resume: continue from checkpoints and recorded steps; ``False`` starts afresh.
         preview: preview settings.
         max_gaussians: caps the Gaussian count during densification; ``None`` keeps the
@@ -98,6 +104,7 @@ class RunConfig:
     seed: int = 0
     eval_every: int | None = None
     previews: bool = True
+    sog: bool = True
     resume: bool = True
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     max_gaussians: int | None = None
@@ -110,7 +117,7 @@ class RunResult:
     Attributes:
         outputs: file name → path of every output written (or kept from an earlier run).
         metrics: held-out ``psnr`` (dB), ``ssim``, ``views``; plus ``gaussians``.
-        warnings: best-effort failures (previews).
+        warnings: best-effort failures (previews, the SOG).
         duration_s: wall-clock seconds.
         trained: the builtin trainer's result (``None`` with the nerfstudio trainer).
         train_config: the recipe it trained with (``None`` with the nerfstudio trainer).
@@ -151,33 +158,45 @@ class StageTracker:
 
 
 def run_job(
-    job_root: Path, config: RunConfig, progress: ProgressSink, tracker: StageTracker | None = None
+    job_root: Path,
+    config: RunConfig,
+    progress: ProgressSink,
+    tracker: StageTracker | None = None,
+    stop: GracefulStop | None = None,
 ) -> RunResult:
     """Run every step on ``job_root``.
 
+    Args:
+        stop: the run's SIGTERM handler (installed by the caller); ``None``: training is
+            never asked to stop.
+
     Raises:
         PipelineError: a required step failed (bad inputs, training diverged, export failed).
+        StopRequested: ``stop`` fired (training checkpointed first).
     """
     started = time.perf_counter()
     tracker = tracker or StageTracker(progress)
+    stop = stop or GracefulStop()
     layout = JobLayout(job_root)
     _check_inputs(layout)
-    if config.trainer == "nerfstudio":
-        rasterizer = get_rasterizer(config.backend)
-        state = _RunState.load(layout.splatter_dir / STATE_FILE, enabled=config.resume)
-        up = _prepare_nerfstudio(layout, tracker)
-        trained = _train_nerfstudio(layout, config, tracker)
-        fingerprint = _fingerprint(trained.splats, config.trainer)
-        outputs, warnings = _export_and_preview(
-            trained.splats, up, rasterizer, layout.splatter_dir, config, state, fingerprint, tracker
-        )
-        metrics = {**trained.metrics, "gaussians": float(len(trained.splats))}
-        return RunResult(outputs, metrics, warnings, time.perf_counter() - started)
-    train_config = _train_config(get_rasterizer(config.backend), config)
-    scene = _prepare(layout, train_config, config, tracker)
-    result = train_scene(scene, layout.splatter_dir, config, tracker)
-    result.duration_s = time.perf_counter() - started
-    return result
+    rasterizer = get_rasterizer(config.backend)
+    if config.trainer == "builtin":
+        scene = _prepare(layout, _train_config(rasterizer, config), config, tracker)
+        images = len(scene.train) + len(scene.eval)
+        inputs = {"layout": "auki", "source": str(job_root), "images": images}
+        inputs["points"] = len(scene.points)
+        result = train_scene(scene, layout.splatter_dir, config, tracker, inputs, stop)
+        result.duration_s = time.perf_counter() - started
+        return result
+    state = _RunState.load(layout.splatter_dir / STATE_FILE, enabled=config.resume)
+    frame = _prepare_nerfstudio(layout, tracker)
+    trained = _train_nerfstudio(layout, config, tracker)
+    fingerprint = _fingerprint(trained.splats, config.trainer)
+    outputs, warnings = _export_and_preview(
+        trained.splats, frame, rasterizer, layout.splatter_dir, config, state, fingerprint, tracker
+    )
+    metrics = {**trained.metrics, "gaussians": float(len(trained.splats))}
+    return RunResult(outputs, metrics, warnings, time.perf_counter() - started)
 
 
 def train_scene(
@@ -186,40 +205,37 @@ def train_scene(
     config: RunConfig,
     tracker: StageTracker,
     inputs: dict[str, Any] | None = None,
+    stop: GracefulStop | None = None,
 ) -> RunResult:
-    """Steps 3–5 with the builtin trainer on a prepared scene: train (checkpoints in
-    ``out_dir/checkpoints``), export and preview into ``out_dir``; ``run_state.json`` there
-    lets a rerun skip what is done. Any capture layout ends here (``python -m pipeline train``).
+    """Steps 3–5 and the report with the builtin trainer on a prepared scene: train
+    (checkpoints in ``out_dir/checkpoints``), export, preview and report into ``out_dir``;
+    ``run_state.json`` there lets a rerun skip what is done. Every capture layout ends here
+    (``python -m pipeline train``), the job layout too.
 
     Raises:
         PipelineError: training diverged or export failed.
+        StopRequested: ``stop`` fired (training checkpointed first).
     """
     started = time.perf_counter()
+    stop = stop or GracefulStop()
     rasterizer = get_rasterizer(config.backend)
     train_config = _train_config(rasterizer, config)
     state = _RunState.load(out_dir / STATE_FILE, enabled=config.resume)
     history = LossHistory(tracker.progress)
-    trained = _train(
-        scene, train_config, rasterizer, out_dir / "checkpoints", config, tracker, history
-    )
-    up = scene.up.numpy().astype(np.float64)
+    checkpoints = out_dir / "checkpoints"
+    trained = _train(scene, train_config, rasterizer, checkpoints, config, tracker, history, stop)
     fingerprint = _fingerprint(trained.splats, config.trainer)
     outputs, warnings = _export_and_preview(
-        trained.splats, up, rasterizer, out_dir, config, state, fingerprint, tracker
+        trained.splats, scene.frame, rasterizer, out_dir, config, state, fingerprint, tracker
     )
     report = ReportInputs(scene, trained, train_config, rasterizer, dict(inputs or {}))
     report.loss, report.outputs = history.points, outputs
     report_files, report_warnings = _report(report, out_dir, tracker)
     outputs, warnings = {**outputs, **report_files}, warnings + report_warnings
     metrics = {**trained.metrics, "gaussians": float(len(trained.splats))}
+    duration = time.perf_counter() - started
     return RunResult(
-        outputs,
-        metrics,
-        warnings,
-        time.perf_counter() - started,
-        trained,
-        train_config,
-        dict(inputs or {}),
+        outputs, metrics, warnings, duration, trained, train_config, dict(inputs or {})
     )
 
 
@@ -262,8 +278,8 @@ def _prepare(
         )
         scene = build_scene(model, layout.frames_dir, dataset_config, tracker.progress)
         info.update(train_views=len(scene.train), eval_views=len(scene.eval))
-        info.update(points=int(scene.points.shape[0]))
-        _write_nerfstudio_best_effort(layout, model, tracker)
+        info.update(points=int(scene.points.shape[0]), up_rule=scene.frame.rule)
+        _write_nerfstudio_best_effort(layout, model, scene.frame, tracker)
     return scene
 
 
@@ -277,23 +293,20 @@ def _model_and_frames(layout: JobLayout, tracker: StageTracker) -> ColmapModel:
     return model
 
 
-def _prepare_nerfstudio(layout: JobLayout, tracker: StageTracker) -> NDArray[np.float64]:
+def _prepare_nerfstudio(layout: JobLayout, tracker: StageTracker) -> SceneFrame:
     """Steps 1–2 for ``ns-train``: frames, then ``transforms.json`` (required here) and the
-    downscaled copies nerfstudio picks its resolution from; returns the estimated world up
-    ``[3]`` in the COLMAP frame (images are not loaded here: nerfstudio does)."""
+    downscaled copies nerfstudio picks its resolution from; returns the scene frame in the
+    COLMAP frame (images are not loaded here: nerfstudio does)."""
     require_tools()  # missing on CPU installs: say so before any heavy work
     model = _model_and_frames(layout, tracker)
     names = [image.name for image in model.images.values()]
     with tracker.stage("dataset") as info:
-        transforms = write_nerfstudio_data(layout.root, model)
+        frame = frame_from_model(model)
+        transforms = write_nerfstudio_data(layout.root, model, frame)
         factor = write_downscaled_images(layout.nerfstudio_dir)
         info.update(transforms=str(transforms), views=len(names), downscale=factor)
-        info.update(points=len(model.points3d))
-    return _model_up(model)
-
-
-def _model_up(model: ColmapModel) -> NDArray[np.float64]:
-    return estimate_up(np.stack([image.world_to_camera() for image in model.images.values()]))
+        info.update(points=len(model.points3d), up_rule=frame.rule)
+    return frame
 
 
 def _train_nerfstudio(layout: JobLayout, config: RunConfig, tracker: StageTracker) -> TrainResult:
@@ -303,10 +316,12 @@ def _train_nerfstudio(layout: JobLayout, config: RunConfig, tracker: StageTracke
     return result
 
 
-def _write_nerfstudio_best_effort(layout: JobLayout, model: Any, tracker: StageTracker) -> None:
+def _write_nerfstudio_best_effort(
+    layout: JobLayout, model: ColmapModel, frame: SceneFrame, tracker: StageTracker
+) -> None:
     """``transforms.json`` is for users' own nerfstudio runs; the job does not need it."""
     try:
-        write_nerfstudio_data(layout.root, model)
+        write_nerfstudio_data(layout.root, model, frame)
     except PipelineError as exc:
         message = f"nerfstudio transforms.json not written: {exc}"
         logger.warning(message)
@@ -321,8 +336,9 @@ def _train(
     config: RunConfig,
     tracker: StageTracker,
     progress: ProgressSink,
+    stop: GracefulStop,
 ) -> TrainResult:
-    with tracker.stage("train") as info:
+    with tracker.stage("train") as info, stop.deferred():
         result = train(
             scene,
             train_config,
@@ -330,6 +346,7 @@ def _train(
             progress,
             checkpoint_dir=checkpoint_dir,
             resume=config.resume,
+            should_stop=stop.should_stop,
         )
         info.update(steps=result.steps, gaussians=len(result.splats), backend=rasterizer.name)
         info.update(resumed_from=result.resumed_from, metrics=result.metrics)
@@ -355,7 +372,7 @@ def _report(
 
 def _export_and_preview(
     splats: Splats,
-    up: NDArray[np.float64],
+    frame: SceneFrame,
     rasterizer: Rasterizer,
     out_dir: Path,
     config: RunConfig,
@@ -366,24 +383,27 @@ def _export_and_preview(
     """Steps 4–5; both are skipped when the state file says they are done for these Gaussians
     (the preview renders what export computes, so a preview to redo redoes the export too)."""
     exported_before = state.outputs_if_done("export", fingerprint)
+    if exported_before is not None and config.sog and SOG_FILE not in exported_before:
+        exported_before = None  # done before without the SOG it now needs
     previewed_before = state.outputs_if_done("preview", fingerprint) if config.previews else {}
     if exported_before is not None and previewed_before is not None:
         for stage in ("export", "preview"):
             tracker.skipped(stage, "already done for these Gaussians")
         return {**exported_before, **previewed_before}, []
     with tracker.stage("export") as info:
-        exported = export_all(splats, out_dir, up=up)
+        export_config = ExportConfig() if config.sog else ExportConfig(rotated_sog=None)
+        exported = export_all(splats, out_dir, up=frame, config=export_config)
         info.update(gaussians=exported.count, dropped_transparent=exported.dropped_transparent)
         info.update(dropped_non_finite=exported.dropped_non_finite)
     outputs = {name: Path(path) for name, path in exported.outputs().items()}
     state.record("export", fingerprint, outputs)
     if not config.previews:
         tracker.skipped("preview", "previews disabled")
-        return outputs, []
+        return outputs, exported.warnings
     preview_outputs, warnings = _preview(exported, rasterizer, out_dir, config, tracker)
     if not warnings:
         state.record("preview", fingerprint, preview_outputs)
-    return {**outputs, **preview_outputs}, warnings
+    return {**outputs, **preview_outputs}, [*exported.warnings, *warnings]
 
 
 def _preview(
@@ -397,7 +417,7 @@ def _preview(
     with tracker.stage("preview") as info:
         result = render_preview(
             exported.nerfstudio_splats,
-            exported.nerfstudio_up,
+            exported.nerfstudio_frame or exported.nerfstudio_up,
             rasterizer,
             out_dir,
             config.preview,

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from pipeline.render.types import Camera
+from pipeline.scene_frame import SceneFrame
 
 __all__ = ["SceneData", "View"]
 
@@ -45,12 +46,13 @@ class SceneData:
         eval: held-out views (every Nth image), never trained on; empty if hold-out is off.
         points: ``[P, 3]`` float32 SfM points (world), the Gaussians' initial centres.
         point_colors: ``[P, 3]`` uint8 RGB of the points.
-        up: ``[3]`` float32 unit vector, the world's up direction estimated from the cameras
-            (mean of each camera's -y axis); used to frame previews.
+        frame: the world's up axis and the observed region, estimated from the cameras and
+            the points (:func:`pipeline.scene_frame.frame_from_model`); orients the exported
+            files and frames the previews.
     """
 
     train: list[View]
     eval: list[View]
     points: Tensor
     point_colors: Tensor
-    up: Tensor
+    frame: SceneFrame

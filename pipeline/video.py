@@ -12,7 +12,7 @@ import logging
 import re
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -21,6 +21,7 @@ import imageio_ffmpeg
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.environment import child_environment
 from pipeline.errors import VideoError
 
 __all__ = ["DecodeReport", "decode_frames", "encode_video"]
@@ -62,7 +63,8 @@ def decode_frames(
     """
     if not path.is_file():
         raise VideoError(path, "file not found")
-    targets = sorted(set(wanted))
+    # A range (e.g. ``range(2**62)`` for "every frame") is already sorted: keep it lazy.
+    targets = wanted if isinstance(wanted, range) and wanted.step > 0 else sorted(set(wanted))
     report = report if report is not None else DecodeReport()
     if not targets:
         return
@@ -95,7 +97,9 @@ def _start_decoder(path: Path) -> subprocess.Popen[bytes]:
         "-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24",
         "-",
     ]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_environment()
+    )
 
 
 def _collect(stream: IO[bytes], lines: list[str]) -> None:
@@ -104,7 +108,7 @@ def _collect(stream: IO[bytes], lines: list[str]) -> None:
 
 
 def _select(
-    stdout: IO[bytes], targets: list[int], report: DecodeReport
+    stdout: IO[bytes], targets: Sequence[int], report: DecodeReport
 ) -> Iterator[tuple[int, NDArray[np.uint8]]]:
     position = 0  # next target to look for
     while position < len(targets):

@@ -13,6 +13,7 @@ __all__ = [
     "COLMAP_BINARIES",
     "PREVIEW_OUTPUTS",
     "REPORT_OUTPUT",
+    "SOG_OUTPUT",
     "SPLAT_DATA_TYPE",
     "artifact_name",
     "derive_scan_id",
@@ -40,6 +41,9 @@ PREVIEW_OUTPUTS: tuple[tuple[str, str, str], ...] = (
 #: (file under refined/splatter/, data type, name base) of the quality report, uploaded best
 #: effort after the previews.
 REPORT_OUTPUT: tuple[str, str, str] = ("report.json", "splat_report_json", "refined_splat_report")
+#: (file under refined/splatter/, data type, name base) of the SOG (V2), uploaded best effort
+#: before the .splat.
+SOG_OUTPUT: tuple[str, str, str] = ("splat_rot.sog", "splat_data_sog", "refined_splat_sog")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MANIFEST_PREFIX = "refined_manifest"
 _RECORDING_PREFIX = "dmt_recording_"

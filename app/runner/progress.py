@@ -50,7 +50,7 @@ PIPELINE_SPANS: dict[str, tuple[float, float]] = {
     "preview": (77.0, 79.0),
     "report": (79.0, 80.0),
 }
-_TRAINING_KEYS = ("step", "total", "loss", "gaussians", "eta_s")
+_TRAINING_KEYS = ("step", "total", "loss", "gaussians", "eta_s", "resumed_from")
 
 
 @dataclass

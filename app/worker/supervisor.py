@@ -19,7 +19,7 @@ from pathlib import Path
 
 from app import PROJECT_ROOT
 from app.settings import Settings
-from app.worker.environment import child_env
+from app.worker.environment import pipeline_env
 from app.worker.process import ChildOutcome, EventCallback, run_child
 
 __all__ = ["WorkerSupervisor"]
@@ -58,6 +58,8 @@ class WorkerSupervisor:
             argv += ["--steps", str(s.splatter_iterations)]
         if s.splatter_threads is not None:
             argv += ["--threads", str(s.splatter_threads)]
+        if not s.splatter_convert_to_sog:
+            argv.append("--no-sog")
         if not s.splatter_previews:
             argv.append("--no-preview")
         else:
@@ -96,7 +98,7 @@ class WorkerSupervisor:
         try:
             outcome = await run_child(
                 self.command_for(job_root),
-                env=child_env(PYTHONUNBUFFERED="1"),
+                env=pipeline_env(PYTHONUNBUFFERED="1"),
                 cwd=PROJECT_ROOT,
                 on_event=on_event,
                 cancel=cancel,

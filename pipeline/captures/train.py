@@ -16,6 +16,7 @@ from pipeline.captures.sfm import SfmOptions, check_photo_count, require_pycolma
 from pipeline.dataset import DatasetConfig
 from pipeline.render import get_rasterizer
 from pipeline.run import RunConfig, RunResult, StageTracker, train_scene
+from pipeline.stop import GracefulStop
 from pipeline.train import TrainConfig
 
 __all__ = ["train_capture"]
@@ -27,12 +28,14 @@ def train_capture(
     config: RunConfig,
     tracker: StageTracker,
     sfm_options: SfmOptions | None = None,
+    stop: GracefulStop | None = None,
 ) -> RunResult:
     """Train a splat from ``data`` (any layout) into ``out_dir``.
 
     Raises:
         PipelineError: bad input (what was found and what is needed), structure from motion
             failed or is not installed, training diverged or export failed.
+        StopRequested: ``stop`` fired (SIGTERM; training checkpointed first).
     """
     started = time.perf_counter()
     capture = detect_layout(data)
@@ -48,6 +51,6 @@ def train_capture(
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     prepared = prepare_capture(capture, out_dir, dataset_config, tracker, sfm_options)
-    result = train_scene(prepared.scene, out_dir, config, tracker, prepared.inputs)
+    result = train_scene(prepared.scene, out_dir, config, tracker, prepared.inputs, stop)
     result.duration_s = time.perf_counter() - started
     return result

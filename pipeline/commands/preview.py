@@ -23,6 +23,7 @@ from pipeline.export.ply import read_ply
 from pipeline.preview.camera_path import OrbitConfig
 from pipeline.preview.previews import PreviewConfig, render_preview
 from pipeline.render import get_rasterizer
+from pipeline.scene_frame import SceneFrame
 
 __all__ = ["add_parser", "parse_size", "parse_up", "run"]
 
@@ -96,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     ply = read_ply(args.input)
-    up = next((u for u in (args.up, ply.up) if u is not None), np.array([0.0, 0.0, 1.0]))
+    up: NDArray[np.float64] | SceneFrame = next(
+        (u for u in (args.up, ply.frame, ply.up) if u is not None), np.array([0.0, 0.0, 1.0])
+    )
     rasterizer = get_rasterizer(args.backend)
     result = render_preview(ply.splats, up, rasterizer, args.out, config, TerminalProgress())
     for path in result.outputs.values():

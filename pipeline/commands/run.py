@@ -3,18 +3,17 @@
 stdout carries only the JSON-lines events of :mod:`pipeline.progress` (anything else a library
 prints is diverted to stderr); logs go to stderr. Exit codes: 0 success, 1 failure (the last
 event is ``error`` and ``error: <reason>`` is the last stderr line), 2 bad arguments,
-143 terminated by SIGTERM.
+143 terminated by SIGTERM (during training after writing a checkpoint of the step in hand:
+:mod:`pipeline.stop`; the ``error`` event then carries ``checkpoint_step``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import torch
@@ -24,16 +23,14 @@ from pipeline.errors import PipelineError
 from pipeline.preview import OrbitConfig, PreviewConfig
 from pipeline.progress import JsonLinesProgress
 from pipeline.run import RunConfig, RunResult, StageTracker, run_job
+from pipeline.stop import EXIT_TERMINATED, GracefulStop, StopRequested
 
 __all__ = ["add_parser", "add_training_options", "execute", "run_config"]
 
 logger = logging.getLogger(__name__)
 
-EXIT_TERMINATED = 128 + signal.SIGTERM
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: unwind (``finally`` blocks remove partial files) and exit 143."""
+#: What a command runs: the stage tracker and the SIGTERM flag in, the finished run out.
+Work = Callable[[StageTracker, GracefulStop], RunResult]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -88,6 +85,11 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         default=orbit.fps,
         help="preview frame rate; the orbit lasts 5 s (default 30)",
     )
+    parser.add_argument(
+        "--no-sog",
+        action="store_true",
+        help="do not write splat_rot.sog (PlayCanvas SOG, best effort) in the export step",
+    )
     parser.add_argument("--no-resume", action="store_true", help="ignore earlier progress")
     parser.add_argument(
         "--max-gaussians",
@@ -106,7 +108,9 @@ def _positive_int(text: str) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     config = run_config(args)
-    return execute(lambda tracker: run_job(args.job_root, config, tracker.progress, tracker))
+    return execute(
+        lambda tracker, stop: run_job(args.job_root, config, tracker.progress, tracker, stop)
+    )
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
@@ -120,24 +124,24 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         seed=args.seed,
         eval_every=args.eval_every,
         previews=not args.no_preview,
+        sog=not args.no_sog,
         resume=not args.no_resume,
         preview=_preview_config(args),
         max_gaussians=args.max_gaussians,
     )
 
 
-def execute(work: Callable[[StageTracker], RunResult]) -> int:
+def execute(work: Work) -> int:
     """Runs ``work`` with JSON-lines events on stdout (stray prints diverted to stderr), a
-    ``done`` or ``error`` event at the end, and SIGTERM turned into exit code 143."""
+    ``done`` or ``error`` event at the end, and SIGTERM as a graceful stop (exit code 143)."""
     events = sys.stdout
     sys.stdout = sys.stderr  # keep stray prints out of the event stream
     progress = JsonLinesProgress(events)
     tracker = StageTracker(progress)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return _run(work, progress, tracker)
+        with GracefulStop().installed() as stop:
+            return _run(work, progress, tracker, stop)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         sys.stdout = events
 
 
@@ -150,16 +154,15 @@ def _preview_config(args: argparse.Namespace) -> PreviewConfig:
     return PreviewConfig(orbit=orbit)
 
 
-def _run(
-    work: Callable[[StageTracker], RunResult], progress: JsonLinesProgress, tracker: StageTracker
-) -> int:
+def _run(work: Work, progress: JsonLinesProgress, tracker: StageTracker, stop: GracefulStop) -> int:
     try:
-        result = work(tracker)
+        result = work(tracker, stop)
     except PipelineError as exc:
         progress.emit({"event": "error", "stage": tracker.current, "message": str(exc)})
         raise
-    except Terminated:
-        return _fail(progress, tracker, "terminated by SIGTERM", EXIT_TERMINATED)
+    except StopRequested as exc:
+        saved = {} if exc.checkpoint_step is None else {"checkpoint_step": exc.checkpoint_step}
+        return _fail(progress, tracker, str(exc), EXIT_TERMINATED, **saved)
     except Exception as exc:  # a bug, not bad input: keep the traceback in the log
         logger.exception("pipeline run failed")
         return _fail(progress, tracker, f"internal error: {type(exc).__name__}: {exc}", 1)
@@ -167,8 +170,10 @@ def _run(
     return 0
 
 
-def _fail(progress: JsonLinesProgress, tracker: StageTracker, message: str, code: int) -> int:
-    progress.emit({"event": "error", "stage": tracker.current, "message": message})
+def _fail(
+    progress: JsonLinesProgress, tracker: StageTracker, message: str, code: int, **extra: Any
+) -> int:
+    progress.emit({"event": "error", "stage": tracker.current, "message": message, **extra})
     print(f"error: {message}", file=sys.stderr)
     return code
 
@@ -181,7 +186,3 @@ def _done_event(result: RunResult) -> dict[str, Any]:
         "warnings": result.warnings,
         "duration_s": round(result.duration_s, 3),
     }
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated

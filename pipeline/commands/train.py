@@ -63,4 +63,6 @@ def add_parser(subparsers: Any) -> None:
 def train_command(args: argparse.Namespace) -> int:
     config = run_config(args)
     sfm = SfmOptions(frame_budget=max(3, args.frame_budget))
-    return execute(lambda tracker: train_capture(args.data, args.out, config, tracker, sfm))
+    return execute(
+        lambda tracker, stop: train_capture(args.data, args.out, config, tracker, sfm, stop)
+    )

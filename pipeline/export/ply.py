@@ -9,7 +9,10 @@ natural-log, quaternions ``(w, x, y, z)`` as stored.
 
 The header records the vertical axis as nerfstudio does (``comment Vertical Axis: z``) plus
 the exact up vector (``comment Up Vector: ux uy uz``), so ``pipeline preview`` can orbit any of
-our files the right way up.
+our files the right way up. Files from a job also record the observed region of the scene
+frame (:class:`~pipeline.scene_frame.SceneFrame`: ``Scene Center: x y z``, ``Radius: r``,
+``Half Height: h``, ``Up Rule: plane|vertical|fallback``), which the preview orbits and the
+viewer starts from.
 
 The reader accepts other trainers' files: any SH degree 0..3, extra or re-ordered properties,
 ASCII or either binary byte order, float or double. It rejects everything else with a
@@ -30,6 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import PlyFormatError
+from pipeline.scene_frame import SceneFrame
 from pipeline.splats import Splats
 
 __all__ = [
@@ -59,11 +63,13 @@ class PlySplats:
         splats: the Gaussians (float32 tensors on the CPU), in the file's frame.
         up: ``[3]`` unit up vector recorded in the header, or ``None`` if there is none.
         comments: the header comments, in order.
+        frame: the scene frame recorded in the header, or ``None`` if it is incomplete.
     """
 
     splats: Splats
     up: NDArray[np.float64] | None
     comments: list[str] = field(default_factory=list)
+    frame: SceneFrame | None = None
 
 
 def ply_property_names(sh_degree: int) -> list[str]:
@@ -167,7 +173,8 @@ def read_ply(path: Path, dc_only: bool = False) -> PlySplats:
         _check_float_property(names, name, path, required=True)
     splats = _splats_from_vertex(vertex, rest_names)
     comments = list(ply.comments)
-    return PlySplats(splats=splats, up=_parse_up(comments), comments=comments)
+    frame = SceneFrame.from_header_comments(comments)
+    return PlySplats(splats=splats, up=_parse_up(comments), comments=comments, frame=frame)
 
 
 def _parse(path: Path) -> plyfile.PlyData:

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.atomic import partial_path, remove_quietly
+from pipeline.environment import child_environment
 from pipeline.preview.mp4 import probe_mp4
 
 __all__ = ["EncodeConfig", "EncodeError", "VideoEncoder", "find_ffmpeg"]
@@ -118,7 +119,7 @@ class VideoEncoder:
         try:
             self._process = subprocess.Popen(
                 self.command(ffmpeg), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                stderr=self._stderr,
+                stderr=self._stderr, env=child_environment(),
             )  # fmt: skip
         except OSError as exc:
             self._cleanup()

@@ -31,6 +31,7 @@ from pipeline.preview.encode import EncodeConfig, VideoEncoder
 from pipeline.preview.render import FrameRenderer, write_jpeg
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.render.types import EVAL_BACKGROUND, Rasterizer
+from pipeline.scene_frame import SceneFrame
 from pipeline.splats import Splats
 
 __all__ = ["PREVIEW_FILES", "PreviewConfig", "PreviewResult", "render_preview"]
@@ -124,7 +125,7 @@ class _Step:
 
 def render_preview(
     splats: Splats,
-    up: ArrayLike,
+    up: ArrayLike | SceneFrame,
     rasterizer: Rasterizer,
     out_dir: Path,
     config: PreviewConfig | None = None,
@@ -135,7 +136,8 @@ def render_preview(
     Args:
         splats: the Gaussians, in the frame the previews are framed in (nerfstudio's frame
             in a job: ``ExportResult.nerfstudio_splats``).
-        up: ``[3]`` the scene's up vector in that frame (``ExportResult.nerfstudio_up``).
+        up: the scene frame in that frame (``ExportResult.nerfstudio_frame``): its up axis
+            orients the orbit and the stills; or just a ``[3]`` up vector.
         rasterizer: the backend that renders (the same one as training).
         out_dir: where ``preview_top.jpg``, ``preview_angle.jpg``, ``preview.mp4`` and
             ``preview_camera_path.json`` go.
@@ -154,14 +156,15 @@ def render_preview(
     return step.result
 
 
-def _run(step: _Step, splats: Splats, up: ArrayLike, rasterizer: Rasterizer) -> None:
+def _run(step: _Step, splats: Splats, up: ArrayLike | SceneFrame, rasterizer: Rasterizer) -> None:
     if len(splats) == 0:
         step.warn("preview skipped: the splat has no Gaussians")
         return
     cfg = step.config
     try:
         gaussians = splats.detach().activated()
-        bounds = robust_bounds(gaussians.means.cpu(), gaussians.opacities.cpu(), up, cfg.bounds)
+        axis = up.up if isinstance(up, SceneFrame) else up
+        bounds = robust_bounds(gaussians.means.cpu(), gaussians.opacities.cpu(), axis, cfg.bounds)
         step.result.bounds = bounds
         orbit = orbit_cameras(bounds, cfg.orbit)
         stills = still_cameras(bounds, cfg.orbit)

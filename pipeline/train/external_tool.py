@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pipeline.environment import child_environment
 from pipeline.errors import ExternalToolError, ToolUnavailableError
 
 __all__ = ["ToolResult", "failure_message", "require_tool", "run_tool"]
@@ -82,15 +83,17 @@ def run_tool(
         argv: program and arguments (the program should be a full path, see
             :func:`require_tool`).
         on_stdout_line: called with every stdout line (without ANSI sequences or newline).
-        env: extra environment variables on top of this process's; ``PYTHONUNBUFFERED=1`` is
-            always set so that a Python child's lines arrive as it prints them.
+        env: extra environment variables on top of the allow-listed part of this process's
+            (:func:`pipeline.environment.child_environment`: never a node secret);
+            ``PYTHONUNBUFFERED=1`` is always set so that a Python child's lines arrive as it
+            prints them.
         grace_s: seconds between SIGTERM and SIGKILL when the child must be stopped.
 
     Raises:
         ExternalToolError: the program could not be started (``OSError``).
     """
     name = Path(argv[0]).name
-    child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    child_env = child_environment({**(env or {}), "PYTHONUNBUFFERED": "1"})
     try:
         child = subprocess.Popen(
             list(argv),

@@ -24,6 +24,7 @@ from pipeline.nerfstudio import (
 )
 from pipeline.render.dense import render_dense
 from pipeline.render.types import Camera, RenderSettings
+from pipeline.scene_frame import frame_from_model
 from pipeline.synthetic import SyntheticScene
 from tests.pipeline.colmap.factories import random_unit_quaternion
 from tests.pipeline.render.factories import look_at_camera
@@ -79,6 +80,7 @@ def test_transforms_json_layout(exported: Exported) -> None:
         "frames",
         "applied_transform",
         "ply_file_path",
+        "scene_frame",  # ours (issue #14); nerfstudio ignores keys it does not know
     ]
     camera = scene.model.cameras[1]
     assert (transforms["w"], transforms["h"], transforms["camera_model"]) == (64, 48, "OPENCV")
@@ -92,6 +94,16 @@ def test_transforms_json_layout(exported: Exported) -> None:
         np.testing.assert_allclose(
             frame["transform_matrix"], expected_c2w(image.qvec, image.tvec), atol=1e-12
         )
+
+
+def test_scene_frame_is_the_models_frame_in_nerfstudios_world(exported: Exported) -> None:
+    scene, transforms = exported
+    recorded = transforms["scene_frame"]
+    expected = frame_from_model(scene.model).rotated(APPLIED_TRANSFORM[:, :3])
+    assert recorded == expected.to_json()
+    assert recorded["up_rule"] in ("plane", "vertical", "fallback")
+    # The synthetic room's gravity is COLMAP +y, nerfstudio's -z: up is +z there.
+    assert np.dot(recorded["up"], [0.0, 0.0, 1.0]) > np.cos(np.radians(3))
 
 
 def test_file_paths_resolve_to_the_extracted_frames(exported: Exported) -> None:

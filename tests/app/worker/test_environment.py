@@ -1,4 +1,5 @@
-"""The environment of every child process: the project first on PYTHONPATH, nothing lost."""
+"""Child environments: the project first on PYTHONPATH; dev tools keep everything, the pipeline
+child gets the allow-list."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import pytest
 
 from app import PROJECT_ROOT
-from app.worker.environment import child_env
+from app.worker.environment import child_env, pipeline_env
 
 
 def test_the_project_comes_first_and_no_path_is_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,3 +32,13 @@ def test_the_rest_of_the_environment_is_kept_and_extras_win(
     assert env["SPLATTER_TEST_MARK"] == "kept"
     assert (env["SPLATTER_TEST_OVERRIDE"], env["PYTHONUNBUFFERED"]) == ("new", "1")
     assert os.environ["SPLATTER_TEST_OVERRIDE"] == "old"  # a copy, not this process's
+
+
+def test_the_pipeline_child_gets_the_project_first_and_no_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", "/opt/a")
+    monkeypatch.setenv("REG_SECRET", "s3cret")
+    env = pipeline_env(PYTHONUNBUFFERED="1")
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(PROJECT_ROOT), "/opt/a"]
+    assert "REG_SECRET" not in env and env["PYTHONUNBUFFERED"] == "1"

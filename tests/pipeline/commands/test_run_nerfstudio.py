@@ -54,6 +54,7 @@ def make_setup(root: Path) -> Setup:
         "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "FAKE_NS_RECORD": str(root / "calls.jsonl"),
         "FAKE_NS_SPLATS": str(root / "splats.npz"),
+        **fake_nerfstudio.PASS_KNOBS,
     }
     return Setup(job_root, env, root / "calls.jsonl", arrays["means"].astype(np.float64))
 

@@ -10,9 +10,15 @@ import torch
 
 from pipeline.export.outputs import ExportConfig, export_all, filter_for_export
 from pipeline.export.ply import read_ply
-from pipeline.export.rotate import COLMAP_TO_OUTPUT, axis_rotation, quat_to_matrix
+from pipeline.export.rotate import (
+    COLMAP_TO_NERFSTUDIO,
+    COLMAP_TO_OUTPUT,
+    axis_rotation,
+    quat_to_matrix,
+)
 from pipeline.export.splat_format import encode_splat
 from pipeline.render.sh import eval_sh
+from pipeline.scene_frame import SceneFrame
 from tests.pipeline.export.factories import assert_splats_equal, up_of
 from tests.support.splats import random_splats
 
@@ -52,6 +58,23 @@ def test_header_records_up_in_each_frame(tmp_path: Path) -> None:
     assert np.allclose(
         up_of(read_ply(tilted.rotated_ply)), COLMAP_TO_OUTPUT @ [2**-0.5, -(2**-0.5), 0]
     )
+
+
+def test_header_records_the_scene_frame_in_each_files_frame(tmp_path: Path) -> None:
+    frame = SceneFrame(np.array([0.1, -1.0, 0.2]), np.array([1.0, 2.0, 3.0]), 0.7, 0.3, "plane")
+    result = export_all(random_splats(5), tmp_path, up=frame)
+    ns, rot = read_ply(result.splat_ply), read_ply(result.rotated_ply)
+    assert ns.frame is not None and rot.frame is not None
+    for ply, rotation in ((ns, COLMAP_TO_NERFSTUDIO), (rot, COLMAP_TO_OUTPUT)):
+        assert ply.frame is not None
+        np.testing.assert_allclose(ply.frame.up, rotation @ frame.up, atol=1e-8)
+        np.testing.assert_allclose(ply.frame.center, rotation @ frame.center, atol=1e-8)
+        assert (ply.frame.radius, ply.frame.half_height, ply.frame.rule) == (0.7, 0.3, "plane")
+        np.testing.assert_allclose(up_of(ply), ply.frame.up, atol=1e-8)  # one up axis
+    assert "Up Rule: plane" in ns.comments and "Radius: 0.7" in ns.comments
+    assert result.nerfstudio_frame is not None
+    np.testing.assert_allclose(result.nerfstudio_frame.up, result.nerfstudio_up)
+    assert read_ply(export_all(random_splats(5), tmp_path / "u", up=Y_DOWN).splat_ply).frame is None
 
 
 def test_view_dependent_colour_survives_both_rotations(tmp_path: Path) -> None:
@@ -102,3 +125,33 @@ def test_accepts_gradients_other_dtypes_and_rejects_a_zero_up(tmp_path: Path) ->
 
 def test_output_frame_is_rz_minus_90_of_colmap() -> None:
     assert np.array_equal(COLMAP_TO_OUTPUT, axis_rotation("z", -90.0))
+
+
+def test_writes_the_rotated_sog_best_effort(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.formats.arrays import SplatArrays
+    from pipeline.formats.sog import read_sog
+
+    splats = random_splats(300, seed=11)
+    splats.logit_opacities.clamp_(min=-5.0)
+    result = export_all(splats, tmp_path, up=Y_DOWN)
+    assert result.rotated_sog == tmp_path / "splat_rot.sog" and result.warnings == []
+    assert "splat_rot.sog" in result.outputs()
+    # The SOG holds the output-frame Gaussians of splat_rot.ply (positions within 16 bits).
+    rot = SplatArrays.from_splats(read_ply(result.rotated_ply).splats)
+    sog = read_sog(tmp_path / "splat_rot.sog")
+    assert sog.sh_degree == 3 and len(sog) == 300
+    a, b = np.sort(rot.means, axis=0), np.sort(sog.means, axis=0)
+    assert np.abs(a - b).max() < 1e-3
+
+    none = export_all(splats, tmp_path / "off", up=Y_DOWN, config=ExportConfig(rotated_sog=None))
+    assert none.rotated_sog is None and not (tmp_path / "off" / "splat_rot.sog").exists()
+
+    def broken(*_: object) -> int:
+        raise RuntimeError("no encoder")
+
+    monkeypatch.setattr("pipeline.formats.sog.write_sog", broken)
+    failed = export_all(splats, tmp_path / "fail", up=Y_DOWN)
+    assert failed.rotated_sog is None and (tmp_path / "fail" / "splat_rot.splat").is_file()
+    assert failed.warnings == ["SOG compression failed; .splat file is still available: no encoder"]

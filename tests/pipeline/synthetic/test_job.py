@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from pipeline.colmap import qvec_to_rotmat, read_model
-from pipeline.dataset import estimate_up
 from pipeline.layout import frame_name
+from pipeline.scene_frame import estimate_scene_frame
 from pipeline.synthetic import SyntheticConfig, SyntheticScene
 from tests.pipeline.synthetic.factories import make_tiny_job
 from tests.pipeline.video_factories import decode_all
@@ -90,7 +90,7 @@ def test_points_project_onto_their_keypoints(scene: SyntheticScene) -> None:
 
 def test_gravity_points_along_plus_y(scene: SyntheticScene) -> None:
     poses = np.stack([c.world_to_camera.double().numpy() for c in scene.cameras])
-    up = estimate_up(poses)
+    up = estimate_scene_frame(poses).up
     assert up @ np.array([0.0, -1.0, 0.0]) > np.cos(np.radians(5))
     means = scene.gaussians.means
     assert means[:, 1].max() < 0.5 and means[:, 1].min() < -2.0  # floor at 0, wall above it

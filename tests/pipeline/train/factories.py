@@ -14,6 +14,7 @@ from pipeline.render.dense import render_dense
 from pipeline.render.sh import C0, rgb_to_sh
 from pipeline.render.types import Camera, Gaussians, RenderSettings
 from pipeline.scene import SceneData, View
+from pipeline.scene_frame import estimate_scene_frame
 from pipeline.train.config import TrainConfig
 from pipeline.train.optim import Optimizers, make_optimizers
 from pipeline.train.params import PARAM_NAMES, ParamName, Params, params_from_splats
@@ -134,7 +135,10 @@ def tiny_scene(
         eval=[v for i, v in enumerate(views) if i % eval_every == eval_every - 1],
         points=(truth.means + noise)[kept].float(),
         point_colors=rgb[kept].round().clamp(0, 255).to(torch.uint8),
-        up=torch.tensor([0.0, -1.0, 0.0]),
+        frame=estimate_scene_frame(
+            torch.stack([c.world_to_camera for c in cameras]).double().numpy(),
+            truth.means.double().numpy(),
+        ),
     )
 
 

@@ -30,6 +30,13 @@ from pathlib import Path
 import numpy as np
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
+KNOBS = (
+    "FAKE_NS_RECORD", "FAKE_NS_SPLATS", "FAKE_NS_TRAIN_EXIT", "FAKE_NS_EXPORT_EXIT",
+    "FAKE_NS_EXPORT_OUTPUT", "FAKE_NS_TRAIN_HANG",
+)  # fmt: skip
+# The tools get only the allow-listed environment (pipeline.environment): the knobs pass through
+# the operator's list of extra names.
+PASS_KNOBS = {"SPLATTER_CHILD_ENV": " ".join(KNOBS)}
 TOOLS = {"ns-train": "main_train", "ns-export": "main_export"}
 # Options each part of the ns-train command accepts here; tyro rejects others (exit 2), e.g. a
 # trainer option placed after the dataparser subcommand.

@@ -87,6 +87,7 @@ def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fakes:
     monkeypatch.setenv("PATH", f"{bin_dir}:{Path('/usr/bin')}:{Path('/bin')}")
     record = tmp_path / "calls.jsonl"
     monkeypatch.setenv("FAKE_NS_RECORD", str(record))
+    monkeypatch.setenv("SPLATTER_CHILD_ENV", fake_nerfstudio.PASS_KNOBS["SPLATTER_CHILD_ENV"])
     return Fakes(bin_dir, record, monkeypatch)
 
 
@@ -341,6 +342,7 @@ def test_ns_train_dies_with_a_parent_killed_outright(
     env = {
         **os.environ,
         "FAKE_NS_TRAIN_HANG": str(pid_file),
+        **fake_nerfstudio.PASS_KNOBS,
         "PYTHONPATH": str(fake_nerfstudio.PROJECT_ROOT),
     }
     parent = subprocess.Popen([sys.executable, "-c", parent_code, *argv], env=env)

@@ -1,0 +1,162 @@
+"""No node secret reaches a process that handles untrusted data (issue #10, Secrets).
+
+The node's environment holds ``REG_SECRET``, ``SECP256K1_PRIVHEX`` and ``SPLATTER_API_TOKEN``.
+A real pipeline child (``python -m pipeline run``, started by the supervisor as in production)
+decodes an MP4 with ffmpeg; both processes' ``/proc/<pid>/environ`` are read and must carry
+none of the three values, under any name. ``ns-train`` / ``ns-export`` go through ``run_tool``:
+its child is checked the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg
+import pytest
+
+from app.worker.environment import pipeline_env
+from app.worker.supervisor import WorkerSupervisor
+from pipeline.environment import child_environment, scrub_own_environment
+from pipeline.train.external_tool import run_tool
+from tests.app.factories import make_settings
+from tests.pipeline.synthetic.factories import make_tiny_job
+from tests.support.waiting import eventually
+
+SECRETS = {
+    "REG_SECRET": "reg-secret-6d1f0c",
+    "SECP256K1_PRIVHEX": "ab" * 32,
+    "SPLATTER_API_TOKEN": "api-token-93e2aa",
+}
+# The same values under innocent-looking or allow-listed names must not slip through either.
+COPIES = {"SPLATTER_NOTE": SECRETS["REG_SECRET"], "OMP_SECRET_COPY": SECRETS["SPLATTER_API_TOKEN"]}
+
+
+@pytest.fixture
+def secret_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {**SECRETS, **COPIES}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SPLATTER_BACKEND", "cpu")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def read_environ(path: Path) -> dict[str, str]:
+    """A ``/proc/<pid>/environ`` dump as a dict."""
+    entries = path.read_bytes().split(b"\0")
+    pairs = (entry.decode().partition("=") for entry in entries if entry)
+    return {name: value for name, _, value in pairs}
+
+
+def assert_no_secret(env: dict[str, str], who: str) -> None:
+    leaked = sorted(k for k, v in env.items() if any(s in v for s in SECRETS.values()))
+    assert not leaked, f"{who} carries a node secret in {leaked}"
+    assert not set(SECRETS) & set(env), f"{who} carries a secret variable"
+
+
+def ffmpeg_spy(folder: Path) -> Path:
+    """An ``IMAGEIO_FFMPEG_EXE`` that dumps its own and its parent's environ, then becomes the
+    real ffmpeg (``exec`` keeps the environment: the dump is ffmpeg's). ``child.environ``
+    appears last and whole (renamed into place): the test cancels the run once it exists."""
+    spy = folder / "ffmpeg-spy"
+    spy.write_text(
+        "#!/bin/sh\n"
+        f'cat /proc/$$/environ > "{folder}/ffmpeg.environ"\n'
+        f'cat /proc/$PPID/environ > "{folder}/child.partial"\n'
+        f'mv "{folder}/child.partial" "{folder}/child.environ"\n'
+        f'exec "{imageio_ffmpeg.get_ffmpeg_exe()}" "$@"\n'
+    )
+    spy.chmod(spy.stat().st_mode | stat.S_IXUSR)
+    return spy
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_the_pipeline_child_and_its_ffmpeg_carry_no_secret(
+    tmp_path: Path, secret_environment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_root = tmp_path / "tasks" / "job"
+    make_tiny_job(job_root)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(ffmpeg_spy(tmp_path)))
+    settings = make_settings(tmp_path, pipeline_command=f"{sys.executable} -m pipeline")
+
+    async def run() -> Any:
+        cancel = asyncio.Event()
+        supervisor = WorkerSupervisor(settings)
+
+        async def cancel_once_dumped() -> None:
+            await eventually(lambda: (tmp_path / "child.environ").exists(), within_s=120)
+            cancel.set()
+
+        watcher = asyncio.create_task(cancel_once_dumped())
+        outcome = await supervisor.run_pipeline(job_root, cancel, lambda _event: None)
+        await watcher
+        return outcome
+
+    asyncio.run(run())
+    child = read_environ(tmp_path / "child.environ")
+    ffmpeg = read_environ(tmp_path / "ffmpeg.environ")
+    assert child["SPLATTER_BACKEND"] == "cpu" and child["OMP_NUM_THREADS"] == "1"  # knobs kept
+    assert_no_secret(child, "the pipeline child")
+    assert_no_secret(ffmpeg, "ffmpeg")
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_external_tools_carry_no_secret(tmp_path: Path, secret_environment: None) -> None:
+    dump = tmp_path / "tool.environ"
+    code = f"import shutil; shutil.copyfile('/proc/self/environ', {str(dump)!r})"
+    result = run_tool([sys.executable, "-c", code], env={"NS_EXTRA": "1"})
+    assert result.returncode == 0
+    env = read_environ(dump)
+    assert env["NS_EXTRA"] == "1" and env["PYTHONUNBUFFERED"] == "1"
+    assert_no_secret(env, "ns-train")
+
+
+def test_the_allow_list_keeps_what_the_pipeline_needs() -> None:
+    source = {
+        **SECRETS,
+        **COPIES,
+        "PATH": "/usr/bin",
+        "HOME": "/home/node",
+        "LC_ALL": "C.UTF-8",
+        "CUDA_VISIBLE_DEVICES": "0",
+        "NUMBA_CACHE_DIR": "/tmp/numba",
+        "SPLATTER_ITERATIONS": "500",
+        "SPLATTER_GITHUB_TOKEN": "tok",
+        "AWS_SECRET_ACCESS_KEY": "aws",
+        "DMS_BASE_URL": "https://dms",
+        "WANDB_MODE": "offline",
+        "SPLATTER_CHILD_ENV": "WANDB_MODE, REG_SECRET",
+    }
+    extra = {"PYTHONUNBUFFERED": "1", "SPLATTER_LEAK": SECRETS["REG_SECRET"]}
+    env = child_environment(extra, source=source)
+    assert env == {
+        "PATH": "/usr/bin",
+        "HOME": "/home/node",
+        "LC_ALL": "C.UTF-8",
+        "CUDA_VISIBLE_DEVICES": "0",
+        "NUMBA_CACHE_DIR": "/tmp/numba",
+        "SPLATTER_ITERATIONS": "500",
+        "SPLATTER_CHILD_ENV": "WANDB_MODE, REG_SECRET",
+        "WANDB_MODE": "offline",  # the operator's list adds names, never a secret's
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def test_the_node_builds_the_child_environment_from_the_allow_list(
+    secret_environment: None,
+) -> None:
+    env = pipeline_env(PYTHONUNBUFFERED="1")
+    assert_no_secret(env, "pipeline_env")
+    assert env["PYTHONUNBUFFERED"] == "1" and "PYTHONPATH" in env
+
+
+def test_python_m_pipeline_scrubs_its_own_environment(
+    secret_environment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "environ", os.environ.copy())  # scrub a copy, not the suite's
+    removed = scrub_own_environment()
+    assert set(SECRETS) | set(COPIES) <= set(removed)
+    assert_no_secret(dict(os.environ), "the pipeline after its scrub")
