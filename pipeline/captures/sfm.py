@@ -2,7 +2,8 @@
 
 Steps, all on the CPU, in ``OUT/sfm/``:
 
-1. Images: photos are used where they are (``images_dir`` = the capture folder). Videos are
+1. Images: photos are used where they are (``images_dir`` = the capture folder); photos of one
+   pixel size share one camera (one focal length and distortion to estimate). Videos are
    sampled to ``frame_budget`` frames in all (shared in proportion to their lengths): each
    video's frames are cut into equal windows, one per kept frame, and the sharpest frame of
    each window (highest variance of the Laplacian of its grey image) is written as
@@ -248,15 +249,29 @@ def _run_colmap(
     extraction.max_image_size = options.max_image_side
     extraction.sift.peak_threshold = options.peak_threshold
     extraction.sift.max_num_features = options.max_features
-    mode = pycolmap.CameraMode.PER_FOLDER if kind == "videos" else pycolmap.CameraMode.AUTO
-    pycolmap.extract_features(
-        database, images_dir, image_names=sorted(names), camera_mode=mode,
-        reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu,
-    )  # fmt: skip
+    if kind == "videos":  # one camera per video: its frames are in a folder of their own
+        groups = [(pycolmap.CameraMode.PER_FOLDER, sorted(names))]
+    else:  # one camera per image size: photos of one size are assumed to share a lens
+        groups = [(pycolmap.CameraMode.SINGLE, group) for group in _by_size(images_dir, names)]
+    for mode, group in groups:
+        pycolmap.extract_features(
+            database, images_dir, image_names=group, camera_mode=mode,
+            reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu,
+        )  # fmt: skip
     tracker.progress.progress("sfm", 50.0, step="features", images=len(names))
     _match(database, matching, options)
     tracker.progress.progress("sfm", 70.0, step="matching", matching=matching)
     return _map(database, images_dir, work_dir, len(names), options, tracker)
+
+
+def _by_size(images_dir: Path, names: list[str]) -> list[list[str]]:
+    """``names`` grouped by stored pixel size (COLMAP reads pixels as stored, without EXIF
+    orientation), each group sorted; groups in order of their first name."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for name in sorted(names):
+        with Image.open(images_dir / name) as image:
+            groups.setdefault(image.size, []).append(name)
+    return list(groups.values())
 
 
 def _match(database: Path, matching: str, options: SfmOptions) -> None:
