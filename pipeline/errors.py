@@ -41,6 +41,7 @@ __all__ = [
     "SfmError",
     "ToolUnavailableError",
     "TrainingError",
+    "UnsafeImageNameError",
     "UnsupportedCameraError",
     "VideoError",
 ]
@@ -115,6 +116,10 @@ class MissingFramesError(InputError):
     def __init__(self, message: str, missing: Sequence[str] = ()) -> None:
         self.missing = sorted(missing)
         super().__init__(message)
+
+
+class UnsafeImageNameError(InputError):
+    """An image name in the COLMAP model that would leave ``Frames/`` (absolute, ``..``)."""
 
 
 class PlyFormatError(InputError):

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
-from pipeline.colmap.binary_reader import MODEL_FILES
 from pipeline.colmap.text import TEXT_MODEL_FILES
+from pipeline.contract import COLMAP_REQUIRED_FILES as MODEL_FILES
+from pipeline.contract import JobLayout
 from pipeline.errors import InputError
-from pipeline.layout import JobLayout
 
 __all__ = [
     "IMAGE_SUFFIXES",

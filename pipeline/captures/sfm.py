@@ -258,9 +258,9 @@ def _run_colmap(
             database, images_dir, image_names=group, camera_mode=mode,
             reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu,
         )  # fmt: skip
-    tracker.progress.progress("sfm", 50.0, step="features", images=len(names))
+    tracker.progress.progress("sfm", 50.0, phase="features", images=len(names))
     _match(database, matching, options)
-    tracker.progress.progress("sfm", 70.0, step="matching", matching=matching)
+    tracker.progress.progress("sfm", 70.0, phase="matching", matching=matching)
     return _map(database, images_dir, work_dir, len(names), options, tracker)
 
 
@@ -307,7 +307,7 @@ def _map(
     def next_image() -> None:
         registered[0] += 1
         pct = 70.0 + 30.0 * min(registered[0] / max(candidates, 1), 1.0)
-        tracker.progress.progress("sfm", min(pct, 99.0), step="mapping", registered=registered[0])
+        tracker.progress.progress("sfm", min(pct, 99.0), phase="mapping", registered=registered[0])
 
     output = work_dir / "mapping"
     shutil.rmtree(output, ignore_errors=True)

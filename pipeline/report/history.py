@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pipeline.progress import ProgressSink, Stage
+from pipeline.contract import Event, Stage
+from pipeline.progress import ProgressSink
 
 __all__ = ["LossHistory"]
 
@@ -18,7 +19,7 @@ class LossHistory:
         self.sink = sink
         self.points: list[tuple[int, float]] = []
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: Event) -> None:
         self.sink.emit(event)
 
     def progress(self, stage: Stage, pct: float, **fields: Any) -> None:
