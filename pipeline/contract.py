@@ -57,6 +57,8 @@ __all__ = [
     "COLMAP_FILES",
     "COLMAP_REQUIRED_FILES",
     "EXPORT_FILES",
+    "LIVE_META",
+    "LIVE_SPLAT",
     "PREVIEW_ANGLE",
     "PREVIEW_CAMERA_PATH",
     "PREVIEW_FILES",
@@ -123,6 +125,11 @@ ROTATED_PLY = "splat_rot.ply"
 SPLAT_FILE = "splat_rot.splat"
 SOG_FILE = "splat_rot.sog"
 EXPORT_FILES: tuple[str, ...] = (SPLAT_PLY, ROTATED_PLY, SPLAT_FILE, SOG_FILE)
+
+#: The training snapshot in ``refined/splatter/`` (output frame, replaced while training runs)
+#: and its metadata, for the viewer.
+LIVE_SPLAT = "live.splat"
+LIVE_META = "live.json"
 
 #: Preview outputs in ``refined/splatter/`` (best effort).
 PREVIEW_TOP = "preview_top.jpg"
