@@ -10,6 +10,9 @@ a JSON object with an ``event`` key:
     ``loss``, ``gaussians`` and ``eta_s`` (seconds left in the stage).
 ``{"event": "metrics", "stage": "train", "psnr": dB, "ssim": x, "views": n}``
     held-out evaluation results.
+``{"event": "snapshot", "stage": "train", "file": "live.splat", "step": s, "gaussians": n, ...}``
+    a live training snapshot was written to ``refined/splatter/<file>`` (at most every
+    ``--snapshot-every`` seconds; :mod:`pipeline.train.snapshot`).
 ``{"event": "warning", "stage": S, "message": text}``
     something best-effort failed (a preview), the run goes on.
 ``{"event": "done", "outputs": {name: path}, "metrics": {...}, "duration_s": s}``

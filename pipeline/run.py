@@ -53,6 +53,7 @@ from pipeline.stop import GracefulStop
 from pipeline.train import TrainConfig, TrainResult, train
 from pipeline.train.nerfstudio_cli import require_tools, train_with_nerfstudio
 from pipeline.train.nerfstudio_images import write_downscaled_images
+from pipeline.train.snapshot import DEFAULT_SNAPSHOT_SECS, SnapshotWriter
 
 __all__ = ["RunConfig", "RunResult", "StageTracker", "TrainerChoice", "run_job"]
 
@@ -84,6 +85,9 @@ class RunConfig:
         sog: also write ``splat_rot.sog`` in the export step (best effort).
         resume: continue from checkpoints and recorded steps; ``False`` starts afresh.
         preview: preview settings.
+        snapshot_every_s: seconds between two live training snapshots
+            (``refined/splatter/live.splat``, :mod:`pipeline.train.snapshot`); ``None`` or 0:
+            none (the builtin trainer only).
     """
 
     backend: BackendChoice = "auto"
@@ -95,6 +99,7 @@ class RunConfig:
     sog: bool = True
     resume: bool = True
     preview: PreviewConfig = field(default_factory=PreviewConfig)
+    snapshot_every_s: float | None = DEFAULT_SNAPSHOT_SECS
 
 
 @dataclass
@@ -271,10 +276,22 @@ def _train(
             checkpoint_dir=layout.splatter_dir / "checkpoints",
             resume=config.resume,
             should_stop=stop.should_stop,
+            snapshots=_snapshot_writer(scene, layout, config, tracker),
         )
         info.update(steps=result.steps, gaussians=len(result.splats), backend=rasterizer.name)
         info.update(resumed_from=result.resumed_from, metrics=result.metrics)
     return result
+
+
+def _snapshot_writer(
+    scene: SceneData, layout: JobLayout, config: RunConfig, tracker: StageTracker
+) -> SnapshotWriter | None:
+    """The live snapshot writer (``refined/splatter/live.splat``), unless turned off."""
+    if not config.snapshot_every_s:
+        return None
+    return SnapshotWriter(
+        layout.splatter_dir, config.snapshot_every_s, scene.frame.up, tracker.progress
+    )
 
 
 def _export_and_preview(

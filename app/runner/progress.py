@@ -27,6 +27,7 @@ __all__ = [
     "inputs_materialized",
     "python_completed",
     "python_starting",
+    "snapshot_event",
     "splat_uploaded",
     "upload_completed",
     "upload_starting",
@@ -186,6 +187,8 @@ class PipelineProgressMapper:
                     {"level": "info", "stage": "python", "message": "training metrics", **fields}
                 ]
             )
+        if kind == "snapshot":
+            return MappedEvent(events=[snapshot_event(event)])
         return MappedEvent()  # "done" / "error" are read from the outcome
 
     def _on_stage(self, event: dict[str, Any]) -> MappedEvent:
@@ -228,6 +231,19 @@ class PipelineProgressMapper:
             "pipeline_stage": stage,
             **extras,
         }
+
+
+def snapshot_event(event: dict[str, Any]) -> dict[str, Any]:
+    """The job event of a live training snapshot: ``snapshot`` names the file (what
+    ``GET /jobs/{id}/events`` announces and the viewer reloads)."""
+    fields: dict[str, Any] = {k: event[k] for k in ("step", "gaussians", "write_s") if k in event}
+    return {
+        "level": "info",
+        "stage": "python",
+        "message": "training snapshot",
+        "snapshot": str(event.get("file", "live.splat")),
+        **fields,
+    }
 
 
 def _python_event(level: str, message: str, source: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ OUTPUT_FILES: tuple[str, ...] = (
     "splat_rot.splat",
     "splat.ply",
     "splat_rot.ply",
+    "splat_rot.sog",
     "preview.mp4",
     "preview_top.jpg",
     "preview_angle.jpg",

@@ -23,6 +23,7 @@ from pipeline.preview import OrbitConfig, PreviewConfig
 from pipeline.progress import JsonLinesProgress
 from pipeline.run import RunConfig, RunResult, StageTracker, run_job
 from pipeline.stop import EXIT_TERMINATED, GracefulStop, StopRequested
+from pipeline.train.snapshot import DEFAULT_SNAPSHOT_SECS
 
 __all__ = ["add_parser"]
 
@@ -80,7 +81,22 @@ def add_parser(subparsers: Any) -> None:
         help="do not write splat_rot.sog (PlayCanvas SOG, best effort) in the export step",
     )
     parser.add_argument("--no-resume", action="store_true", help="ignore earlier progress")
+    parser.add_argument(
+        "--snapshot-every",
+        type=_non_negative_float,
+        default=DEFAULT_SNAPSHOT_SECS,
+        metavar="SECS",
+        help="write the live training snapshot refined/splatter/live.splat at most every SECS "
+        f"seconds (default {DEFAULT_SNAPSHOT_SECS:g}; 0: none)",
+    )
     parser.set_defaults(func=run_command)
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -103,6 +119,7 @@ def run_command(args: argparse.Namespace) -> int:
         sog=not args.no_sog,
         resume=not args.no_resume,
         preview=_preview_config(args),
+        snapshot_every_s=args.snapshot_every or None,
     )
     events = sys.stdout
     sys.stdout = sys.stderr  # keep stray prints out of the event stream

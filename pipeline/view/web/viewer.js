@@ -182,6 +182,7 @@ async function startSpark(scene) {
     await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
     renderer.render(world, camera);
     body.dataset.loads = String(loads);
+    body.dataset.live = splat.live ? "true" : "false";
     setState("ready", count);
   }
 
@@ -228,7 +229,10 @@ async function startFallback(scene) {
     img.src = next;
   }
 
-  img.addEventListener("load", () => setState("ready", scene.splat ? scene.splat.count : 0));
+  img.addEventListener("load", () => {
+    body.dataset.live = scene.splat && scene.splat.live ? "true" : "false";
+    setState("ready", scene.splat ? scene.splat.count : 0);
+  });
   img.addEventListener("error", () => showMessage("the server could not render this view"));
   let drag = null;
   img.draggable = false;
@@ -288,7 +292,8 @@ function follow(scene) {
   source.addEventListener("snapshot", async (e) => {
     const snap = JSON.parse(e.data);
     if (!reload) Object.assign(scene, await fetchScene());
-    await show(scene, { url: snap.url, file_type: "splat", count: snap.gaussians, version: e.lastEventId });
+    const live = { url: snap.url, file_type: "splat", count: snap.gaussians, live: true };
+    await show(scene, { ...live, version: e.lastEventId });
   });
   source.addEventListener("end", async (e) => {
     source.close();

@@ -108,3 +108,15 @@ def test_warnings_metrics_and_stage_ends_become_job_events() -> None:
          "pipeline_stage": "frames", "duration_s": 1.0, "frames": 9}
     ]  # fmt: skip
     assert mapper.on_event({"event": "done", "outputs": {}}).progress is None
+
+
+def test_a_snapshot_becomes_a_job_event_naming_its_file() -> None:
+    mapper = PipelineProgressMapper(min_interval_s=0)
+    event = {"event": "snapshot", "stage": "train", "file": "live.splat", "step": 40,
+             "gaussians": 1234, "write_s": 0.01}  # fmt: skip
+    mapped = mapper.on_event(event)
+    assert mapped.progress is None
+    assert mapped.events == [
+        {"level": "info", "stage": "python", "message": "training snapshot",
+         "snapshot": "live.splat", "step": 40, "gaussians": 1234, "write_s": 0.01}
+    ]  # fmt: skip
