@@ -18,19 +18,20 @@ are renamed into place only once complete) is not downloaded again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import shutil
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from app.ports import TaskContextView
+from app.runner.cancel import until_cancelled
 from app.runner.errors import JobCancelledError, SplatterJobError
 from app.runner.naming import (
     COLMAP_BINARIES,
+    RECORDING_PREFIX,
     derive_scan_id,
     is_uuid,
     recording_folder,
@@ -38,28 +39,20 @@ from app.runner.naming import (
     unsafe_component_reason,
 )
 from app.runner.progress import InputCounts
-from app.runner.workspace import JobLayout, check_free_disk
+from app.runner.workspace import check_free_disk
 from app.settings import Settings
 from domain_client.errors import DownloadTooLargeError, DownloadTooSlowError
 from domain_client.limits import DownloadBounds, refuse_declared
 from domain_client.models import DataMetadata
+from pipeline.contract import JobLayout
 
-__all__ = [
-    "InputLimits",
-    "ResolvedInputs",
-    "check_cancelled",
-    "resolve_inputs",
-    "until_cancelled",
-]
+__all__ = ["InputLimits", "ResolvedInputs", "resolve_inputs"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 ID_CHUNK = 50
 RECORDING_TYPE = "dmt_recording_mp4"
 _MIB = 1024 * 1024
-_RECORDING_PREFIX = "dmt_recording_"
 
 
 @dataclass
@@ -77,30 +70,6 @@ class ResolvedInputs:
     suffix: str | None
     counts: InputCounts = field(default_factory=InputCounts)
     bytes_downloaded: int = 0
-
-
-def check_cancelled(ctx: TaskContextView, stage: str) -> None:
-    """Raises :class:`JobCancelledError` (``task cancelled: <stage>``) once the flag is set."""
-    if ctx.cancelled.is_set():
-        raise JobCancelledError(stage)
-
-
-async def until_cancelled(ctx: TaskContextView, work: Awaitable[T], stage: str) -> T:
-    """Awaits ``work``, abandoning it with :class:`JobCancelledError` if the cancel flag is set."""
-    check_cancelled(ctx, stage)
-    task = asyncio.ensure_future(work)
-    waiter = asyncio.ensure_future(ctx.cancelled.wait())
-    try:
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-    if task.cancelled():
-        raise JobCancelledError(stage)
-    return task.result()
 
 
 @dataclass(frozen=True)
@@ -274,7 +243,7 @@ class _Fetcher:
             self._counts.metadata_items += len(items)
             for item in items:
                 name = item.name or ""
-                if name.startswith(_RECORDING_PREFIX) and name not in self._downloaded:
+                if name.startswith(RECORDING_PREFIX) and name not in self._downloaded:
                     await self._recording_by_id(item, name)
 
     async def _recording_by_id(self, item: DataMetadata, name: str) -> None:
@@ -293,7 +262,7 @@ class _Fetcher:
 
     async def recordings_by_name(self, scan_ids: Sequence[str]) -> None:
         for scan in scan_ids:
-            for candidate in (f"{_RECORDING_PREFIX}{scan}", f"{_RECORDING_PREFIX}{scan}.mp4"):
+            for candidate in (f"{RECORDING_PREFIX}{scan}", f"{RECORDING_PREFIX}{scan}.mp4"):
                 if candidate in self._downloaded:
                     break
                 items = await self._list(
@@ -325,7 +294,7 @@ class _Fetcher:
             self._counts.colmap_failed += len(missing)
             return missing
         for prefix, file_name in COLMAP_BINARIES:
-            target = self._layout.colmap_dir / file_name
+            target = self._layout.model_dir / file_name
             if await self._download(found[prefix], target, "downloading colmap binary"):
                 self._counts.colmap_downloaded += 1
             else:

@@ -28,6 +28,7 @@ import torch
 from numpy.typing import ArrayLike
 
 from pipeline.atomic import atomic_path
+from pipeline.contract import LIVE_META, LIVE_SPLAT, SnapshotEvent
 from pipeline.export.outputs import filter_for_export
 from pipeline.export.rotate import COLMAP_TO_OUTPUT, rotate_splats
 from pipeline.export.splat_format import write_splat
@@ -38,8 +39,6 @@ from pipeline.train.params import Params, splats_from_params
 __all__ = ["DEFAULT_SNAPSHOT_SECS", "LIVE_META", "LIVE_SPLAT", "SnapshotWriter", "snapshot_splats"]
 
 DEFAULT_SNAPSHOT_SECS = 10.0
-LIVE_SPLAT = "live.splat"
-LIVE_META = "live.json"
 
 
 def snapshot_splats(splats: Splats) -> Splats:
@@ -103,14 +102,6 @@ class SnapshotWriter:
         elapsed = time.perf_counter() - started
         self.written += 1
         self.seconds += elapsed
-        self._progress.emit(
-            {
-                "event": "snapshot",
-                "stage": "train",
-                "file": LIVE_SPLAT,
-                "step": step,
-                "gaussians": count,
-                "write_s": round(elapsed, 4),
-            }
-        )
+        event = SnapshotEvent(file=LIVE_SPLAT, step=step, gaussians=count, write_s=elapsed)
+        self._progress.emit(event)
         return count
