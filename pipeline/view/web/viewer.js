@@ -11,6 +11,8 @@ const $ = (id) => document.getElementById(id);
 function setState(state, splats) {
   if (splats !== undefined) body.dataset.splats = String(splats);
   body.dataset.state = state;
+  // For tools and the benchmark: milliseconds from navigation start to the first drawn frame.
+  if (state === "ready" && window.firstReadyMs === undefined) window.firstReadyMs = performance.now();
 }
 
 function showMessage(text) {
