@@ -126,6 +126,11 @@ SPLAT_FILE = "splat_rot.splat"
 SOG_FILE = "splat_rot.sog"
 EXPORT_FILES: tuple[str, ...] = (SPLAT_PLY, ROTATED_PLY, SPLAT_FILE, SOG_FILE)
 
+#: The training snapshot in ``refined/splatter/`` (output frame, replaced while training runs)
+#: and its metadata, for the viewer.
+LIVE_SPLAT = "live.splat"
+LIVE_META = "live.json"
+
 #: Preview outputs in ``refined/splatter/`` (best effort).
 PREVIEW_TOP = "preview_top.jpg"
 PREVIEW_ANGLE = "preview_angle.jpg"

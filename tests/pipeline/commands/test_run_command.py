@@ -19,7 +19,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.contract import STAGES
 from pipeline.export import read_ply, read_splat
-from pipeline.preview.mp4 import probe_mp4
+from pipeline.mp4 import probe_mp4
 from tests.pipeline.synthetic.factories import make_tiny_job
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
