@@ -139,12 +139,6 @@ PREVIEW_CAMERA_PATH = "preview_camera_path.json"
 PREVIEW_FILES: tuple[str, ...] = (PREVIEW_TOP, PREVIEW_ANGLE, PREVIEW_VIDEO, PREVIEW_CAMERA_PATH)
 
 
-#: The live training snapshot in ``refined/splatter/`` (compact ``.splat``, output frame, written
-#: while training runs; not an output) and its sidecar (up vector, step, count).
-LIVE_SPLAT = "live.splat"
-LIVE_META = "live.json"
-
-
 def frame_name(scan: str, index: int) -> str:
     """The file name of frame ``index`` of recording ``scan``: ``<scan>_<index:06d>.jpg``."""
     return f"{scan}_{index:06d}.jpg"
