@@ -24,7 +24,7 @@ import re
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -86,7 +86,8 @@ def decode_frames(
     """
     if not path.is_file():
         raise VideoError(path, "file not found")
-    targets = sorted(set(wanted))
+    # A range (e.g. ``range(2**62)`` for "every frame") is already sorted: keep it lazy.
+    targets = wanted if isinstance(wanted, range) and wanted.step > 0 else sorted(set(wanted))
     report = report if report is not None else DecodeReport()
     if not targets:
         return
@@ -130,7 +131,7 @@ def _collect(stream: IO[bytes], lines: list[str]) -> None:
 
 
 def _select(
-    stdout: IO[bytes], targets: list[int], report: DecodeReport
+    stdout: IO[bytes], targets: Sequence[int], report: DecodeReport
 ) -> Iterator[tuple[int, NDArray[np.uint8]]]:
     position = 0  # next target to look for
     while position < len(targets):
