@@ -25,6 +25,7 @@ The actions run in order, then the stub exits 0 (unless an action exits first):
 ``spawn-grandchild:PIDFILE``        start ``sleep 600`` in the same process group, record its pid
 ``kill-self:SIGNAL``                send SIGNAL (e.g. KILL) to itself
 ``error:MESSAGE``                   report a pipeline error (event + ``error:`` line), exit 1
+``require-file:REL``                exit 1 unless ``<job root>/REL`` is a file (staged inputs)
 ``exit:CODE``                       exit with CODE
 """
 
@@ -130,6 +131,10 @@ def run_action(action: str, args: argparse.Namespace) -> None:
         emit_run(job_root, max(1, round(float(value) / 0.05)), step_s=0.05)
     elif name == "train-forever":
         train_forever()
+    elif name == "require-file":
+        if not (job_root / value).is_file():
+            print(f"error: missing input {value}", flush=True)
+            sys.exit(1)
     elif name in ("write-report", "bad-report"):
         out = job_root / "refined" / "splatter"
         out.mkdir(parents=True, exist_ok=True)
