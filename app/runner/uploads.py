@@ -16,7 +16,7 @@ from pathlib import Path
 
 from app.ports import TaskContextView
 from app.runner import progress
-from app.runner.errors import JobCancelledError, SplatterJobError
+from app.runner.errors import JobCancelledError, RequiredUploadError, SplatterJobError
 from app.runner.inputs import check_cancelled
 from app.runner.naming import PREVIEW_OUTPUTS, SPLAT_DATA_TYPE, artifact_name
 from app.runner.workspace import JobLayout
@@ -50,7 +50,7 @@ async def upload_outputs(
         await ctx.storage.put_domain_artifact(name, name, SPLAT_DATA_TYPE, splat_path)
     except Exception as exc:
         log.warning("splat upload failed", extra={"artifact": name, "error": str(exc)})
-        raise SplatterJobError(f"upload {splat_path} as {name}") from exc
+        raise RequiredUploadError(f"upload {splat_path} as {name}") from exc
     summary = UploadSummary(splat=name, bytes_uploaded=splat_path.stat().st_size)
     ctx.reporter.set_progress(progress.splat_uploaded(name, splat_path))
     # protocol §3.7: the reference's event for the required output is "output uploaded"

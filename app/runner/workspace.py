@@ -18,11 +18,20 @@ from pathlib import Path
 
 from app.runner.errors import SplatterJobError
 
-__all__ = ["JobLayout", "check_free_disk", "cleanup_tasks_root", "remove_job_root"]
+__all__ = [
+    "RESUME_MARKER",
+    "JobLayout",
+    "check_free_disk",
+    "cleanup_tasks_root",
+    "free_disk_bytes",
+    "remove_job_root",
+]
 
 log = logging.getLogger(__name__)
 
 _MIB = 1024 * 1024
+#: The keep-marker of a job folder (written and read by :mod:`app.runner.retention`).
+RESUME_MARKER = ".resume.json"
 
 
 @dataclass(frozen=True)
@@ -63,16 +72,21 @@ class JobLayout:
         return self.datasets.is_dir() and any(self.datasets.iterdir())
 
 
+def free_disk_bytes(tasks_root: Path) -> int:
+    """Free bytes on the disk ``tasks_root`` lives (or will live) on."""
+    probe = tasks_root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent  # TASKS_ROOT may not exist yet: measure the disk it will live on
+    return shutil.disk_usage(probe).free
+
+
 def check_free_disk(tasks_root: Path, min_free_mb: int) -> int:
     """Returns the free bytes under ``tasks_root``; raises when fewer than ``min_free_mb`` MiB.
 
     Raises:
         SplatterJobError: ``insufficient disk space: ...`` naming both figures.
     """
-    probe = tasks_root
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent  # TASKS_ROOT may not exist yet: measure the disk it will live on
-    free = shutil.disk_usage(probe).free
+    free = free_disk_bytes(tasks_root)
     if free < min_free_mb * _MIB:
         raise SplatterJobError(
             f"insufficient disk space: {free / _MIB:.0f} MiB free under {tasks_root}, "
@@ -97,10 +111,15 @@ def remove_job_root(root: Path, cleanup_disabled: bool) -> None:
 
 
 def cleanup_tasks_root(tasks_root: Path, cleanup_disabled: bool) -> list[Path]:
-    """At start-up: deletes every sub-folder of ``TASKS_ROOT`` (left by a previous process)."""
+    """At start-up: deletes the sub-folders of ``TASKS_ROOT`` a previous process left, except
+    those kept for a resume (they hold ``.resume.json``: :mod:`app.runner.retention`)."""
     if cleanup_disabled or not tasks_root.is_dir():
         return []
-    removed = [p for p in tasks_root.iterdir() if p.is_dir() and not p.is_symlink()]
+    removed = [
+        p
+        for p in tasks_root.iterdir()
+        if p.is_dir() and not p.is_symlink() and not (p / RESUME_MARKER).is_file()
+    ]
     for folder in removed:
         remove_job_root(folder, cleanup_disabled=False)
     return removed
