@@ -39,7 +39,7 @@ from pipeline.atomic import atomic_path
 from pipeline.colmap import ColmapModel, read_model
 from pipeline.dataset import DatasetConfig, build_scene
 from pipeline.errors import InputError, PipelineError
-from pipeline.export import ExportResult, export_all
+from pipeline.export import ExportConfig, ExportResult, export_all
 from pipeline.frames import extract_frames
 from pipeline.layout import JobLayout
 from pipeline.nerfstudio import write_nerfstudio_data
@@ -59,6 +59,7 @@ __all__ = ["RunConfig", "RunResult", "StageTracker", "TrainerChoice", "run_job"]
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "run_state.json"
+SOG_FILE = "splat_rot.sog"  # ExportConfig.rotated_sog
 REQUIRED_MODEL_FILES = ("cameras.bin", "images.bin", "points3D.bin")
 
 TrainerChoice = Literal["builtin", "nerfstudio"]
@@ -80,6 +81,7 @@ class RunConfig:
             trained on, the rest held out for evaluation); ``N``: hold out every Nth image;
             ``0``: hold out none (see :class:`~pipeline.dataset.DatasetConfig`).
         previews: render the preview stills and video.
+        sog: also write ``splat_rot.sog`` in the export step (best effort).
         resume: continue from checkpoints and recorded steps; ``False`` starts afresh.
         preview: preview settings.
     """
@@ -90,6 +92,7 @@ class RunConfig:
     seed: int = 0
     eval_every: int | None = None
     previews: bool = True
+    sog: bool = True
     resume: bool = True
     preview: PreviewConfig = field(default_factory=PreviewConfig)
 
@@ -101,7 +104,7 @@ class RunResult:
     Attributes:
         outputs: file name → path of every output written (or kept from an earlier run).
         metrics: held-out ``psnr`` (dB), ``ssim``, ``views``; plus ``gaussians``.
-        warnings: best-effort failures (previews).
+        warnings: best-effort failures (previews, the SOG).
         duration_s: wall-clock seconds.
     """
 
@@ -287,24 +290,27 @@ def _export_and_preview(
     """Steps 4–5; both are skipped when the state file says they are done for these Gaussians
     (the preview renders what export computes, so a preview to redo redoes the export too)."""
     exported_before = state.outputs_if_done("export", fingerprint)
+    if exported_before is not None and config.sog and SOG_FILE not in exported_before:
+        exported_before = None  # done before without the SOG it now needs
     previewed_before = state.outputs_if_done("preview", fingerprint) if config.previews else {}
     if exported_before is not None and previewed_before is not None:
         for stage in ("export", "preview"):
             tracker.skipped(stage, "already done for these Gaussians")
         return {**exported_before, **previewed_before}, []
     with tracker.stage("export") as info:
-        exported = export_all(splats, layout.splatter_dir, up=frame)
+        export_config = ExportConfig() if config.sog else ExportConfig(rotated_sog=None)
+        exported = export_all(splats, layout.splatter_dir, up=frame, config=export_config)
         info.update(gaussians=exported.count, dropped_transparent=exported.dropped_transparent)
         info.update(dropped_non_finite=exported.dropped_non_finite)
     outputs = {name: Path(path) for name, path in exported.outputs().items()}
     state.record("export", fingerprint, outputs)
     if not config.previews:
         tracker.skipped("preview", "previews disabled")
-        return outputs, []
+        return outputs, exported.warnings
     preview_outputs, warnings = _preview(exported, rasterizer, layout, config, tracker)
     if not warnings:
         state.record("preview", fingerprint, preview_outputs)
-    return {**outputs, **preview_outputs}, warnings
+    return {**outputs, **preview_outputs}, [*exported.warnings, *warnings]
 
 
 def _preview(

@@ -184,7 +184,7 @@ async def _run(
     )
 
     started = time.monotonic()
-    uploads = await upload_outputs(ctx, layout, inputs.suffix)
+    uploads = await upload_outputs(ctx, layout, inputs.suffix, settings.splatter_convert_to_sog)
     metrics.add_uploaded(uploads.bytes_uploaded)
     metrics.observe_stage("upload", time.monotonic() - started)
     ctx.reporter.set_progress(

@@ -74,6 +74,11 @@ def add_parser(subparsers: Any) -> None:
         default=orbit.fps,
         help="preview frame rate; the orbit lasts 5 s (default 30)",
     )
+    parser.add_argument(
+        "--no-sog",
+        action="store_true",
+        help="do not write splat_rot.sog (PlayCanvas SOG, best effort) in the export step",
+    )
     parser.add_argument("--no-resume", action="store_true", help="ignore earlier progress")
     parser.set_defaults(func=run_command)
 
@@ -95,6 +100,7 @@ def run_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         eval_every=args.eval_every,
         previews=not args.no_preview,
+        sog=not args.no_sog,
         resume=not args.no_resume,
         preview=_preview_config(args),
     )

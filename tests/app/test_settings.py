@@ -273,6 +273,25 @@ def get_settings_uncached() -> Settings:
         get_settings.cache_clear()
 
 
+def test_the_push_door_defaults() -> None:
+    s = Settings()
+    assert (s.token_wait_secs, s.splatter_max_queued, s.job_retention_days) == (300.0, 32, 30.0)
+    assert s.allowed_domain_hosts.patterns == ()
+
+
+def test_allowed_domain_hosts_are_parsed_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPLATTER_ALLOWED_DOMAIN_HOSTS", "10.0.0.*:8443, [::1] localhost")
+    hosts = Settings().allowed_domain_hosts
+    assert [(p.host, p.port) for p in hosts.patterns] == [
+        ("10.0.0.*", 8443), ("::1", None), ("localhost", None),
+    ]  # fmt: skip
+    monkeypatch.setenv("SPLATTER_ALLOWED_DOMAIN_HOSTS", "https://10.0.0.1/")
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert "splatter_allowed_domain_hosts" in str(error.value)
+    assert "is not host[:port] (no scheme, path or userinfo)" in str(error.value)
+
+
 def test_job_timeout_defaults_by_profile_and_the_download_floor_by_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

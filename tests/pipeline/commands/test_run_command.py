@@ -28,6 +28,7 @@ SPLATTER_FILES = {
     "splat.ply",
     "splat_rot.ply",
     "splat_rot.splat",
+    "splat_rot.sog",  # #13: the SOG, best effort, unless --no-sog
     "preview.mp4",
     "preview_top.jpg",
     "preview_angle.jpg",
@@ -118,6 +119,17 @@ def test_rerun_resumes_without_redoing_finished_steps(tmp_path: Path) -> None:
     skipped = [e["stage"] for e in events if e["event"] == "stage" and e["status"] == "skipped"]
     assert skipped == ["export", "preview"]
     assert splat.read_bytes() == first_bytes and splat.stat().st_mtime_ns == first_mtime
+
+
+def test_no_sog_writes_no_sog(tmp_path: Path) -> None:
+    make_tiny_job(tmp_path)
+    args = ["run", "--job-root", str(tmp_path), "--steps", "5", "--no-preview", "--threads", "1"]
+    assert main([*args, "--no-sog"]) == 0
+    splatter = tmp_path / "refined" / "splatter"
+    assert (splatter / "splat_rot.splat").is_file() and not (splatter / "splat_rot.sog").exists()
+    events = _events_of(lambda: main(args))  # the SOG is now wanted: export is redone
+    assert _stage_event(events, "export", "completed")
+    assert (splatter / "splat_rot.sog").is_file()
 
 
 def test_no_resume_starts_afresh(tmp_path: Path) -> None:
