@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,11 @@ async def test_a_restart_fails_the_job_left_running_and_clears_old_job_folders_b
     store.mark_running(job.id)
     store.close()
     (settings.tasks_root / "t-1" / "datasets").mkdir(parents=True)
-    killed = settings.tasks_root / "t-2"  # the folder of a job running when the node died
+    stale = settings.tasks_root / str(uuid.uuid4())  # a finished job's leftover: no marker
+    (stale / "datasets").mkdir(parents=True)
+    killed = settings.tasks_root / str(uuid.uuid4())  # a job running when the node died
     killed.mkdir()
-    mark_running(killed, "t-2")
+    mark_running(killed, killed.name)
     async with running_node(settings) as node:
         record = await node.job(job.id)
         ready = await node.client.get("/ready")
@@ -41,7 +44,7 @@ async def test_a_restart_fails_the_job_left_running_and_clears_old_job_folders_b
     assert record["events"][-1]["event"] == {
         "level": "error", "stage": "runner", "message": "node restarted",
     }  # fmt: skip
-    assert list(settings.tasks_root.iterdir()) == [killed]  # kept for a resume
+    assert killed.is_dir() and not stale.exists()  # kept for a resume / removed
     marker = read_marker(killed)
     assert marker is not None and (marker.state, marker.reason) == (
         "interrupted", "node restarted",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,7 @@ async def test_under_disk_pressure_kept_folders_of_other_tasks_go_oldest_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = make_settings(tmp_path, "write-outputs", min_free_disk_mb=1)
-    older, newer = (settings.tasks_root / name for name in ("older", "newer"))
+    older, newer = (settings.tasks_root / str(uuid.uuid4()) for _ in range(2))
     now = time.time()
     for stamp, folder in ((now - 200.0, older), (now - 100.0, newer)):
         folder.mkdir(parents=True)
