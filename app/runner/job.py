@@ -18,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from app.metrics import NodeMetrics
 from app.ports import TaskContextView
 from app.runner import progress
+from app.runner.cancel import check_cancelled
 from app.runner.errors import JobCancelledError, RequiredUploadError, SplatterJobError
-from app.runner.inputs import check_cancelled, resolve_inputs
+from app.runner.inputs import InputLimits, resolve_inputs
 from app.runner.python_stage import run_python_stage
 from app.runner.retention import (
     MARKER,
@@ -33,9 +36,16 @@ from app.runner.retention import (
     sweep_expired,
 )
 from app.runner.uploads import upload_outputs
-from app.runner.workspace import JobLayout, check_free_disk, free_disk_bytes, remove_job_root
+from app.runner.workspace import (
+    check_free_disk,
+    create_job_folder,
+    free_disk_bytes,
+    job_layout,
+    remove_job_root,
+)
 from app.settings import Settings
 from app.worker.supervisor import WorkerSupervisor
+from pipeline.contract import JobLayout
 
 __all__ = ["run_splatter_job"]
 
@@ -48,6 +58,7 @@ async def run_splatter_job(
     *,
     supervisor: WorkerSupervisor | None = None,
     metrics: NodeMetrics | None = None,
+    keep_outputs: Callable[[Path], object] | None = None,
 ) -> None:
     """Runs one splatter task in ``<TASKS_ROOT>/<task_id>`` and removes the folder afterwards.
 
@@ -57,6 +68,8 @@ async def run_splatter_job(
         settings: the node settings (workspace, pipeline command, limits).
         supervisor: starts the pipeline child; a private one when omitted.
         metrics: where durations, bytes and training steps are counted; private when omitted.
+        keep_outputs: called with ``refined/splatter`` after a successful upload, before the
+            folder is removed (the viewer keeps a copy of the outputs).
 
     Raises:
         SplatterJobError: the job failed; ``str(error)`` is the reference's top-level message.
@@ -64,11 +77,17 @@ async def run_splatter_job(
     """
     supervisor = supervisor or WorkerSupervisor(settings)
     metrics = metrics or NodeMetrics()
-    layout = JobLayout.for_task(settings.tasks_root, str(ctx.lease.task.id))
+    try:
+        layout = job_layout(settings.tasks_root, str(ctx.lease.task.id))
+    except SplatterJobError as exc:  # no folder was made, so none is removed
+        _report_error(ctx, exc)
+        raise
     started = time.monotonic()
     keep_reason: str | None = None
     try:
         await _run_within_limit(ctx, settings, layout, supervisor, metrics)
+        if keep_outputs is not None:
+            keep_outputs(layout.splatter_dir)
     except JobCancelledError as exc:
         keep_reason = _interruption(ctx, supervisor)
         _report_cancelled(ctx, exc)
@@ -123,7 +142,7 @@ def _end_workspace(layout: JobLayout, settings: Settings, keep_reason: str | Non
         return
     if settings.disable_tasks_cleanup:  # kept for debugging, not for a resume
         (layout.root / MARKER).unlink(missing_ok=True)
-    remove_job_root(layout.root, settings.disable_tasks_cleanup)
+    remove_job_root(layout.root, settings.disable_tasks_cleanup, settings.tasks_root)
 
 
 def _make_room(settings: Settings, layout: JobLayout) -> None:
@@ -170,7 +189,7 @@ async def _run(
     _prepare_workspace(ctx, layout)
 
     started = time.monotonic()
-    inputs = await resolve_inputs(ctx, layout)
+    inputs = await resolve_inputs(ctx, layout, InputLimits.from_settings(settings))
     metrics.add_downloaded(inputs.bytes_downloaded)
     metrics.observe_stage("inputs", time.monotonic() - started)
     counts = inputs.counts.as_dict()
@@ -179,12 +198,14 @@ async def _run(
         {"level": "info", "stage": "inputs", "message": "inputs materialized", **counts}
     )
 
-    await run_python_stage(
+    done = await run_python_stage(
         ctx, layout.root, supervisor, metrics, settings.progress_min_interval_secs
     )
 
     started = time.monotonic()
-    uploads = await upload_outputs(ctx, layout, inputs.suffix, settings.splatter_convert_to_sog)
+    uploads = await upload_outputs(
+        ctx, layout, done, inputs.suffix, settings.splatter_convert_to_sog
+    )
     metrics.add_uploaded(uploads.bytes_uploaded)
     metrics.observe_stage("upload", time.monotonic() - started)
     ctx.reporter.set_progress(
@@ -193,10 +214,7 @@ async def _run(
 
 
 def _prepare_workspace(ctx: TaskContextView, layout: JobLayout) -> None:
-    try:
-        layout.root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SplatterJobError(f"create job root {layout.root}") from exc
+    create_job_folder(layout)
     task = ctx.lease.task
     kept = mark_running(layout.root, str(task.id))
     if kept is not None:
