@@ -29,9 +29,12 @@ from tests.support.waiting import alive
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 #: Training steps of the kill test: long enough that training dominates a run.
-KILL_STEPS = 300
-#: A run interrupted at ~75 % and resumed must take less than this many full runs in all
-#: (without a resume it would take 1.75 plus the restart).
+KILL_STEPS = 400
+#: Where the node is killed, as a fraction of the training steps.
+KILL_AT = 0.85
+#: A job killed at 85 % of its training steps and resumed must take, over both attempts (the
+#: node processes' start-up left out), less than this many uninterrupted runs; without a resume
+#: it would take about 1.85 and more (later steps cost more: more Gaussians, full resolution).
 MAX_RUNS_RATIO = 1.6
 
 
@@ -59,31 +62,33 @@ async def test_a_node_killed_mid_training_resumes_the_re_leased_task_from_its_ch
     scene = await seed(emulator, synthetic_scene)
     work = tmp_path / "restarted-node"
     env = {"SPLATTER_ITERATIONS": str(KILL_STEPS), **lease_environment(emulator)}
-    started = time.monotonic()
     task_id = await create_task(emulator, scene)
     node = start_node(work, **env)
-    await until(lambda: train_step(emulator, task_id) >= 0.75 * KILL_STEPS, 300, "training")
+    first_started = time.monotonic()  # node processes' start-up is not job time
+    await until(lambda: train_step(emulator, task_id) >= KILL_AT * KILL_STEPS, 300, "training")
     (child,) = pipeline_children(node)
     async with node.client() as client:
         (job,) = (await client.get("/jobs")).json()["data"]
     node.kill()  # no shutdown: the job stays "running" in the store, the child dies with it
+    first_attempt_s = time.monotonic() - first_started
     await until(lambda: not alive(child), 15, "the orphaned pipeline's exit")
     marker = json.loads((work / "tasks" / task_id / ".resume.json").read_text())
     assert marker["state"] == "running"  # as the killed node left it
 
     node.start()  # same folders, same wallet
+    second_started = time.monotonic()
     async with node.client() as client:
         record = (await client.get(f"/jobs/{job['id']}")).json()
     assert (record["state"], record["error"]) == ("failed", "node restarted")
     # DMS still counts the dead node's lease; once it expires the task is handed out again.
     emulator.state.advance_clock(emulator.state.config.lease_ttl + 1)
     task = await wait_task(emulator, task_id, node, within_s=300)
-    interrupted_total_s = time.monotonic() - started
+    interrupted_total_s = first_attempt_s + time.monotonic() - second_started
     assert task.status == "completed", (task.fail_body, node.log_tail())
     assert task.attempts == 2
     resumed = {p["resumed_from"] for p in task.progress_history if "resumed_from" in p}
     (resumed_from,) = resumed  # the last periodic checkpoint: every tenth of the run
-    assert 0.75 * KILL_STEPS - KILL_STEPS // 10 <= resumed_from < KILL_STEPS
+    assert KILL_AT * KILL_STEPS - KILL_STEPS // 10 <= resumed_from < KILL_STEPS
     async with node.client() as client:
         jobs = (await client.get("/jobs")).json()["data"]
     assert [(j["task_id"], j["state"]) for j in jobs] == [
@@ -97,7 +102,7 @@ async def test_a_node_killed_mid_training_resumes_the_re_leased_task_from_its_ch
     full_run_s = time.monotonic() - started
     assert baseline.status == "completed", baseline.fail_body
     ratio = interrupted_total_s / full_run_s
-    print(f"interrupted + resumed {interrupted_total_s:.1f} s, full run {full_run_s:.1f} s")
+    print(f"both attempts {interrupted_total_s:.1f} s, one full run {full_run_s:.1f} s")
     print(f"ratio {ratio:.2f} full runs (two full runs: 2.0)")
     assert ratio < MAX_RUNS_RATIO
 
