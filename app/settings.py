@@ -190,6 +190,19 @@ class Settings(NodeConfig, BaseSettings):
     job_retention_days: float = Field(30.0, ge=0)
     """Finished jobs older than this (by ``finished_at``) are deleted from the store; 0 = keep."""
 
+    # --- the watch door ---
+    watch_dir: Path | None = None
+    """Folder with ``inbox/``, ``outbox/``, ``processed/``, ``error/``; unset = no watch door."""
+    watch_stable_secs: float = Field(10.0, ge=0)
+    """An inbox entry is queued once its sizes and mtimes stayed unchanged this long."""
+    watch_polling: EnvBool = False
+    """Poll the inbox instead of using inotify (network mounts that deliver no events)."""
+    watch_max_attempts: int = Field(2, ge=1)
+    """Runs of a failing input before it moves to ``error/``."""
+    watch_retention_days: float = Field(30.0, ge=0)
+    """Entries of ``processed/``, ``outbox/`` and ``error/`` older than this are deleted;
+    0 = keep."""
+
     @classmethod
     def _fallback_version(cls) -> str:
         return __version__

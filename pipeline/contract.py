@@ -57,12 +57,17 @@ __all__ = [
     "COLMAP_FILES",
     "COLMAP_REQUIRED_FILES",
     "EXPORT_FILES",
+    "LIVE_META",
+    "LIVE_SPLAT",
     "PREVIEW_ANGLE",
     "PREVIEW_CAMERA_PATH",
     "PREVIEW_FILES",
     "PREVIEW_TOP",
     "PREVIEW_VIDEO",
     "RECORDING_FILE",
+    "REPORT_FILES",
+    "REPORT_HTML",
+    "REPORT_JSON",
     "ROTATED_PLY",
     "SOG_FILE",
     "SPLAT_FILE",
@@ -90,9 +95,11 @@ __all__ = [
 
 # --- stages -----------------------------------------------------------------------------------
 
-Stage: TypeAlias = Literal["frames", "dataset", "train", "export", "preview"]
-#: The pipeline's stages, in the order a run goes through them.
-STAGES: tuple[Stage, ...] = ("frames", "dataset", "train", "export", "preview")
+Stage: TypeAlias = Literal["frames", "sfm", "dataset", "train", "export", "preview", "report"]
+#: The pipeline's stages, in the order a run goes through them. ``frames`` runs for a job
+#: folder, ``sfm`` (structure from motion) for photos and videos without poses
+#: (``python -m pipeline train``); every other stage runs for every input.
+STAGES: tuple[Stage, ...] = ("frames", "sfm", "dataset", "train", "export", "preview", "report")
 
 # --- file names -------------------------------------------------------------------------------
 
@@ -119,12 +126,24 @@ SPLAT_FILE = "splat_rot.splat"
 SOG_FILE = "splat_rot.sog"
 EXPORT_FILES: tuple[str, ...] = (SPLAT_PLY, ROTATED_PLY, SPLAT_FILE, SOG_FILE)
 
+#: The training snapshot in ``refined/splatter/`` (output frame, replaced while training runs)
+#: and its metadata, for the viewer.
+LIVE_SPLAT = "live.splat"
+LIVE_META = "live.json"
+
 #: Preview outputs in ``refined/splatter/`` (best effort).
 PREVIEW_TOP = "preview_top.jpg"
 PREVIEW_ANGLE = "preview_angle.jpg"
 PREVIEW_VIDEO = "preview.mp4"
 PREVIEW_CAMERA_PATH = "preview_camera_path.json"
 PREVIEW_FILES: tuple[str, ...] = (PREVIEW_TOP, PREVIEW_ANGLE, PREVIEW_VIDEO, PREVIEW_CAMERA_PATH)
+
+
+#: The quality report in ``refined/splatter/`` (best effort): JSON, self-contained HTML, and the
+#: folder of its pictures.
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+REPORT_FILES: tuple[str, ...] = (REPORT_JSON, REPORT_HTML)
 
 
 def frame_name(scan: str, index: int) -> str:

@@ -17,18 +17,17 @@ are renamed into place only once complete) is not downloaded again.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from app.ports import TaskContextView
 from app.runner.cancel import until_cancelled
 from app.runner.errors import JobCancelledError, SplatterJobError
+from app.runner.manifest import read_data_ids
 from app.runner.naming import (
     COLMAP_BINARIES,
     RECORDING_PREFIX,
@@ -125,9 +124,8 @@ async def resolve_inputs(
     if not cids:
         raise SplatterJobError("no input cid provided; cannot run splatter job")
     cid = cids[0]
-    name, manifest = await _read_manifest(ctx, layout, cid, limits)
+    name, data_ids = await _read_manifest(ctx, layout, cid, limits)
     resolved = ResolvedInputs(primary_name=name, suffix=refinement_suffix(name))
-    data_ids = _data_ids(manifest, limits.max_data_ids)
     scan_ids = _scan_ids(data_ids)
     missing_colmap: list[str] = []
     if data_ids:
@@ -153,9 +151,9 @@ async def resolve_inputs(
 
 async def _read_manifest(
     ctx: TaskContextView, layout: JobLayout, cid: str, limits: InputLimits
-) -> tuple[str | None, Any]:
-    """Materialises the CID (at most ``limits.max_manifest_bytes`` per item, streamed), parses
-    its primary file as JSON off the event loop, removes the download root."""
+) -> tuple[str | None, list[str]]:
+    """Materialises the CID (at most ``limits.max_manifest_bytes`` per item, streamed), reads
+    the unique ``dataIDs`` of its primary file off the event loop, removes the download root."""
     try:
         materialized = await until_cancelled(
             ctx,
@@ -171,32 +169,11 @@ async def _read_manifest(
         raise SplatterJobError(f"materialize cid {cid}") from exc
     try:
         primary = materialized.primary
-        try:
-            return primary.metadata.name, await asyncio.to_thread(_parse_json, primary.path)
-        except ValueError as exc:
-            raise SplatterJobError(f"parse input cid {cid} as JSON") from exc
+        ids = await read_data_ids(primary.path, limits.max_data_ids, cid)
+        return primary.metadata.name, list(dict.fromkeys(ids))  # unique, in order, O(n)
     finally:
         for folder in (materialized.root, layout.input_dir):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _parse_json(path: Path) -> Any:
-    """The JSON document in ``path`` (bounded in size by the download); ValueError if none."""
-    return json.loads(path.read_bytes())
-
-
-def _data_ids(manifest: Any, max_count: int) -> list[str]:
-    """Unique ``dataIDs`` strings, in order (non-strings skipped; missing or not a list →
-    empty); more than ``max_count`` entries fail the job."""
-    values = manifest.get("dataIDs") if isinstance(manifest, dict) else None
-    if not isinstance(values, list):
-        return []
-    if len(values) > max_count:
-        raise SplatterJobError(
-            f"manifest lists {len(values)} dataIDs; at most {max_count} are accepted "
-            "(SPLATTER_MAX_DATA_IDS)"
-        )
-    return list(dict.fromkeys(v for v in values if isinstance(v, str)))
 
 
 def _scan_ids(data_ids: Sequence[str]) -> list[str]:

@@ -43,6 +43,7 @@ __all__ = [
     "upload_completed",
     "upload_starting",
     "uploaded_keys",
+    "with_report",
     "workspace_prepared",
 ]
 
@@ -52,7 +53,8 @@ PYTHON_FAILED: Progress = {"pct": 35, "stage": "python", "status": "failed"}
 CANCELLED: Progress = {"stage": "cancelled", "status": "cancelled"}
 
 #: Where each pipeline stage starts and ends inside the python step (35–80 %), in stage order.
-_SPAN_EDGES = (35.0, 39.0, 41.0, 76.0, 77.0, 80.0)
+#: ``frames`` (a job) and ``sfm`` (photos and videos, ``train``) never both run.
+_SPAN_EDGES = (35.0, 37.0, 39.0, 41.0, 76.0, 77.0, 79.0, 80.0)
 #: Overall percentage span of each pipeline stage inside the python step (35–80).
 PIPELINE_SPANS: dict[str, tuple[float, float]] = dict(
     zip(STAGES, pairwise(_SPAN_EDGES), strict=True)
@@ -142,6 +144,17 @@ def final_progress(splat: str, previews: Sequence[str], video: str | None) -> Pr
         "status": "succeeded",
         **uploaded_keys(splat, previews, video),
     }
+
+
+def with_report(progress: Progress, report: str | None, metrics: dict[str, float]) -> Progress:
+    """``progress`` plus ``uploaded_report`` (when the quality report was uploaded) and the
+    held-out ``metrics`` from it (when there are any)."""
+    extra: Progress = {}
+    if report is not None:
+        extra["uploaded_report"] = report
+    if metrics:
+        extra["metrics"] = dict(metrics)
+    return {**progress, **extra}
 
 
 @dataclass

@@ -84,7 +84,7 @@ def test_pct_never_decreases_even_when_events_go_backwards() -> None:
         {"event": "stage", "stage": "frames", "status": "started"},
         train(10),
         {"event": "progress", "stage": "dataset", "pct": 99},
-        {"event": "stage", "stage": "preview", "status": "completed", "duration_s": 1.0},
+        {"event": "stage", "stage": "report", "status": "completed", "duration_s": 1.0},
     ]:
         mapped = mapper.on_event(event_from_dict(event))
         if mapped.progress:
