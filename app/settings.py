@@ -163,6 +163,9 @@ class Settings(NodeConfig, BaseSettings):
     """Largest single recording or COLMAP binary downloaded, bytes."""
     progress_min_interval_secs: float = Field(2.0, ge=0)
     """Minimum seconds between two training progress updates (each one costs a heartbeat)."""
+    splatter_snapshot_secs: float | None = Field(None, ge=0)
+    """Seconds between two live training snapshots the viewer shows (``--snapshot-every``;
+    0: none); unset = the pipeline's 10."""
     output_retention_hours: float = Field(24.0, ge=0)
     """How long a succeeded job's outputs stay viewable after its folder is removed (a copy
     under ``<SPLATTER_DATA_DIR>/outputs``); 0 keeps none."""

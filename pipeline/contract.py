@@ -27,6 +27,10 @@ Events, one JSON object per line, each with an ``event`` key:
     ``loss``, ``gaussians`` and ``eta_s`` (seconds left in the stage) (:class:`ProgressEvent`).
 ``{"event": "metrics", "stage": "train", "psnr": dB, "ssim": x, "views": n, "step": k}``
     held-out evaluation results (:class:`MetricsEvent`).
+``{"event": "snapshot", "stage": "train", "file": "live.splat", "step": s, "gaussians": n,
+"write_s": t}``
+    a live training snapshot was written to ``refined/splatter/<file>`` (at most every
+    ``--snapshot-every`` seconds) in ``write_s`` seconds (:class:`SnapshotEvent`).
 ``{"event": "warning", "stage": S, "message": text}``
     something best-effort failed (a preview), the run goes on (:class:`WarningEvent`).
 ``{"event": "done", "outputs": {file name: path}, "metrics": {...}, "warnings": [...],
@@ -80,6 +84,7 @@ __all__ = [
     "JobLayout",
     "MetricsEvent",
     "ProgressEvent",
+    "SnapshotEvent",
     "Stage",
     "StageEvent",
     "WarningEvent",
@@ -340,6 +345,19 @@ class MetricsEvent(_Event):
     step: int | None = None
 
 
+class SnapshotEvent(_Event):
+    """A live training snapshot was written: ``file`` (:data:`LIVE_SPLAT`) in
+    ``refined/splatter/`` holds ``gaussians`` Gaussians after training step ``step``; writing it
+    took ``write_s`` seconds."""
+
+    event: Literal["snapshot"] = "snapshot"
+    stage: Literal["train"] = "train"
+    file: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    step: int = Field(ge=0)
+    gaussians: int = Field(ge=0)
+    write_s: float = Field(ge=0)
+
+
 class WarningEvent(_Event):
     """Something best effort failed in ``stage``; the run goes on."""
 
@@ -376,11 +394,20 @@ class ErrorEvent(_Event):
     checkpoint_step: int | None = None
 
 
-Event: TypeAlias = StageEvent | ProgressEvent | MetricsEvent | WarningEvent | DoneEvent | ErrorEvent
+Event: TypeAlias = (
+    StageEvent
+    | ProgressEvent
+    | MetricsEvent
+    | SnapshotEvent
+    | WarningEvent
+    | DoneEvent
+    | ErrorEvent
+)
 _MODELS: dict[str, type[Event]] = {
     "stage": StageEvent,
     "progress": ProgressEvent,
     "metrics": MetricsEvent,
+    "snapshot": SnapshotEvent,
     "warning": WarningEvent,
     "done": DoneEvent,
     "error": ErrorEvent,

@@ -62,6 +62,7 @@ from pipeline.stop import GracefulStop
 from pipeline.train import TrainConfig, TrainResult, train
 from pipeline.train.nerfstudio_cli import require_tools, train_with_nerfstudio
 from pipeline.train.nerfstudio_images import write_downscaled_images
+from pipeline.train.snapshot import DEFAULT_SNAPSHOT_SECS, SnapshotWriter
 
 __all__ = [
     "RunConfig",
@@ -99,6 +100,9 @@ class RunConfig:
         sog: also write ``splat_rot.sog`` in the export step (best effort).
         resume: continue from checkpoints and recorded steps; ``False`` starts afresh.
         preview: preview settings.
+        snapshot_every_s: seconds between two live training snapshots
+            (``refined/splatter/live.splat``, :mod:`pipeline.train.snapshot`); ``None`` or 0:
+            none (the builtin trainer only).
         max_gaussians: caps the Gaussian count during densification; ``None`` keeps the
             profile's cap (20,000 on the CPU, none on gsplat).
     """
@@ -112,6 +116,7 @@ class RunConfig:
     sog: bool = True
     resume: bool = True
     preview: PreviewConfig = field(default_factory=PreviewConfig)
+    snapshot_every_s: float | None = DEFAULT_SNAPSHOT_SECS
     max_gaussians: int | None = None
 
 
@@ -353,10 +358,20 @@ def _train(
             checkpoint_dir=checkpoint_dir,
             resume=config.resume,
             should_stop=stop.should_stop,
+            snapshots=_snapshot_writer(scene, checkpoint_dir.parent, config, progress),
         )
         info.update(steps=result.steps, gaussians=len(result.splats), backend=rasterizer.name)
         info.update(resumed_from=result.resumed_from, metrics=result.metrics)
     return result
+
+
+def _snapshot_writer(
+    scene: SceneData, out_dir: Path, config: RunConfig, progress: ProgressSink
+) -> SnapshotWriter | None:
+    """The live snapshot writer (``<out_dir>/live.splat``, beside the outputs), unless off."""
+    if not config.snapshot_every_s:
+        return None
+    return SnapshotWriter(out_dir, config.snapshot_every_s, scene.frame.up, progress)
 
 
 def _report(

@@ -23,6 +23,7 @@ from pipeline.contract import (
     Event,
     MetricsEvent,
     ProgressEvent,
+    SnapshotEvent,
     StageEvent,
     WarningEvent,
     event_dict,
@@ -39,6 +40,7 @@ __all__ = [
     "inputs_materialized",
     "python_completed",
     "python_starting",
+    "snapshot_event",
     "splat_uploaded",
     "upload_completed",
     "upload_starting",
@@ -208,6 +210,8 @@ class PipelineProgressMapper:
                     {"level": "info", "stage": "python", "message": "training metrics", **fields}
                 ]
             )
+        if isinstance(event, SnapshotEvent):
+            return MappedEvent(events=[snapshot_event(event)])
         return MappedEvent()  # "done" / "error" are read from the outcome
 
     def _on_stage(self, event: StageEvent) -> MappedEvent:
@@ -246,6 +250,20 @@ class PipelineProgressMapper:
             "pipeline_stage": stage,
             **extras,
         }
+
+
+def snapshot_event(event: SnapshotEvent) -> dict[str, Any]:
+    """The job event of a live training snapshot: ``snapshot`` names the file (what
+    ``GET /jobs/{id}/events`` announces and the viewer reloads)."""
+    return {
+        "level": "info",
+        "stage": "python",
+        "message": "training snapshot",
+        "snapshot": event.file,
+        "step": event.step,
+        "gaussians": event.gaussians,
+        "write_s": round(event.write_s, 4),
+    }
 
 
 def _training_fields(event: ProgressEvent) -> dict[str, Any]:

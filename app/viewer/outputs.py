@@ -23,6 +23,7 @@ from pipeline.contract import (
     PREVIEW_TOP,
     PREVIEW_VIDEO,
     ROTATED_PLY,
+    SOG_FILE,
     SPLAT_FILE,
     SPLAT_PLY,
 )
@@ -36,6 +37,7 @@ OUTPUT_FILES: tuple[str, ...] = (
     SPLAT_FILE,
     SPLAT_PLY,
     ROTATED_PLY,
+    SOG_FILE,
     PREVIEW_VIDEO,
     PREVIEW_TOP,
     PREVIEW_ANGLE,

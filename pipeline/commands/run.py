@@ -25,6 +25,7 @@ from pipeline.preview import OrbitConfig, PreviewConfig
 from pipeline.progress import JsonLinesProgress
 from pipeline.run import RunConfig, RunResult, StageTracker, run_job
 from pipeline.stop import EXIT_TERMINATED, GracefulStop, StopRequested
+from pipeline.train.snapshot import DEFAULT_SNAPSHOT_SECS
 
 __all__ = ["add_parser", "add_training_options", "execute", "run_config"]
 
@@ -98,6 +99,21 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         help="stop growing at this many Gaussians (default: the profile's, 20000 on the CPU, "
         "no cap on gsplat)",
     )
+    parser.add_argument(
+        "--snapshot-every",
+        type=_non_negative_float,
+        default=DEFAULT_SNAPSHOT_SECS,
+        metavar="SECS",
+        help="write the live training snapshot refined/splatter/live.splat at most every SECS "
+        f"seconds (default {DEFAULT_SNAPSHOT_SECS:g}; 0: none)",
+    )
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -128,6 +144,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         sog=not args.no_sog,
         resume=not args.no_resume,
         preview=_preview_config(args),
+        snapshot_every_s=args.snapshot_every or None,
         max_gaussians=args.max_gaussians,
     )
 

@@ -50,6 +50,15 @@ def test_preview_size_and_rate_are_passed_only_with_previews(tmp_path: Path) -> 
     assert WorkerSupervisor(off).command_for(tmp_path)[4:] == ["--backend", "auto", "--no-preview"]
 
 
+def test_the_snapshot_interval_is_passed_when_set(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, pipeline_command="p", splatter_snapshot_secs=2.5)
+    assert WorkerSupervisor(settings).command_for(tmp_path)[4:] == [
+        "--backend", "auto", "--snapshot-every", "2.5",
+    ]  # fmt: skip
+    off = make_settings(tmp_path, pipeline_command="p", splatter_snapshot_secs=0)
+    assert WorkerSupervisor(off).command_for(tmp_path)[-2:] == ["--snapshot-every", "0"]
+
+
 def test_sog_off_is_passed_as_no_sog(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, pipeline_command="p", splatter_convert_to_sog=False)
     assert WorkerSupervisor(settings).command_for(tmp_path)[4:] == [
@@ -64,6 +73,16 @@ def test_the_nerfstudio_trainer_is_passed_next_to_the_backend(tmp_path: Path) ->
     ]  # fmt: skip
     with pytest.raises(ValidationError, match="'builtin' or 'nerfstudio'"):
         make_settings(tmp_path, splatter_trainer="lichtfeld")
+
+
+def test_a_capture_is_trained_with_train_and_without_the_trainer_option(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, pipeline_command="p", splatter_trainer="nerfstudio", splatter_iterations=9
+    )
+    capture, out = tmp_path / "capture" / "room.mp4", tmp_path / "out"
+    assert WorkerSupervisor(settings).command_for(out, capture) == [
+        "p", "train", str(capture), "--out", str(out), "--backend", "auto", "--steps", "9",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("size", ["640", "641x360", "8x8", "axb"])
