@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from pipeline.atomic import atomic_path, partial_path, remove_quietly
-from pipeline.preview.bounds import BoundsConfig, SceneBounds, robust_bounds
+from pipeline.preview.bounds import BoundsConfig, SceneBounds, SubjectCylinder, robust_bounds
 from pipeline.preview.camera_path import (
     OrbitConfig,
     PathCamera,
@@ -79,7 +79,9 @@ class PreviewResult:
     Attributes:
         outputs: file name → path of every preview file written.
         warnings: one line per failure (also sent as ``warning`` events).
-        bounds: the subject's box, or ``None`` if it could not be measured.
+        bounds: the subject's box measured from the Gaussians, or ``None`` when a scene
+            frame gave the region (or it could not be measured).
+        region: the cylinder the orbit and the stills frame, or ``None`` if there is none.
         frames_rendered: video frames rendered.
         render_s: seconds spent rendering (stills and frames).
         total_s: wall-clock seconds of the whole step.
@@ -88,6 +90,7 @@ class PreviewResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     bounds: SceneBounds | None = None
+    region: SubjectCylinder | None = None
     frames_rendered: int = 0
     render_s: float = 0.0
     total_s: float = 0.0
@@ -136,8 +139,9 @@ def render_preview(
     Args:
         splats: the Gaussians, in the frame the previews are framed in (nerfstudio's frame
             in a job: ``ExportResult.nerfstudio_splats``).
-        up: the scene frame in that frame (``ExportResult.nerfstudio_frame``): its up axis
-            orients the orbit and the stills; or just a ``[3]`` up vector.
+        up: the scene frame in that frame (``ExportResult.nerfstudio_frame``): the orbit and
+            the stills turn about its up axis and frame its observed region; or just a ``[3]``
+            up vector, and the region is a robust box of the Gaussians.
         rasterizer: the backend that renders (the same one as training).
         out_dir: where ``preview_top.jpg``, ``preview_angle.jpg``, ``preview.mp4`` and
             ``preview_camera_path.json`` go.
@@ -163,11 +167,10 @@ def _run(step: _Step, splats: Splats, up: ArrayLike | SceneFrame, rasterizer: Ra
     cfg = step.config
     try:
         gaussians = splats.detach().activated()
-        axis = up.up if isinstance(up, SceneFrame) else up
-        bounds = robust_bounds(gaussians.means.cpu(), gaussians.opacities.cpu(), axis, cfg.bounds)
-        step.result.bounds = bounds
-        orbit = orbit_cameras(bounds, cfg.orbit)
-        stills = still_cameras(bounds, cfg.orbit)
+        region = _region(step, gaussians.means.cpu(), gaussians.opacities.cpu(), up)
+        step.result.region = region
+        orbit = orbit_cameras(region, cfg.orbit)
+        stills = still_cameras(region, cfg.orbit)
         renderer = FrameRenderer(splats, rasterizer, cfg.background, cfg.sh_degree)
     except Exception as exc:  # best effort: any failure only costs the preview
         step.warn(f"preview skipped: cannot set up the renderer: {_describe(exc)}")
@@ -177,6 +180,17 @@ def _run(step: _Step, splats: Splats, up: ArrayLike | SceneFrame, rasterizer: Ra
         _render_stills(step, renderer, stills)
     if cfg.video:
         _render_video(step, renderer, orbit)
+
+
+def _region(
+    step: _Step, means: ArrayLike, opacities: ArrayLike, up: ArrayLike | SceneFrame
+) -> SubjectCylinder:
+    """The scene frame's observed region, else the robust box of the Gaussians."""
+    if isinstance(up, SceneFrame):
+        return SubjectCylinder.from_frame(up)
+    bounds = robust_bounds(means, opacities, up, step.config.bounds)
+    step.result.bounds = bounds
+    return bounds.cylinder()
 
 
 def _remove_stale(out_dir: Path) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.scene_frame import FrameConfig, SceneFrame, estimate_scene_frame, frame_from_model
+from pipeline.synthetic.scene import ROOM_RADIUS
 from tests.pipeline.scene_captures import (
     Capture,
     angle_deg,
@@ -163,6 +164,14 @@ def test_region_holds_the_points_most_views_see() -> None:
     assert frame.radius < 1.3 and frame.half_height < 0.3  # the table, not the clutter
 
 
+def test_a_walk_through_room_keeps_its_size() -> None:
+    """Cameras looking out in every direction converge nowhere: the region comes from the
+    points most views see, the room's walls and floor."""
+    capture = CASES[15]  # room, 200 views, nearly level
+    frame = _estimate(capture)
+    assert frame.radius > 2.0  # the room is 6 × 5 m
+
+
 def test_rule_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="pipeline.scene_frame"):
         _estimate(book_on_desk())
@@ -170,8 +179,12 @@ def test_rule_is_logged(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_frame_of_the_synthetic_job(tmp_path: Path) -> None:
+    """Cameras orbit the spheres 3 m out inside a room of radius 4.5 m: the region is what
+    they all look at (their view at the centre's distance), not the walls behind it."""
     frame = frame_from_model(make_tiny_job(tmp_path).model)
     assert angle_deg(frame.up, np.array([0.0, -1.0, 0.0])) <= 3.0  # gravity is +y there
+    assert np.linalg.norm(frame.center[[0, 2]]) < 0.1  # on the room's axis
+    assert frame.radius < 0.5 * ROOM_RADIUS
 
 
 def test_plane_needs_its_share_of_the_points() -> None:
