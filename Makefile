@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast demo bench lint format clean
+.PHONY: venv npm-deps test test-fast demo bench lint format clean
 
 venv: $(STAMP)
 
@@ -14,10 +14,24 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	$(PY) -m pip install --quiet -c constraints-cpu.txt -e '.[dev]'
 	touch $@
 
-test: $(STAMP)
+# Node.js dev tools pinned in package.json / package-lock.json (test oracles, the viewer's
+# libraries); never part of the node's runtime. Without npm the tests that need them skip.
+NPM ?= npm
+NPM_STAMP := node_modules/.installed
+
+npm-deps: $(NPM_STAMP)
+
+$(NPM_STAMP): package.json package-lock.json
+	@if command -v $(NPM) >/dev/null 2>&1; then \
+		$(NPM) ci --ignore-scripts --no-audit --no-fund && touch $@; \
+	else \
+		echo "npm not found: tests that need the Node.js oracles will be skipped"; \
+	fi
+
+test: $(STAMP) $(NPM_STAMP)
 	$(PY) -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(NPM_STAMP)
 	$(PY) -m pytest -m "not slow"
 
 demo: $(STAMP)
@@ -36,4 +50,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output bench-output
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache demo-output bench-output

@@ -63,6 +63,7 @@ class LeaseModeDoor:
         engine = replace(
             self._engine_config or EngineConfig(client_id=config.client_id),
             cancel_grace_s=settings.cancel_grace_secs + HANDLER_GRACE_SLACK_S,
+            download_rate=settings.download_rate,
         )
         self._services = services
         self._node = build_lease_node(

@@ -9,11 +9,12 @@ from fastapi import FastAPI
 
 from app import CAPABILITY, __version__
 from app.api.errors import register_exception_handlers
+from app.api.host_guard import LoopbackHostGuard
 from app.api.limits import BodySizeLimit
 from app.api.routes import health, intake, jobs
 from app.lease import LeaseModeDoor
 from app.services import LeaseDoor, start_services, stop_services
-from app.settings import Settings, get_settings
+from app.settings import Settings, get_settings, is_loopback_host
 
 __all__ = ["create_app"]
 
@@ -62,6 +63,8 @@ def create_app(
         lease_door = LeaseModeDoor()
     app.state.lease_door = lease_door
     app.add_middleware(BodySizeLimit, max_bytes=settings.splatter_max_body_bytes)
+    if is_loopback_host(settings.splatter_host):
+        app.add_middleware(LoopbackHostGuard)  # added last: runs first
     register_exception_handlers(app)
     app.include_router(health.router)
     app.include_router(intake.router)

@@ -73,7 +73,12 @@ async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = N
     metrics.watch_jobs(lambda: store.count_by_state().items())
     supervisor = WorkerSupervisor(settings)
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
-    contexts = DomainPushContexts(http, settings.client_id)
+    contexts = DomainPushContexts(
+        http,
+        settings.client_id,
+        download_rate=settings.download_rate,
+        token_wait_s=settings.token_wait_secs,
+    )
     jobs = JobService(store, supervisor, settings, metrics, context_factory=contexts, http=http)
     jobs.start()
     services = Services(settings, store, supervisor, metrics, jobs, http, lease_door, recovered)

@@ -31,7 +31,9 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import __version__
+from app.targets import AllowedHosts
 from domain_client.config import NodeConfig
+from domain_client.throughput import DownloadRateLimit
 
 __all__ = [
     "EnvBool",
@@ -105,6 +107,9 @@ class Settings(NodeConfig, BaseSettings):
     """CPU threads of the pipeline child (``--threads``); unset = the pipeline's default."""
     splatter_previews: EnvBool = True
     """Render and upload the preview images and video (best effort)."""
+    splatter_convert_to_sog: EnvBool = True
+    """Write ``splat_rot.sog`` (PlayCanvas SOG: SH kept, ~10× smaller than the PLY) and upload
+    it as ``splat_data_sog`` before the ``.splat``, best effort (off: ``--no-sog``)."""
     splatter_preview_size: str | None = None
     """Preview stills and video size ``WxH`` (``--preview-size``); unset = the pipeline's
     1280x720. Even numbers, at least 16."""
@@ -115,7 +120,17 @@ class Settings(NodeConfig, BaseSettings):
     cancel_grace_secs: float = Field(10.0, ge=0)
     """Seconds between SIGTERM and SIGKILL to the pipeline's process group."""
     shutdown_drain_secs: float = Field(0.0, ge=0)
-    """On SIGTERM, how long a running job may go on before it is cancelled."""
+    """On SIGTERM, how long a running job may go on before it is cancelled (its folder is kept
+    for a resume either way)."""
+    job_timeout_secs: float | None = Field(None, gt=0)
+    """Longest a job may run, downloads to last upload, in seconds; unset = 7200 with
+    ``SPLATTER_BACKEND=cpu``, 14400 otherwise. Past it the job fails naming the limit."""
+    min_download_bytes_per_sec: int = Field(64 * 1024, ge=0)
+    """Slowest download tolerated, averaged over ``DOWNLOAD_RATE_WINDOW_SECS`` (0: no floor)."""
+    download_rate_window_secs: float = Field(60.0, gt=0)
+    """The window of ``MIN_DOWNLOAD_BYTES_PER_SEC``, in seconds."""
+    resume_retention_hours: float = Field(24.0, ge=0)
+    """How long the folder of an interrupted job is kept for a resume (0: not kept)."""
     min_free_disk_mb: int = Field(2048, ge=0)
     """Free space TASKS_ROOT must have before a job starts, in MiB."""
     progress_min_interval_secs: float = Field(2.0, ge=0)
@@ -132,6 +147,18 @@ class Settings(NodeConfig, BaseSettings):
     """Largest request body accepted (413 above it)."""
     splatter_access_log: EnvBool = False
 
+    # --- the push door ---
+    splatter_allowed_domain_hosts: str = ""
+    """``host[:port]`` patterns (comma or space separated, ``*`` wildcards, ``[v6]`` literals)
+    that a pushed ``domain_server_url`` / ``progress_url`` may name even when they resolve to a
+    loopback, link-local or private address (:mod:`app.targets`); empty = public only."""
+    token_wait_secs: float = Field(300.0, ge=0)
+    """After a domain 401 in a push job, how long to wait for ``PUT /jobs/{id}/token``."""
+    splatter_max_queued: int = Field(32, ge=1)
+    """Queued push jobs beyond which ``POST`` answers 429 with ``Retry-After``."""
+    job_retention_days: float = Field(30.0, ge=0)
+    """Finished jobs older than this (by ``finished_at``) are deleted from the store; 0 = keep."""
+
     @classmethod
     def _fallback_version(cls) -> str:
         return __version__
@@ -146,6 +173,12 @@ class Settings(NodeConfig, BaseSettings):
         if not sizes or any(n < 16 or n % 2 for n in sizes):
             raise ValueError("must be WIDTHxHEIGHT, even numbers of at least 16 (e.g. 640x360)")
         return f"{sizes[0]}x{sizes[1]}"
+
+    @field_validator("splatter_allowed_domain_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: str) -> str:
+        AllowedHosts.parse(value)
+        return value
 
     @field_validator("pipeline_command")
     @classmethod
@@ -183,6 +216,25 @@ class Settings(NodeConfig, BaseSettings):
         if not self.lease_mode:
             raise RuntimeError("lease mode needs REG_SECRET and SECP256K1_PRIVHEX")
         return self.lease_config()
+
+    @property
+    def allowed_domain_hosts(self) -> AllowedHosts:
+        """``SPLATTER_ALLOWED_DOMAIN_HOSTS``, parsed."""
+        return AllowedHosts.parse(self.splatter_allowed_domain_hosts)
+
+    @property
+    def job_timeout_s(self) -> float:
+        """``JOB_TIMEOUT_SECS``, or the profile's default (2 h on the CPU backend, else 4 h)."""
+        if self.job_timeout_secs is not None:
+            return self.job_timeout_secs
+        return 2 * 3600.0 if self.splatter_backend == "cpu" else 4 * 3600.0
+
+    @property
+    def download_rate(self) -> DownloadRateLimit:
+        """The floor under every domain download (``MIN_DOWNLOAD_BYTES_PER_SEC`` per window)."""
+        return DownloadRateLimit(
+            float(self.min_download_bytes_per_sec), self.download_rate_window_secs
+        )
 
     @property
     def database_path(self) -> Path:

@@ -243,6 +243,29 @@ class JobStore:
         self._transition(job_key, state, finished_at=utc_now(), error=error)
         return self.get(job_key)
 
+    def claim_queued(self, job_key: str) -> bool:
+        """``queued → running`` in one transaction; False when the job is no longer queued
+        (cancelled meanwhile). The worker's only way to start a push job."""
+        return self._transition_from(job_key, "queued", "running", started_at=utc_now())
+
+    def cancel_queued(self, job_key: str, error: str) -> bool:
+        """``queued → cancelled`` in one transaction; False when the job is no longer queued
+        (a worker claimed it first). ``DELETE /jobs/{id}``'s way to stop a job before it runs."""
+        return self._transition_from(
+            job_key, "queued", "cancelled", finished_at=utc_now(), error=error
+        )
+
+    def delete_finished_before(self, cutoff: str) -> int:
+        """Deletes finished jobs (with events and artifacts) whose ``finished_at`` is before
+        ``cutoff`` (RFC 3339 UTC, as :func:`utc_now` writes it); returns how many."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled')"
+                " AND finished_at IS NOT NULL AND finished_at < ?",
+                (cutoff,),
+            )
+            return int(cursor.rowcount)
+
     def set_progress(self, job_key: str, progress: dict[str, Any]) -> None:
         """Replaces the latest progress JSON (replace semantics, like a heartbeat)."""
         with self._transaction() as db:
@@ -320,6 +343,19 @@ class JobStore:
                 f"UPDATE jobs SET state = ?, updated_at = ?, {assignments} WHERE id = ?",
                 (target, utc_now(), *columns.values(), job_key),
             )
+
+    def _transition_from(
+        self, job_key: str, current: JobState, target: JobState, **columns: str | None
+    ) -> bool:
+        assert target in _ALLOWED[current], f"{current} -> {target}"
+        assignments = "".join(f", {name} = ?" for name in columns)
+        with self._transaction() as db:
+            cursor = db.execute(
+                f"UPDATE jobs SET state = ?, updated_at = ?{assignments}"
+                " WHERE id = ? AND state = ?",
+                (target, utc_now(), *columns.values(), job_key, current),
+            )
+            return cursor.rowcount == 1
 
     def _artifacts(self, job_key: str) -> tuple[ArtifactRecord, ...]:
         rows = self._db.execute(

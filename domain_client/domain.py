@@ -56,6 +56,7 @@ from domain_client.multipart import (
 )
 from domain_client.naming import check_data_type, check_name, sanitize
 from domain_client.retry import Clock, Retrier, RetryPolicy, Sleep
+from domain_client.throughput import DownloadRateLimit, metered
 from domain_client.tokens import DomainToken
 
 __all__ = ["CLIENT_ID_HEADER", "DomainClient", "DownloadedItem", "Layout"]
@@ -126,6 +127,8 @@ class DomainClient:
         rng: jitter source of the backoff.
         sleep: waits between attempts (default ``asyncio.sleep``; tests record instead).
         clock: wall-clock seconds since the epoch, to read ``Retry-After`` HTTP-dates.
+        download_rate: the floor under every download's speed (``None``: none); a download
+            below it fails with ``DownloadTooSlowError``, not retried.
     """
 
     def __init__(
@@ -143,8 +146,10 @@ class DomainClient:
         rng: random.Random | None = None,
         sleep: Sleep | None = None,
         clock: Clock | None = None,
+        download_rate: DownloadRateLimit | None = None,
     ) -> None:
         self._http = http
+        self._download_rate = download_rate
         self.base_url = base_url
         self.domain_id = domain_id
         self.token = token
@@ -373,7 +378,8 @@ class DomainClient:
             accept="application/octet-stream",
             params={"raw": "true"},
         ) as reply:
-            written = await _stream_to_file(reply.chunks(), dest)
+            chunks = metered(reply.chunks(), self._download_rate, what)
+            written = await _stream_to_file(chunks, dest)
         if expected is not None and written != expected:
             await asyncio.to_thread(dest.unlink, missing_ok=True)
             raise ProtocolViolation(f"{what}: got {written} bytes, metadata says {expected}")
@@ -413,7 +419,8 @@ class DomainClient:
         async with self._stream(
             self._data_url(), what="multipart download", accept="multipart/form-data", params=params
         ) as reply:
-            items = await _MultipartSink(dest_dir, place).consume(reply)
+            chunks = metered(reply.chunks(), self._download_rate, "multipart download")
+            items = await _MultipartSink(dest_dir, place).consume(reply, chunks)
         if not items:
             raise NotFoundError(404)
         return items
@@ -728,10 +735,13 @@ class _MultipartSink:
         self._items: list[DownloadedItem] = []
         self._handle: BinaryIO | None = None
 
-    async def consume(self, reply: StreamReply) -> list[DownloadedItem]:
+    async def consume(
+        self, reply: StreamReply, chunks: AsyncIterator[bytes]
+    ) -> list[DownloadedItem]:
+        """Writes the parts of ``chunks`` (``reply``'s body, maybe metered) to their files."""
         reader = MultipartReader(boundary_from_content_type(reply.headers.get("content-type")))
         try:
-            async for chunk in reply.chunks():
+            async for chunk in chunks:
                 for event in reader.feed(chunk):
                     self._apply(event)
             reader.finish()

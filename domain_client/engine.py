@@ -52,6 +52,7 @@ from domain_client.receipts import (
 from domain_client.registration import Registrar
 from domain_client.retry import RetryPolicy
 from domain_client.storage import DownloadMode, TaskStorage
+from domain_client.throughput import DownloadRateLimit
 from domain_client.timestamps import utc_now
 
 __all__ = [
@@ -128,6 +129,7 @@ class EngineConfig:
         registration_poll_s: re-check interval while waiting for DDS registration.
         download_mode, strict_ids: passed to :class:`TaskStorage`.
         domain_retry: backoff of idempotent domain requests (None: the default policy).
+        download_rate: the floor under download speed (None: none).
     """
 
     client_id: str
@@ -144,6 +146,7 @@ class EngineConfig:
     download_mode: DownloadMode = "list_raw"
     strict_ids: bool = False
     domain_retry: RetryPolicy | None = None
+    download_rate: DownloadRateLimit | None = None
 
 
 def poll_backoff_s(min_ms: int, max_ms: int, rng: random.Random) -> float:
@@ -305,6 +308,7 @@ class TaskEngine:
             self._config.client_id,
             request_timeout_s=self._config.domain_request_timeout_s,
             retry=self._config.domain_retry,
+            download_rate=self._config.download_rate,
         )
         session.on_server_url = lambda new_url: setattr(domain, "base_url", new_url)
         return TaskStorage(

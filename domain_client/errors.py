@@ -19,6 +19,7 @@ never leak: they are mapped once, in ``domain_client._http``, and chained with `
     │   └── ChunkedUploadUnsupportedError  chunked-upload initiation got 404/405/501 (fall back)
     ├── ProtocolViolation             a 2xx body that breaks the protocol: bad JSON, truncated or
     │                                 malformed multipart, wrong content type, oversized body
+    ├── DownloadTooSlowError          a download stayed below the minimum rate for a whole window
     ├── InvalidInputError (ValueError)  a caller's argument is refused before any request
     │   ├── NameRuleError             a name / data type breaks a naming rule (the rule is named)
     │   └── InvalidKeyError           SECP256K1_PRIVHEX is not a 32-byte hex key (never echoed)
@@ -44,6 +45,7 @@ __all__ = [
     "ConflictError",
     "DdsError",
     "DomainClientError",
+    "DownloadTooSlowError",
     "EmptyContentError",
     "InvalidInputError",
     "InvalidKeyError",
@@ -198,6 +200,11 @@ def with_context(exc: DomainClientError, context: str) -> DomainClientError:
 
 class ProtocolViolation(DomainClientError):  # noqa: N818 (agreed public name)
     """A successful status with a body that breaks the protocol."""
+
+
+class DownloadTooSlowError(DomainClientError):
+    """A download's rate over its last window fell below the floor (never retried: a server
+    that drips would only drip again)."""
 
 
 class InvalidInputError(DomainClientError, ValueError):

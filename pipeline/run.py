@@ -9,6 +9,10 @@ Inputs (protocol §3.4): ``datasets/<scan>/Frames.mp4`` and the COLMAP model in
 A rerun resumes: frames already extracted are kept, training continues from its latest
 checkpoint (a finished run returns at once), and export and preview are skipped when
 ``run_state.json`` records them done for the same trained Gaussians and their files still exist.
+A resumed training run reports ``resumed_from`` (the steps its checkpoint held) in its
+``progress`` events and in the train stage's ``completed`` event. With a :class:`GracefulStop`,
+SIGTERM during training finishes the step, writes a checkpoint and raises
+:class:`~pipeline.stop.StopRequested` (:mod:`pipeline.stop`).
 
 Two trainers (``RunConfig.trainer``): ``builtin`` (:func:`pipeline.train.train`, the splatfacto
 recipe on the chosen rasterizer) and ``nerfstudio`` (the reference's ``ns-train`` /
@@ -35,7 +39,7 @@ from pipeline.atomic import atomic_path
 from pipeline.colmap import ColmapModel, read_model
 from pipeline.dataset import DatasetConfig, build_scene
 from pipeline.errors import InputError, PipelineError
-from pipeline.export import ExportResult, export_all
+from pipeline.export import ExportConfig, ExportResult, export_all
 from pipeline.frames import extract_frames
 from pipeline.layout import JobLayout
 from pipeline.nerfstudio import write_nerfstudio_data
@@ -45,6 +49,7 @@ from pipeline.render import BackendChoice, Rasterizer, get_rasterizer
 from pipeline.scene import SceneData
 from pipeline.scene_frame import SceneFrame, frame_from_model
 from pipeline.splats import Splats
+from pipeline.stop import GracefulStop
 from pipeline.train import TrainConfig, TrainResult, train
 from pipeline.train.nerfstudio_cli import require_tools, train_with_nerfstudio
 from pipeline.train.nerfstudio_images import write_downscaled_images
@@ -54,6 +59,7 @@ __all__ = ["RunConfig", "RunResult", "StageTracker", "TrainerChoice", "run_job"]
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "run_state.json"
+SOG_FILE = "splat_rot.sog"  # ExportConfig.rotated_sog
 REQUIRED_MODEL_FILES = ("cameras.bin", "images.bin", "points3D.bin")
 
 TrainerChoice = Literal["builtin", "nerfstudio"]
@@ -75,6 +81,7 @@ class RunConfig:
             trained on, the rest held out for evaluation); ``N``: hold out every Nth image;
             ``0``: hold out none (see :class:`~pipeline.dataset.DatasetConfig`).
         previews: render the preview stills and video.
+        sog: also write ``splat_rot.sog`` in the export step (best effort).
         resume: continue from checkpoints and recorded steps; ``False`` starts afresh.
         preview: preview settings.
     """
@@ -85,6 +92,7 @@ class RunConfig:
     seed: int = 0
     eval_every: int | None = None
     previews: bool = True
+    sog: bool = True
     resume: bool = True
     preview: PreviewConfig = field(default_factory=PreviewConfig)
 
@@ -96,7 +104,7 @@ class RunResult:
     Attributes:
         outputs: file name → path of every output written (or kept from an earlier run).
         metrics: held-out ``psnr`` (dB), ``ssim``, ``views``; plus ``gaussians``.
-        warnings: best-effort failures (previews).
+        warnings: best-effort failures (previews, the SOG).
         duration_s: wall-clock seconds.
     """
 
@@ -131,15 +139,25 @@ class StageTracker:
 
 
 def run_job(
-    job_root: Path, config: RunConfig, progress: ProgressSink, tracker: StageTracker | None = None
+    job_root: Path,
+    config: RunConfig,
+    progress: ProgressSink,
+    tracker: StageTracker | None = None,
+    stop: GracefulStop | None = None,
 ) -> RunResult:
     """Run every step on ``job_root``.
 
+    Args:
+        stop: the run's SIGTERM handler (installed by the caller); ``None``: training is
+            never asked to stop.
+
     Raises:
         PipelineError: a required step failed (bad inputs, training diverged, export failed).
+        StopRequested: ``stop`` fired (training checkpointed first).
     """
     started = time.perf_counter()
     tracker = tracker or StageTracker(progress)
+    stop = stop or GracefulStop()
     layout = JobLayout(job_root)
     _check_inputs(layout)
     rasterizer = get_rasterizer(config.backend)
@@ -150,7 +168,7 @@ def run_job(
     else:
         train_config = _train_config(rasterizer, config)
         scene = _prepare(layout, train_config, config, tracker)
-        trained = _train(scene, train_config, rasterizer, layout, config, tracker)
+        trained = _train(scene, train_config, rasterizer, layout, config, tracker, stop)
         frame = scene.frame
     fingerprint = _fingerprint(trained.splats, config.trainer)
     outputs, warnings = _export_and_preview(
@@ -242,8 +260,9 @@ def _train(
     layout: JobLayout,
     config: RunConfig,
     tracker: StageTracker,
+    stop: GracefulStop,
 ) -> TrainResult:
-    with tracker.stage("train") as info:
+    with tracker.stage("train") as info, stop.deferred():
         result = train(
             scene,
             train_config,
@@ -251,6 +270,7 @@ def _train(
             tracker.progress,
             checkpoint_dir=layout.splatter_dir / "checkpoints",
             resume=config.resume,
+            should_stop=stop.should_stop,
         )
         info.update(steps=result.steps, gaussians=len(result.splats), backend=rasterizer.name)
         info.update(resumed_from=result.resumed_from, metrics=result.metrics)
@@ -270,24 +290,27 @@ def _export_and_preview(
     """Steps 4–5; both are skipped when the state file says they are done for these Gaussians
     (the preview renders what export computes, so a preview to redo redoes the export too)."""
     exported_before = state.outputs_if_done("export", fingerprint)
+    if exported_before is not None and config.sog and SOG_FILE not in exported_before:
+        exported_before = None  # done before without the SOG it now needs
     previewed_before = state.outputs_if_done("preview", fingerprint) if config.previews else {}
     if exported_before is not None and previewed_before is not None:
         for stage in ("export", "preview"):
             tracker.skipped(stage, "already done for these Gaussians")
         return {**exported_before, **previewed_before}, []
     with tracker.stage("export") as info:
-        exported = export_all(splats, layout.splatter_dir, up=frame)
+        export_config = ExportConfig() if config.sog else ExportConfig(rotated_sog=None)
+        exported = export_all(splats, layout.splatter_dir, up=frame, config=export_config)
         info.update(gaussians=exported.count, dropped_transparent=exported.dropped_transparent)
         info.update(dropped_non_finite=exported.dropped_non_finite)
     outputs = {name: Path(path) for name, path in exported.outputs().items()}
     state.record("export", fingerprint, outputs)
     if not config.previews:
         tracker.skipped("preview", "previews disabled")
-        return outputs, []
+        return outputs, exported.warnings
     preview_outputs, warnings = _preview(exported, rasterizer, layout, config, tracker)
     if not warnings:
         state.record("preview", fingerprint, preview_outputs)
-    return {**outputs, **preview_outputs}, warnings
+    return {**outputs, **preview_outputs}, [*exported.warnings, *warnings]
 
 
 def _preview(

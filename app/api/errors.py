@@ -5,8 +5,15 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.jobs.service import DuplicateTaskError, IntakeUnavailableError, JobFinishedError
+from app.jobs.service import (
+    DuplicateTaskError,
+    IntakeUnavailableError,
+    JobFinishedError,
+    QueueFullError,
+    TokenNotAcceptedError,
+)
 from app.store import JobNotFoundError
+from app.targets import ForbiddenTargetError
 
 __all__ = ["UnauthorizedError", "register_exception_handlers"]
 
@@ -35,9 +42,21 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     return _detail(503, str(exc))
 
 
+async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
+    retry_after = exc.retry_after_s if isinstance(exc, QueueFullError) else 60
+    return _detail(429, str(exc), **{"Retry-After": str(retry_after)})
+
+
+async def _forbidden_target(request: Request, exc: Exception) -> JSONResponse:
+    return _detail(422, str(exc))
+
+
 def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UnauthorizedError, _unauthorized)
     app.add_exception_handler(JobNotFoundError, _not_found)
     app.add_exception_handler(JobFinishedError, _conflict)
     app.add_exception_handler(DuplicateTaskError, _conflict)
+    app.add_exception_handler(TokenNotAcceptedError, _conflict)
+    app.add_exception_handler(QueueFullError, _queue_full)
+    app.add_exception_handler(ForbiddenTargetError, _forbidden_target)
     app.add_exception_handler(IntakeUnavailableError, _unavailable)

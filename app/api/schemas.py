@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import CAPABILITY
-from app.jobs.envelope import PushLease
+from app.jobs.envelope import BaseUrl, PushLease
 from app.records import JobEvent, JobRecord, JobSource, JobState
 from domain_client.models import ArtifactRecord
 
@@ -47,10 +47,10 @@ class JobCreate(PushLease):
 
     model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_ENVELOPE]})
 
-    progress_url: str | None = Field(
+    progress_url: BaseUrl | None = Field(
         None,
-        pattern=r"^https?://",
-        description="Receives `POST {progress, events}` (a heartbeat body) as progress changes.",
+        description="Receives `POST {progress, events}` (a heartbeat body) as progress changes "
+        "(same URL rules as `domain_server_url`).",
     )
 
 

@@ -7,6 +7,8 @@ from app.jobs.service import (
     JobFinishedError,
     JobService,
     PushContextFactory,
+    QueueFullError,
+    TokenNotAcceptedError,
 )
 
 __all__ = [
@@ -17,4 +19,6 @@ __all__ = [
     "PushContextFactory",
     "PushLease",
     "PushTask",
+    "QueueFullError",
+    "TokenNotAcceptedError",
 ]

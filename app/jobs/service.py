@@ -1,12 +1,18 @@
 """The job service: every job the node runs, recorded; the push door's queue and worker.
 
 Push jobs (``POST /splatter/colmap/v1``) are queued in memory and run one at a time by a worker
-task that holds the supervisor's slot for the whole job. Lease jobs come from the lease engine,
+task that holds the supervisor's slot for the whole job. The store's state is the single truth
+about who owns a queued job: the worker starts it only through an atomic ``queued → running``
+(:meth:`JobStore.claim_queued`) after it holds the slot, and ``DELETE`` cancels it only through
+an atomic ``queued → cancelled``, so a cancel that lands while the job waits for the slot wins.
+At most ``SPLATTER_MAX_QUEUED`` push jobs wait; finished jobs are deleted after
+``JOB_RETENTION_DAYS``. Lease jobs come from the lease engine,
 which calls :meth:`JobService.run_leased` as its handler while holding the same slot. Both run
 :func:`app.runner.run_splatter_job` and end in exactly one of ``succeeded``, ``failed`` (reason
 ``runner failed: <message>``, at most 4096 bytes) or ``cancelled``.
 
-A push job's domain token lives only in memory: the store never sees it, so after a restart an
+A push job's domain token (a :class:`~app.jobs.push_token.PushToken`, replaceable with
+``PUT /jobs/{id}/token``) lives only in memory: the store never sees it, so after a restart an
 unfinished push job is failed with ``node restarted`` (:meth:`JobStore.recover_interrupted`).
 """
 
@@ -17,11 +23,13 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 import httpx
 
-from app.jobs.envelope import PushLease
+from app.jobs.envelope import PushLease, TokenGrant
+from app.jobs.push_token import PushToken
 from app.jobs.reporting import JobReporter, ProgressForwarder
 from app.logs import log_context
 from app.metrics import NodeMetrics
@@ -30,10 +38,11 @@ from app.records import JobEvent, JobRecord, JobState, NewJob
 from app.runner import JobCancelledError, run_splatter_job
 from app.settings import Settings
 from app.store import JobStore
+from app.targets import check_target
 from app.worker.supervisor import WorkerSupervisor
 from domain_client.delivery import ProgressReporter
 from domain_client.models import ArtifactRecord, Lease
-from domain_client.receipts import runner_failure_reason
+from domain_client.receipts import runner_failure_reason, truncate_utf8
 from domain_client.storage import TaskStorage
 
 __all__ = [
@@ -42,18 +51,28 @@ __all__ = [
     "JobFinishedError",
     "JobService",
     "PushContextFactory",
+    "QueueFullError",
+    "TokenNotAcceptedError",
 ]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TaskContextView], Awaitable[None]]
 
+RETENTION_SWEEP_SECS = 3600.0
+"""How often finished jobs past ``JOB_RETENTION_DAYS`` are deleted (also once at start)."""
+QUEUE_FULL_RETRY_AFTER_SECS = 60
+
 
 class PushContextFactory(Protocol):
     """Builds the task context of a push job (domain client + task storage for its lease)."""
 
     def __call__(
-        self, lease: PushLease, reporter: ProgressReporter, cancelled: asyncio.Event
+        self,
+        lease: PushLease,
+        reporter: ProgressReporter,
+        cancelled: asyncio.Event,
+        token: PushToken | None = None,
     ) -> TaskContextView: ...
 
 
@@ -73,6 +92,21 @@ class JobFinishedError(RuntimeError):
     """The job has already ended; it cannot be cancelled."""
 
 
+class QueueFullError(RuntimeError):
+    """``SPLATTER_MAX_QUEUED`` push jobs are already waiting; try again after ``retry_after_s``."""
+
+    def __init__(self, queued: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"{queued} push jobs are already queued (SPLATTER_MAX_QUEUED); "
+            f"retry in {retry_after_s} s"
+        )
+        self.retry_after_s = retry_after_s
+
+
+class TokenNotAcceptedError(RuntimeError):
+    """The job takes no pushed token (a lease job: DMS heartbeats rotate its token)."""
+
+
 @dataclass(frozen=True)
 class _RecordedContext:
     """A task context whose reporter also records into the store."""
@@ -84,9 +118,50 @@ class _RecordedContext:
 
 
 @dataclass(frozen=True)
-class _PendingPush:
+class _PushJob:
+    """An active (queued or running) push job's in-memory half: what the store never sees."""
+
     lease: PushLease
     progress_url: str | None
+    token: PushToken
+
+
+class _TokenWaitReporter:
+    """Tells a job's reporter (store, ``progress_url``) that it waits for a token, and when
+    it got one (the progress before the wait is restored)."""
+
+    def __init__(self, store: JobStore, job_key: str, reporter: ProgressReporter) -> None:
+        self._store = store
+        self._job_key = job_key
+        self._reporter = reporter
+        self._waiting = 0
+        self._before: dict[str, Any] = {}
+
+    def waiting(self, wait_s: float) -> None:
+        self._waiting += 1
+        if self._waiting > 1:
+            return  # a parallel request is already waiting and has said so
+        self._before = self._store.get(self._job_key).progress
+        self._reporter.set_progress(
+            {**self._before, "status": "waiting_for_token", "token_wait_s": wait_s}
+        )
+        self._reporter.log_event(
+            {
+                "level": "warn",
+                "stage": "token",
+                "message": "the domain server refused the token (401); waiting up to "
+                f"{wait_s:g} s for PUT /jobs/{self._job_key}/token",
+            }
+        )
+
+    def resumed(self) -> None:
+        self._waiting = max(0, self._waiting - 1)
+        if self._waiting:
+            return
+        self._reporter.log_event(
+            {"level": "info", "stage": "token", "message": "new domain token received"}
+        )
+        self._reporter.set_progress(self._before)
 
 
 class JobService:
@@ -109,19 +184,21 @@ class JobService:
         self._context_factory = context_factory
         self._http = http
         self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._pending: dict[str, _PendingPush] = {}
+        self._pushes: dict[str, _PushJob] = {}
         self._cancels: dict[str, Callable[[], None]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._accepting = False
 
     # --- lifecycle ---
 
     def start(self) -> None:
-        """Starts the push worker."""
+        """Starts the push worker and the retention sweep."""
         self._accepting = True
         self._worker = asyncio.create_task(self._work(), name="push-job-worker")
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="job-retention")
 
     @property
     def healthy(self) -> bool:
@@ -139,15 +216,46 @@ class JobService:
             cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self._settings.cancel_grace_secs + 10.0)
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-        for job_key in list(self._pending):
-            self._finish(job_key, "cancelled", error="node shutting down")
-        self._pending.clear()
+        for task in (self._worker, self._sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for job_key in list(self._pushes):
+            self._cancel_queued(job_key, "node shutting down")
+        self._pushes.clear()
+
+    def sweep_finished(self, now: datetime | None = None) -> int:
+        """Deletes jobs finished more than ``JOB_RETENTION_DAYS`` ago; returns how many."""
+        days = self._settings.job_retention_days
+        if days <= 0:
+            return 0
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+        text = cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        deleted = self.store.delete_finished_before(text)
+        if deleted:
+            log.info("deleted finished jobs past retention", extra={"count": deleted})
+        return deleted
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                self.sweep_finished()
+            except Exception:
+                log.exception("job retention sweep failed")
+            await asyncio.sleep(RETENTION_SWEEP_SECS)
 
     # --- the push door ---
+
+    async def accept(self, lease: PushLease, progress_url: str | None = None) -> JobRecord:
+        """Checks where the job would send its token (:mod:`app.targets`), then queues it.
+
+        Raises:
+            ForbiddenTargetError: a URL names a non-public address that is not allowed.
+            and whatever :meth:`submit` raises.
+        """
+        await self._check_targets(lease, progress_url)
+        return self.submit(lease, progress_url)
 
     def submit(self, lease: PushLease, progress_url: str | None = None) -> JobRecord:
         """Queues a push job; returns its record (state ``queued``).
@@ -155,6 +263,7 @@ class JobService:
         Raises:
             IntakeUnavailableError: the node is shutting down.
             DuplicateTaskError: a job for the same task id is queued or running.
+            QueueFullError: ``SPLATTER_MAX_QUEUED`` push jobs are already queued.
         """
         if not self._accepting:
             raise IntakeUnavailableError("the node is shutting down")
@@ -162,6 +271,9 @@ class JobService:
         active = self.store.active_for_task(task_id)
         if active is not None:
             raise DuplicateTaskError(task_id, active)
+        queued = sum(1 for key in self._pushes if self.store.get(key).state == "queued")
+        if queued >= self._settings.splatter_max_queued:
+            raise QueueFullError(queued, QUEUE_FULL_RETRY_AFTER_SECS)
         record = self.store.create(
             NewJob(
                 source="push",
@@ -172,7 +284,8 @@ class JobService:
                 progress_url=progress_url,
             )
         )
-        self._pending[record.id] = _PendingPush(lease, progress_url)
+        token = PushToken(lease.access_token, lease.access_token_expires_at)
+        self._pushes[record.id] = _PushJob(lease, progress_url, token)
         self._queue.put_nowait(record.id)
         log.info("push job queued", extra={"job": record.id, "task_id": task_id})
         return record
@@ -187,15 +300,36 @@ class JobService:
         record = self.store.get(job_key)
         if not record.active:
             raise JobFinishedError(f"job {job_key} has already {record.state}")
-        if job_key in self._pending:
-            self._pending.pop(job_key)
-            return self._finish(job_key, "cancelled", error="cancelled before it started")
+        if self._cancel_queued(job_key, "cancelled before it started"):
+            return self.store.get(job_key)
         cancel = self._cancels.get(job_key)
         if cancel is not None:
             cancel()
             self.store.add_event(
                 job_key, {"level": "warn", "stage": "cancelled", "message": "cancel requested"}
             )
+        return self.store.get(job_key)
+
+    def replace_token(self, job_key: str, grant: TokenGrant) -> JobRecord:
+        """Hands a queued or running push job a fresh domain token (wakes a 401 wait).
+
+        Raises:
+            JobNotFoundError: no such job.
+            JobFinishedError: the job has already ended.
+            TokenNotAcceptedError: a lease job (DMS heartbeats rotate its token).
+        """
+        record = self.store.get(job_key)
+        push = self._pushes.get(job_key)
+        if not record.active:
+            raise JobFinishedError(f"job {job_key} has already {record.state}")
+        if push is None:
+            raise TokenNotAcceptedError(
+                f"job {job_key} is a {record.source} job; only push jobs take a pushed token"
+            )
+        push.token.replace(grant.access_token, grant.access_token_expires_at)
+        self.store.add_event(
+            job_key, {"level": "info", "stage": "token", "message": "domain token replaced"}
+        )
         return self.store.get(job_key)
 
     # --- the lease door ---
@@ -221,6 +355,7 @@ class JobService:
         )
         reporter = JobReporter(self.store, record.id, [ctx.reporter])
         recorded = _RecordedContext(ctx.lease, ctx.storage, reporter, ctx.cancelled)
+        self.store.mark_running(record.id)
         await self._execute(record.id, recorded, reraise=True, cancel=cancel)
 
     # --- reading ---
@@ -243,27 +378,56 @@ class JobService:
         while True:
             job_key = await self._queue.get()
             if not self._accepting:
-                continue  # shutting down: stop() records what is still pending
-            pending = self._pending.pop(job_key, None)
-            if pending is None:
+                continue  # shutting down: stop() records what is still queued
+            push = self._pushes.get(job_key)
+            if push is None:
                 continue  # cancelled while queued
             async with self._supervisor.slot:
-                await self._run_push(job_key, pending)
+                try:
+                    if self.store.claim_queued(job_key):
+                        await self._run_push(job_key, push)
+                finally:
+                    # not claimed: DELETE cancelled it while it waited for the slot
+                    self._pushes.pop(job_key, None)
 
-    async def _run_push(self, job_key: str, pending: _PendingPush) -> None:
+    def _cancel_queued(self, job_key: str, reason: str) -> bool:
+        if not self.store.cancel_queued(job_key, reason):
+            return False
+        self._pushes.pop(job_key, None)
+        self._metrics.job_finished("cancelled")
+        log.info("job finished", extra={"job": job_key, "state": "cancelled", "error": reason})
+        return True
+
+    async def _run_push(self, job_key: str, push: _PushJob) -> None:
         cancel = asyncio.Event()
-        forwarder = self._forwarder(pending.progress_url)
+        self._cancels[job_key] = cancel.set
+        self._idle.clear()
+        forwarder = self._forwarder(push.progress_url)
         reporter = JobReporter(self.store, job_key, [] if forwarder is None else [forwarder])
+        push.token.listener = _TokenWaitReporter(self.store, job_key, reporter)
         try:
-            ctx = self._context_factory(pending.lease, reporter, cancel)
+            await self._check_targets(push.lease, push.progress_url)  # DNS may have moved
+            ctx = self._context_factory(push.lease, reporter, cancel, push.token)
         except Exception as exc:
             log.exception("push job setup failed", extra={"job": job_key})
-            self._finish(job_key, "failed", error=f"node_setup_failed: {exc}")
+            self._finish(job_key, "failed", error=truncate_utf8(f"node_setup_failed: {exc}"))
         else:
             await self._execute(job_key, ctx, reraise=False, cancel=cancel.set)
         finally:
+            self._forget_cancel(job_key)
             if forwarder is not None:
                 await forwarder.close()
+
+    async def _check_targets(self, lease: PushLease, progress_url: str | None) -> None:
+        allowed = self._settings.allowed_domain_hosts
+        await check_target("domain_server_url", lease.domain_server_url, allowed)
+        if progress_url is not None:
+            await check_target("progress_url", progress_url, allowed)
+
+    def _forget_cancel(self, job_key: str) -> None:
+        self._cancels.pop(job_key, None)
+        if not self._cancels:
+            self._idle.set()
 
     async def _execute(
         self,
@@ -275,7 +439,6 @@ class JobService:
     ) -> None:
         self._cancels[job_key] = cancel or ctx.cancelled.set
         self._idle.clear()
-        self.store.mark_running(job_key)
         handler: Handler = self._handler
         try:
             with log_context(job=job_key, task_id=ctx.lease.task.id):
@@ -293,9 +456,7 @@ class JobService:
         else:
             self._finish(job_key, "succeeded", artifacts=ctx.storage.artifacts())
         finally:
-            self._cancels.pop(job_key, None)
-            if not self._cancels:
-                self._idle.set()
+            self._forget_cancel(job_key)
 
     async def _handler(self, ctx: TaskContextView) -> None:
         await run_splatter_job(
@@ -306,8 +467,14 @@ class JobService:
         artifacts = ctx.storage.artifacts()
         if isinstance(exc, JobCancelledError) or ctx.cancelled.is_set():
             self._finish(job_key, "cancelled", error=str(exc), artifacts=artifacts)
+            return
+        token = ctx.storage.domain.token
+        if isinstance(token, PushToken) and token.gave_up is not None:
+            # the runner's message names the step that failed; the cause is the token
+            reason = truncate_utf8(f"runner failed: {token.gave_up}")
         else:
-            self._finish(job_key, "failed", error=runner_failure_reason(exc), artifacts=artifacts)
+            reason = runner_failure_reason(exc)
+        self._finish(job_key, "failed", error=reason, artifacts=artifacts)
 
     def _finish(
         self,

@@ -10,7 +10,9 @@ fails with the reference's message (``no input cid provided; ...``, ``materializ
 a warning event, as V4 has it (§5 #16): none is downloaded and the pipeline child fails on the
 missing model. Every domain call goes through ``ctx.storage``, which reads the
 current domain token per request; the cancel flag is checked before each step and interrupts
-a download in flight.
+a download in flight. A download slower than the node's floor (``MIN_DOWNLOAD_BYTES_PER_SEC``)
+fails the job naming the item and the rate. A file already in place (a resumed job: downloads
+are renamed into place only once complete) is not downloaded again.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from app.runner.naming import (
 )
 from app.runner.progress import InputCounts
 from app.runner.workspace import JobLayout
+from domain_client.errors import DownloadTooSlowError
 from domain_client.models import DataMetadata
 
 __all__ = ["ResolvedInputs", "check_cancelled", "resolve_inputs", "until_cancelled"]
@@ -135,6 +138,8 @@ async def _read_manifest(
         )
     except JobCancelledError:
         raise
+    except DownloadTooSlowError as exc:
+        raise SplatterJobError(f"materialize cid {cid}: {exc}") from exc
     except Exception as exc:
         log.warning("input materialization failed", extra={"cid": cid, "error": str(exc)})
         raise SplatterJobError(f"materialize cid {cid}") from exc
@@ -276,7 +281,14 @@ class _Fetcher:
             return None
 
     async def _download(self, item: DataMetadata, target: Path, stage: str) -> bool:
-        """Streams one item to ``target``; False (logged, partial file removed) on failure."""
+        """Streams one item to ``target``; False (logged, partial file removed) on failure.
+
+        Raises:
+            SplatterJobError: the download was slower than the floor (the job fails).
+        """
+        if _already_downloaded(target):
+            log.info("already downloaded", extra={"item_name": item.name, "dest": str(target)})
+            return True
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             written = await until_cancelled(
@@ -284,6 +296,9 @@ class _Fetcher:
             )
         except JobCancelledError:
             raise
+        except DownloadTooSlowError as exc:
+            _discard(target)
+            raise SplatterJobError(f"{item.name or item.id}: {exc}") from exc
         except Exception as exc:
             log.warning(
                 "download failed",
@@ -296,6 +311,11 @@ class _Fetcher:
             "downloaded", extra={"item_name": item.name, "bytes": written, "dest": str(target)}
         )
         return True
+
+
+def _already_downloaded(target: Path) -> bool:
+    """A resumed job's file: downloads are renamed into place only once complete."""
+    return target.is_file()
 
 
 def _discard(partial: Path) -> None:

@@ -4,11 +4,13 @@ The same coroutine serves the lease engine (as its handler) and the push door. I
 normally on success (the caller sends ``complete`` with ``ctx.storage.artifacts()``), raises
 :class:`SplatterJobError` on failure (reason ``runner failed: <str(error)>``) and
 :class:`JobCancelledError` when the cancel flag stopped it. It does not take the worker slot: the
-caller holds :attr:`WorkerSupervisor.slot` for the whole job.
+caller holds :attr:`WorkerSupervisor.slot` for the whole job. A job that outlasts
+``JOB_TIMEOUT_SECS`` is stopped (its child killed) and fails ``job timed out after N s``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -53,7 +55,7 @@ async def run_splatter_job(
     layout = JobLayout.for_task(settings.tasks_root, str(ctx.lease.task.id))
     started = time.monotonic()
     try:
-        await _run(ctx, settings, layout, supervisor, metrics)
+        await _run_within_limit(ctx, settings, layout, supervisor, metrics)
     except JobCancelledError as exc:
         _report_cancelled(ctx, exc)
         raise
@@ -72,6 +74,27 @@ async def run_splatter_job(
     finally:
         remove_job_root(layout.root, settings.disable_tasks_cleanup)
         metrics.observe_stage("job", time.monotonic() - started)
+
+
+async def _run_within_limit(
+    ctx: TaskContextView,
+    settings: Settings,
+    layout: JobLayout,
+    supervisor: WorkerSupervisor,
+    metrics: NodeMetrics,
+) -> None:
+    """:func:`_run` bounded by ``JOB_TIMEOUT_SECS`` (the profile's default when unset)."""
+    limit_s = settings.job_timeout_s
+    deadline = asyncio.timeout(limit_s)
+    try:
+        async with deadline:
+            await _run(ctx, settings, layout, supervisor, metrics)
+    except TimeoutError as exc:
+        if not deadline.expired():
+            raise
+        raise SplatterJobError(
+            f"job timed out after {limit_s:g} s (JOB_TIMEOUT_SECS); the pipeline was stopped"
+        ) from exc
 
 
 async def _run(
@@ -100,7 +123,7 @@ async def _run(
     )
 
     started = time.monotonic()
-    uploads = await upload_outputs(ctx, layout, inputs.suffix)
+    uploads = await upload_outputs(ctx, layout, inputs.suffix, settings.splatter_convert_to_sog)
     metrics.add_uploaded(uploads.bytes_uploaded)
     metrics.observe_stage("upload", time.monotonic() - started)
     ctx.reporter.set_progress(

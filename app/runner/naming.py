@@ -12,6 +12,7 @@ import uuid
 __all__ = [
     "COLMAP_BINARIES",
     "PREVIEW_OUTPUTS",
+    "SOG_OUTPUT",
     "SPLAT_DATA_TYPE",
     "artifact_name",
     "derive_scan_id",
@@ -36,6 +37,9 @@ PREVIEW_OUTPUTS: tuple[tuple[str, str, str], ...] = (
     ("preview_angle.jpg", "splat_preview_angle", "refined_splat_preview_angle"),
     ("preview.mp4", "splat_preview_video", "refined_splat_preview_video"),
 )
+#: (file under refined/splatter/, data type, name base) of the SOG (V2), uploaded best effort
+#: before the .splat.
+SOG_OUTPUT: tuple[str, str, str] = ("splat_rot.sog", "splat_data_sog", "refined_splat_sog")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MANIFEST_PREFIX = "refined_manifest"
 _RECORDING_PREFIX = "dmt_recording_"

@@ -47,7 +47,7 @@ PIPELINE_SPANS: dict[str, tuple[float, float]] = {
     "export": (76.0, 77.0),
     "preview": (77.0, 80.0),
 }
-_TRAINING_KEYS = ("step", "total", "loss", "gaussians", "eta_s")
+_TRAINING_KEYS = ("step", "total", "loss", "gaussians", "eta_s", "resumed_from")
 
 
 @dataclass

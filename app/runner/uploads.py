@@ -1,9 +1,13 @@
-"""Output uploads of the splatter runner (protocol §3.6, variant V1 with previews).
+"""Output uploads of the splatter runner (protocol §3.6, variants V1 with previews and V2 SOG).
 
-``refined/splatter/splat_rot.splat`` → ``refined_splat<suffix>`` / ``splat_data`` is required: a
-failure fails the job (``upload <path> as <name>``). Then, best effort, ``preview_top.jpg``,
-``preview_angle.jpg`` and ``preview.mp4`` as ``refined_splat_preview_{top,angle,video}<suffix>``
-/ ``splat_preview_{top,angle,video}``: a missing file or failed upload is logged and skipped.
+First, best effort and only when enabled (``SPLATTER_CONVERT_TO_SOG``),
+``refined/splatter/splat_rot.sog`` → ``refined_splat_sog<suffix>`` / ``splat_data_sog`` (V2
+uploads it before the ``.splat``). Then ``refined/splatter/splat_rot.splat`` →
+``refined_splat<suffix>`` / ``splat_data`` is required: a failure fails the job (``upload
+<path> as <name>``). Then, best effort, ``preview_top.jpg``, ``preview_angle.jpg`` and
+``preview.mp4`` as ``refined_splat_preview_{top,angle,video}<suffix>`` /
+``splat_preview_{top,angle,video}``. A best-effort file that is missing or fails to upload is
+logged (a ``warn`` event for a failure) and skipped.
 Every upload is an upsert by name and data type (``TaskStorage.put_domain_artifact``, rel path =
 name) of a file path, which the storage streams (chunked upload) instead of reading it whole.
 """
@@ -18,7 +22,7 @@ from app.ports import TaskContextView
 from app.runner import progress
 from app.runner.errors import JobCancelledError, SplatterJobError
 from app.runner.inputs import check_cancelled
-from app.runner.naming import PREVIEW_OUTPUTS, SPLAT_DATA_TYPE, artifact_name
+from app.runner.naming import PREVIEW_OUTPUTS, SOG_OUTPUT, SPLAT_DATA_TYPE, artifact_name
 from app.runner.workspace import JobLayout
 
 __all__ = ["UploadSummary", "upload_outputs"]
@@ -31,27 +35,32 @@ class UploadSummary:
     """Names uploaded and the bytes they weigh."""
 
     splat: str
+    sog: str | None = None
     previews: list[str] = field(default_factory=list)
     video: str | None = None
     bytes_uploaded: int = 0
 
 
 async def upload_outputs(
-    ctx: TaskContextView, layout: JobLayout, suffix: str | None
+    ctx: TaskContextView, layout: JobLayout, suffix: str | None, sog: bool = True
 ) -> UploadSummary:
-    """Uploads the splat (required) and the previews (best effort), reporting 90–95 %."""
+    """Uploads the SOG (best effort, when ``sog``), the splat (required) and the previews (best
+    effort), reporting 90–95 %."""
     check_cancelled(ctx, "before upload")
     splat_path = layout.splat_file
     if not splat_path.is_file():
         raise SplatterJobError(f"expected output missing: {splat_path}")
     name = artifact_name("refined_splat", suffix)
     ctx.reporter.set_progress(progress.upload_starting(name))
+    sog_name, sog_bytes = await _upload_sog(ctx, layout, suffix) if sog else (None, 0)
     try:
         await ctx.storage.put_domain_artifact(name, name, SPLAT_DATA_TYPE, splat_path)
     except Exception as exc:
         log.warning("splat upload failed", extra={"artifact": name, "error": str(exc)})
         raise SplatterJobError(f"upload {splat_path} as {name}") from exc
-    summary = UploadSummary(splat=name, bytes_uploaded=splat_path.stat().st_size)
+    summary = UploadSummary(
+        splat=name, sog=sog_name, bytes_uploaded=splat_path.stat().st_size + sog_bytes
+    )
     ctx.reporter.set_progress(progress.splat_uploaded(name, splat_path))
     # protocol §3.7: the reference's event for the required output is "output uploaded"
     ctx.reporter.log_event(
@@ -69,6 +78,21 @@ async def upload_outputs(
         }
     )
     return summary
+
+
+async def _upload_sog(
+    ctx: TaskContextView, layout: JobLayout, suffix: str | None
+) -> tuple[str | None, int]:
+    """The SOG, best effort: ``(name, bytes)`` when uploaded, ``(None, 0)`` otherwise."""
+    file_name, data_type, base = SOG_OUTPUT
+    path, name = layout.splatter_dir / file_name, artifact_name(base, suffix)
+    if not await _upload_one(ctx, path, name, data_type):
+        return None, 0
+    ctx.reporter.log_event(
+        {"level": "info", "stage": "upload", "message": "SOG compressed splat uploaded",
+         "uploaded": name}
+    )  # fmt: skip
+    return name, path.stat().st_size
 
 
 async def _upload_previews(
@@ -90,7 +114,7 @@ async def _upload_one(ctx: TaskContextView, path: Path, name: str, data_type: st
     """One best-effort upload; False when the file is absent or the upload failed."""
     check_cancelled(ctx, "before upload")
     if not _is_file(path):
-        log.warning("preview not found; skipping upload", extra={"file": path.name})
+        log.warning("optional output not found; skipping upload", extra={"file": path.name})
         return False
     try:
         await ctx.storage.put_domain_artifact(name, name, data_type, path)
@@ -98,20 +122,25 @@ async def _upload_one(ctx: TaskContextView, path: Path, name: str, data_type: st
         raise
     except Exception as exc:
         log.warning(
-            "preview upload failed; continuing",
+            "optional upload failed; continuing",
             extra={"artifact": name, "data_type": data_type, "error": str(exc)},
         )
         ctx.reporter.log_event(
             {
                 "level": "warn",
                 "stage": "upload",
-                "message": f"preview upload failed: {exc}",
+                "message": f"{_kind(data_type)} upload failed: {exc}",
                 "artifact": name,
             }
         )
         return False
-    log.info("preview uploaded", extra={"artifact": name, "data_type": data_type})
+    log.info("optional output uploaded", extra={"artifact": name, "data_type": data_type})
     return True
+
+
+def _kind(data_type: str) -> str:
+    """``preview`` or ``SOG``: how the warning event names a failed best-effort upload."""
+    return "SOG" if data_type == SOG_OUTPUT[1] else "preview"
 
 
 def _is_file(path: Path) -> bool:

@@ -1,9 +1,18 @@
-"""``python -m pipeline convert IN.ply OUT.splat [--rotate]``: any 3DGS PLY → ``.splat``.
+"""``python -m pipeline convert IN OUT [--rotate]``: convert between splat file formats.
 
-Reads PLYs from this project or other trainers (see :func:`pipeline.export.ply.read_ply`) and
-writes ply2splat's exact bytes. ``--rotate`` first applies the reference's ``rotate_ply.py``
-rotation (nerfstudio frame → output frame), so ``convert splat.ply out.splat --rotate`` gives
-what the reference published as ``splat_rot.splat``.
+The format of each file comes from its extension: ``.ply`` (3DGS PLY, ASCII or binary, from
+this project or another trainer), ``.splat`` (antimatter15; ply2splat's exact bytes), ``.sog``
+(PlayCanvas SOG v2) and ``.spz`` (Niantic SPZ v2). Any of them converts to any other. ``.splat``
+keeps only the DC colour, so a ``.splat`` input gives SH degree 0 (the command says so) and a
+``.splat`` output drops SH bands 1–3.
+
+``--rotate`` first applies the reference's ``rotate_ply.py`` rotation (nerfstudio frame →
+output frame; SH bands are rotated along when the output keeps them), so
+``convert splat.ply out.splat --rotate`` gives what the reference published as
+``splat_rot.splat``.
+
+This module imports only what the two formats need: PLY → ``.splat`` loads numpy and the cached
+numba encoder, never torch (``--rotate`` does load it).
 """
 
 from __future__ import annotations
@@ -12,23 +21,18 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError
-from pipeline.export.ply import read_ply
-from pipeline.export.rotate import NERFSTUDIO_TO_OUTPUT, rotate_splats
-from pipeline.export.splat_format import write_splat
-
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "convert",
-        help="convert a 3DGS PLY to the .splat format",
+        help="convert splats between .ply, .splat, .sog and .spz (by extension)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("input", type=Path, help="3DGS PLY file (ASCII or binary)")
-    parser.add_argument("output", type=Path, help=".splat file to write")
+    parser.add_argument("input", type=Path, help="splat file to read (.ply, .splat, .sog, .spz)")
+    parser.add_argument("output", type=Path, help="file to write; its extension picks the format")
     parser.add_argument(
         "--rotate",
         action="store_true",
@@ -38,13 +42,30 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    splats = read_ply(args.input, dc_only=True).splats
+    from pipeline.errors import PipelineError
+    from pipeline.formats.registry import format_for, read_splats, write_splats
+
+    source, target = format_for(args.input), format_for(args.output)
+    splats = read_splats(args.input, dc_only=target.max_sh_degree == 0)
+    if source.max_sh_degree == 0 and target.max_sh_degree > 0:
+        print(
+            f"note: {args.input}: the {source.name} format stores no spherical harmonics, so "
+            f"{args.output} gets the DC colour only (SH degree 0)"
+        )
     if args.rotate:
-        # .splat keeps only the DC colour, so there are no SH bands to rotate.
-        splats = rotate_splats(splats, NERFSTUDIO_TO_OUTPUT, rotate_sh_bands=False)
+        splats = _rotated(splats, rotate_sh=target.max_sh_degree > 0)
     try:
-        count = write_splat(args.output, splats)
+        count = write_splats(args.output, splats, source=args.input)
     except OSError as exc:
         raise PipelineError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
     print(f"wrote {count} Gaussians to {args.output}")
     return 0
+
+
+def _rotated(splats: Any, rotate_sh: bool) -> Any:
+    """``splats`` in the reference's output frame (loads torch for the SH rotation)."""
+    from pipeline.export.rotate import NERFSTUDIO_TO_OUTPUT, rotate_splats
+    from pipeline.formats.arrays import SplatArrays
+
+    turned = rotate_splats(splats.to_splats(), NERFSTUDIO_TO_OUTPUT, rotate_sh_bands=rotate_sh)
+    return SplatArrays.from_splats(turned)

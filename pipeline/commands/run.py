@@ -3,17 +3,16 @@
 stdout carries only the JSON-lines events of :mod:`pipeline.progress` (anything else a library
 prints is diverted to stderr); logs go to stderr. Exit codes: 0 success, 1 failure (the last
 event is ``error`` and ``error: <reason>`` is the last stderr line), 2 bad arguments,
-143 terminated by SIGTERM.
+143 terminated by SIGTERM (during training after writing a checkpoint of the step in hand:
+:mod:`pipeline.stop`; the ``error`` event then carries ``checkpoint_step``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import torch
@@ -23,16 +22,11 @@ from pipeline.errors import PipelineError
 from pipeline.preview import OrbitConfig, PreviewConfig
 from pipeline.progress import JsonLinesProgress
 from pipeline.run import RunConfig, RunResult, StageTracker, run_job
+from pipeline.stop import EXIT_TERMINATED, GracefulStop, StopRequested
 
 __all__ = ["add_parser"]
 
 logger = logging.getLogger(__name__)
-
-EXIT_TERMINATED = 128 + signal.SIGTERM
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: unwind (``finally`` blocks remove partial files) and exit 143."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -80,6 +74,11 @@ def add_parser(subparsers: Any) -> None:
         default=orbit.fps,
         help="preview frame rate; the orbit lasts 5 s (default 30)",
     )
+    parser.add_argument(
+        "--no-sog",
+        action="store_true",
+        help="do not write splat_rot.sog (PlayCanvas SOG, best effort) in the export step",
+    )
     parser.add_argument("--no-resume", action="store_true", help="ignore earlier progress")
     parser.set_defaults(func=run_command)
 
@@ -101,6 +100,7 @@ def run_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         eval_every=args.eval_every,
         previews=not args.no_preview,
+        sog=not args.no_sog,
         resume=not args.no_resume,
         preview=_preview_config(args),
     )
@@ -108,11 +108,10 @@ def run_command(args: argparse.Namespace) -> int:
     sys.stdout = sys.stderr  # keep stray prints out of the event stream
     progress = JsonLinesProgress(events)
     tracker = StageTracker(progress)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return _run(args.job_root, config, progress, tracker)
+        with GracefulStop().installed() as stop:
+            return _run(args.job_root, config, progress, tracker, stop)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         sys.stdout = events
 
 
@@ -126,15 +125,20 @@ def _preview_config(args: argparse.Namespace) -> PreviewConfig:
 
 
 def _run(
-    job_root: Path, config: RunConfig, progress: JsonLinesProgress, tracker: StageTracker
+    job_root: Path,
+    config: RunConfig,
+    progress: JsonLinesProgress,
+    tracker: StageTracker,
+    stop: GracefulStop,
 ) -> int:
     try:
-        result = run_job(job_root, config, progress, tracker)
+        result = run_job(job_root, config, progress, tracker, stop)
     except PipelineError as exc:
         progress.emit({"event": "error", "stage": tracker.current, "message": str(exc)})
         raise
-    except Terminated:
-        return _fail(progress, tracker, "terminated by SIGTERM", EXIT_TERMINATED)
+    except StopRequested as exc:
+        saved = {} if exc.checkpoint_step is None else {"checkpoint_step": exc.checkpoint_step}
+        return _fail(progress, tracker, str(exc), EXIT_TERMINATED, **saved)
     except Exception as exc:  # a bug, not bad input: keep the traceback in the log
         logger.exception("pipeline run failed")
         return _fail(progress, tracker, f"internal error: {type(exc).__name__}: {exc}", 1)
@@ -142,8 +146,10 @@ def _run(
     return 0
 
 
-def _fail(progress: JsonLinesProgress, tracker: StageTracker, message: str, code: int) -> int:
-    progress.emit({"event": "error", "stage": tracker.current, "message": message})
+def _fail(
+    progress: JsonLinesProgress, tracker: StageTracker, message: str, code: int, **extra: Any
+) -> int:
+    progress.emit({"event": "error", "stage": tracker.current, "message": message, **extra})
     print(f"error: {message}", file=sys.stderr)
     return code
 
@@ -156,7 +162,3 @@ def _done_event(result: RunResult) -> dict[str, Any]:
         "warnings": result.warnings,
         "duration_s": round(result.duration_s, 3),
     }
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated

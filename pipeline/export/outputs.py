@@ -1,4 +1,5 @@
-"""Step 4 of the pipeline: trained splats → ``splat.ply``, ``splat_rot.ply``, ``splat_rot.splat``.
+"""Step 4 of the pipeline: trained splats → ``splat.ply``, ``splat_rot.ply``, ``splat_rot.splat``
+and (best effort) ``splat_rot.sog``.
 
 The trainer works in the COLMAP frame; the files are written in the reference's frames (see
 :mod:`pipeline.export.rotate`): ``splat.ply`` in nerfstudio's frame (where the reference's
@@ -10,7 +11,8 @@ so view-dependent colour stays right in every file.
 from __future__ import annotations
 
 import importlib.metadata
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +28,13 @@ from pipeline.export.rotate import (
     rotate_splats,
 )
 from pipeline.export.splat_format import write_splat
+from pipeline.formats.arrays import SplatArrays
 from pipeline.scene_frame import SceneFrame
 from pipeline.splats import Splats
 
 __all__ = ["ExportConfig", "ExportResult", "export_all", "filter_for_export"]
+
+logger = logging.getLogger(__name__)
 
 # logit(1/255): ns-export drops Gaussians that can never reach one 8-bit step of opacity.
 MIN_LOGIT_OPACITY = -5.5373
@@ -47,6 +52,8 @@ class ExportConfig:
         splat_ply: file name of the nerfstudio-frame PLY.
         rotated_ply: file name of the output-frame PLY.
         rotated_splat: file name of the output-frame ``.splat`` (the required artifact).
+        rotated_sog: file name of the output-frame SOG (PlayCanvas v2, SH kept), written best
+            effort after the ``.splat``; ``None`` writes none.
     """
 
     min_logit_opacity: float | None = MIN_LOGIT_OPACITY
@@ -54,6 +61,7 @@ class ExportConfig:
     splat_ply: str = "splat.ply"
     rotated_ply: str = "splat_rot.ply"
     rotated_splat: str = "splat_rot.splat"
+    rotated_sog: str | None = "splat_rot.sog"
 
 
 @dataclass
@@ -71,6 +79,9 @@ class ExportResult:
             renders, so that it needs no second load).
         nerfstudio_up: ``[3]`` unit up vector in nerfstudio's frame.
         nerfstudio_frame: the scene frame in nerfstudio's frame, when one was given.
+        rotated_sog: path of ``splat_rot.sog`` (output frame); ``None`` when none was asked
+            for or its compression failed.
+        warnings: best-effort failures (the SOG), one line each.
     """
 
     splat_ply: Path
@@ -82,10 +93,13 @@ class ExportResult:
     nerfstudio_splats: Splats
     nerfstudio_up: NDArray[np.float64]
     nerfstudio_frame: SceneFrame | None = None
+    rotated_sog: Path | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def outputs(self) -> dict[str, str]:
         """File name → path, for the ``done`` progress event."""
-        return {p.name: str(p) for p in (self.splat_ply, self.rotated_ply, self.rotated_splat)}
+        files = [self.splat_ply, self.rotated_ply, self.rotated_splat, self.rotated_sog]
+        return {p.name: str(p) for p in files if p is not None}
 
 
 def filter_for_export(
@@ -111,7 +125,7 @@ def export_all(
     up: ArrayLike | SceneFrame,
     config: ExportConfig | None = None,
 ) -> ExportResult:
-    """Write the three export files for trained splats.
+    """Write the export files for trained splats (the SOG best effort).
 
     Args:
         splats: trained Gaussians in the COLMAP frame (any device, any float dtype).
@@ -153,7 +167,23 @@ def export_all(
     out_comments = _comments("output (Rz(-90 deg) * COLMAP)", out_frame)
     write_ply(result.rotated_ply, out_splats, out_up, out_comments)
     write_splat(result.rotated_splat, out_splats)
+    if cfg.rotated_sog is not None:
+        _write_sog_best_effort(out_dir / cfg.rotated_sog, out_splats, result)
     return result
+
+
+def _write_sog_best_effort(path: Path, splats: Splats, result: ExportResult) -> None:
+    """``splat_rot.sog``; a failure becomes a warning (the ``.splat`` is already written)."""
+    from pipeline.formats.sog import write_sog
+
+    try:
+        write_sog(path, SplatArrays.from_splats(splats))
+    except Exception as exc:  # best effort, like the reference's compress_sog.py
+        message = f"SOG compression failed; .splat file is still available: {exc}"
+        logger.warning(message)
+        result.warnings.append(message)
+        return
+    result.rotated_sog = path
 
 
 def _comments(frame: str, scene: SceneFrame | None) -> list[str]:

@@ -38,7 +38,7 @@ _PAYLOAD_KEYS = (
 )  # fmt: skip
 _NAME = re.compile(r"^step-(\d+)\.pt$")
 # Fields that do not change what a run computes; a resumed run may change them.
-_FREE_FIELDS = frozenset({"checkpoint_every", "eval_every"})
+_FREE_FIELDS = frozenset({"checkpoint_every", "checkpoint_every_s", "eval_every"})
 
 
 @dataclass

@@ -158,7 +158,10 @@ class TrainConfig:
         random_init_scale: side of that random cube in camera extents (the largest distance
             of a training camera from their mean); splatfacto's cube is 10 units wide in a
             scene normalised to about one unit.
-        checkpoint_every: write a checkpoint every this many steps (and at the end).
+        checkpoint_every: write a checkpoint every this many steps (and at the end); the
+            profiles keep it at most a tenth of the run.
+        checkpoint_every_s: ... and whenever this many seconds of training have passed since
+            the last one, so a kill loses at most that much work.
         eval_every: also evaluate the held-out views every this many steps (``None``: only at
             the end).
         lr: learning rates.
@@ -180,6 +183,7 @@ class TrainConfig:
     random_init_points: int = 50_000
     random_init_scale: float = 10.0
     checkpoint_every: int = 2000
+    checkpoint_every_s: float = 120.0
     eval_every: int | None = None
     lr: LearningRates = field(default_factory=LearningRates)
     densify: DensifyConfig = field(default_factory=DensifyConfig)
@@ -199,6 +203,8 @@ class TrainConfig:
             raise ValueError(f"init_opacity must be in (0, 1), got {self.init_opacity}")
         if self.num_downscales < 0:
             raise ValueError(f"num_downscales must be ≥ 0, got {self.num_downscales}")
+        if not self.checkpoint_every_s > 0:
+            raise ValueError(f"checkpoint_every_s must be > 0, got {self.checkpoint_every_s}")
         if self.eval_every is not None and self.eval_every < 1:
             raise ValueError(f"eval_every must be ≥ 1 or None, got {self.eval_every}")
         if self.max_init_points is not None and self.max_init_points < 1:
@@ -244,9 +250,10 @@ class TrainConfig:
         """This recipe squeezed (or stretched) into ``steps``.
 
         Every step-valued schedule — SH interval, resolution schedule, refine start/stop/every,
-        opacity-reset interval, the end of the screen-size rules — is multiplied by
-        ``steps / 30000`` and rounded (at least 1); the means learning rate always decays over
-        the whole run. ``refine_every`` is not scaled below ``MIN_SCALED_REFINE_EVERY`` (10).
+        opacity-reset interval, the end of the screen-size rules, the checkpoint cadence — is
+        multiplied by ``steps / 30000`` and rounded (at least 1); the means learning rate always
+        decays over the whole run. ``refine_every`` is not scaled below
+        ``MIN_SCALED_REFINE_EVERY`` (10).
         The pause after a reset keeps the reference rule (training views + ``refine_every``)
         but is clamped to half a reset period so that short runs with many views still refine.
         ``scaled_to(30000)`` of the defaults is the reference itself.
@@ -275,6 +282,7 @@ class TrainConfig:
             steps=steps,
             sh_degree_interval=scale(self.sh_degree_interval),
             resolution_schedule=scale(self.resolution_schedule),
+            checkpoint_every=scale(self.checkpoint_every),
             densify=densify,
         )
 

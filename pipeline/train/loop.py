@@ -3,6 +3,11 @@
 Order within step ``s`` (0-based), as in nerfstudio's splatfacto: pick the view, render it at
 the scheduled resolution and SH degree over a random background, loss, backward, Adam step
 (means learning rate for ``s``), then densification with the gradients of that render.
+
+Checkpoints are written every ``config.checkpoint_every`` steps, whenever
+``config.checkpoint_every_s`` seconds have passed since the last one, and at the end; when
+``should_stop`` says so after a step, one more is written and
+:class:`~pipeline.stop.StopRequested` is raised (the SIGTERM path, :mod:`pipeline.stop`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +27,7 @@ from pipeline.progress import NullProgress, ProgressSink
 from pipeline.render.types import EVAL_BACKGROUND, Rasterizer, RenderOutput, RenderSettings
 from pipeline.scene import SceneData
 from pipeline.splats import Splats
+from pipeline.stop import StopRequested
 from pipeline.train.checkpoint import (
     TrainingState,
     clear_checkpoints,
@@ -77,6 +84,7 @@ def train(
     progress: ProgressSink | None = None,
     checkpoint_dir: Path | None = None,
     resume: bool = True,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train Gaussians on ``scene.train`` and evaluate them on ``scene.eval``.
 
@@ -89,15 +97,23 @@ def train(
         checkpoint_dir: where checkpoints go (``None``: none are written).
         resume: continue from the latest checkpoint in ``checkpoint_dir`` if there is one;
             ``False`` deletes existing checkpoints there and starts afresh.
+        should_stop: polled after every step; once it returns True a checkpoint is written
+            (when ``checkpoint_dir`` is set) and :class:`StopRequested` is raised.
 
     Raises:
         InputError: the scene has no training views or malformed images/points.
         TrainingError: the loss became non-finite or no Gaussian survived pruning.
         CheckpointError: the checkpoint to resume from is unreadable or from another run.
+        StopRequested: ``should_stop`` asked for a stop (``checkpoint_step``: the steps saved).
     """
     if not scene.train:
         raise InputError("the scene has no training views")
-    return _Run(scene, config, rasterizer, progress or NullProgress(), checkpoint_dir).run(resume)
+    run = _Run(scene, config, rasterizer, progress or NullProgress(), checkpoint_dir)
+    return run.run(resume, should_stop or _never)
+
+
+def _never() -> bool:
+    return False
 
 
 class _Run:
@@ -123,10 +139,14 @@ class _Run:
         self.order = ViewOrder(len(self.train_views), config.seed)
         self.strategy = DensifyStrategy(config.densify, len(self.train_views))
         self.scene_id = _scene_id(scene)
+        self.saved_step: int | None = None
+        self.resumed_from: int | None = None
 
-    def run(self, resume: bool) -> TrainResult:
+    def run(self, resume: bool, should_stop: Callable[[], bool]) -> TrainResult:
         state, resumed_from = self._initial_state(resume)
+        self.resumed_from = resumed_from
         self.first_step, self.loop_started = state.step, time.perf_counter()
+        self.last_checkpoint = self.loop_started
         last_tick = self.loop_started
         for step in range(state.step, self.config.steps):
             loss = self._step(state, step)
@@ -134,6 +154,8 @@ class _Run:
             now = time.perf_counter()
             state.elapsed_s, last_tick = state.elapsed_s + (now - last_tick), now
             self._after_step(state, loss)
+            if should_stop():
+                self._stop(state)
         metrics = self._evaluate(state)
         trained = splats_from_params(state.params)
         return TrainResult(
@@ -209,17 +231,37 @@ class _Run:
         loss = training_loss(output.rgb.clamp(0.0, 1.0), target, config.ssim_lambda)
         return output, loss
 
+    def _stop(self, state: TrainingState) -> None:
+        """The stop asked for after a step: save that step (unless just saved), then unwind."""
+        saved = None
+        if self.checkpoint_dir is not None:
+            if self.saved_step != state.step:
+                self._save(state)
+            saved = state.step
+        raise StopRequested(saved)
+
+    def _save(self, state: TrainingState) -> None:
+        assert self.checkpoint_dir is not None
+        save_checkpoint(self.checkpoint_dir, state, self.config, self.scene_id)
+        self.saved_step, self.last_checkpoint = state.step, time.perf_counter()
+
+    def _checkpoint_due(self, done: int) -> bool:
+        config = self.config
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            return True
+        return time.perf_counter() - self.last_checkpoint >= config.checkpoint_every_s
+
     def _after_step(self, state: TrainingState, loss: float) -> None:
         """Checkpoint, evaluate and report as the cadences ask (checkpoint first)."""
         done, total = state.step, self.config.steps
-        due = done % self.config.checkpoint_every == 0 or done == total
-        if self.checkpoint_dir is not None and due:
-            save_checkpoint(self.checkpoint_dir, state, self.config, self.scene_id)
+        if self.checkpoint_dir is not None and self._checkpoint_due(done):
+            self._save(state)
         every = self.config.eval_every
         if every is not None and done % every == 0 and done < total:
             self._evaluate(state)
         session_s = time.perf_counter() - self.loop_started
         rate = (done - self.first_step) / max(session_s, 1e-9)
+        resumed = {} if self.resumed_from is None else {"resumed_from": self.resumed_from}
         self.progress.progress(
             "train",
             100.0 * done / total,
@@ -228,6 +270,7 @@ class _Run:
             loss=loss,
             gaussians=num_gaussians(state.params),
             eta_s=(total - done) / rate if rate > 0 else None,
+            **resumed,
         )
 
     def _evaluate(self, state: TrainingState) -> EvalMetrics | None:

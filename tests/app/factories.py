@@ -21,7 +21,8 @@ def stub_command(*actions: str) -> str:
 
 
 def make_settings(tmp_path: Path, *actions: str, **overrides: Any) -> Settings:
-    """Settings rooted in ``tmp_path`` with the stub pipeline, no disk floor, no throttling."""
+    """Settings rooted in ``tmp_path`` with the stub pipeline, no disk floor, no throttling;
+    pushed URLs may name 127.0.0.1 (the emulator and progress receivers of the tests)."""
     values: dict[str, Any] = {
         "tasks_root": tmp_path / "tasks",
         "splatter_data_dir": tmp_path / "data",
@@ -29,6 +30,7 @@ def make_settings(tmp_path: Path, *actions: str, **overrides: Any) -> Settings:
         "min_free_disk_mb": 0,
         "progress_min_interval_secs": 0.0,
         "cancel_grace_secs": 2.0,
+        "splatter_allowed_domain_hosts": "127.0.0.1",
     }
     values.update(overrides)
     return Settings(**values)

@@ -10,6 +10,7 @@ The actions run in order, then the stub exits 0 (unless an action exits first):
 ``train-for:SECS``                  the same, training for SECS seconds (a step every 50 ms)
 ``train-forever``                   emit train progress events until killed
 ``write-outputs`` / ``write-splat`` write refined/splatter/ outputs (all / only the .splat)
+``write-sog``                       write refined/splatter/splat_rot.sog (not with --no-sog)
 ``record-args:FILE``                write argv, cwd and PYTHONPATH as JSON
 ``pid:FILE``                        write the stub's own pid
 ``sleep:SECS``                      sleep
@@ -119,6 +120,11 @@ def run_action(action: str, args: argparse.Namespace) -> None:
         emit_run(job_root, max(1, round(float(value) / 0.05)), step_s=0.05)
     elif name == "train-forever":
         train_forever()
+    elif name == "write-sog":  # what `pipeline run` writes unless --no-sog
+        if not args.no_sog:
+            out = job_root / "refined" / "splatter"
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "splat_rot.sog").write_bytes(b"sog-zip" * 20)  # 140 bytes
     elif name in ("write-outputs", "write-splat"):
         write_outputs(job_root, previews=name == "write-outputs" and not args.no_preview)
     elif name == "record-args":
@@ -170,6 +176,7 @@ def main() -> None:
     run.add_argument("--backend", default="auto")
     run.add_argument("--threads", type=int)
     run.add_argument("--no-preview", action="store_true")
+    run.add_argument("--no-sog", action="store_true")
     run.add_argument("--preview-size")
     run.add_argument("--preview-fps", type=float)
     args = parser.parse_args()

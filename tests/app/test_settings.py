@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from app import CAPABILITY, __version__
 from app.settings import Settings, get_settings, is_loopback_host, parse_env_bool
 from domain_client.config import NodeConfig, normalise_capabilities
+from domain_client.throughput import DownloadRateLimit
 
 KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082798ce3f4fdf2548b6f90"
 
@@ -270,3 +271,37 @@ def get_settings_uncached() -> Settings:
         return get_settings()
     finally:
         get_settings.cache_clear()
+
+
+def test_the_push_door_defaults() -> None:
+    s = Settings()
+    assert (s.token_wait_secs, s.splatter_max_queued, s.job_retention_days) == (300.0, 32, 30.0)
+    assert s.allowed_domain_hosts.patterns == ()
+
+
+def test_allowed_domain_hosts_are_parsed_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPLATTER_ALLOWED_DOMAIN_HOSTS", "10.0.0.*:8443, [::1] localhost")
+    hosts = Settings().allowed_domain_hosts
+    assert [(p.host, p.port) for p in hosts.patterns] == [
+        ("10.0.0.*", 8443), ("::1", None), ("localhost", None),
+    ]  # fmt: skip
+    monkeypatch.setenv("SPLATTER_ALLOWED_DOMAIN_HOSTS", "https://10.0.0.1/")
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert "splatter_allowed_domain_hosts" in str(error.value)
+    assert "is not host[:port] (no scheme, path or userinfo)" in str(error.value)
+
+
+def test_job_timeout_defaults_by_profile_and_the_download_floor_by_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(splatter_backend="cpu").job_timeout_s == 7200
+    assert Settings(splatter_backend="gsplat").job_timeout_s == 14400
+    assert Settings(splatter_backend="auto").job_timeout_s == 14400
+    monkeypatch.setenv("JOB_TIMEOUT_SECS", "90")
+    monkeypatch.setenv("MIN_DOWNLOAD_BYTES_PER_SEC", "1000")
+    monkeypatch.setenv("DOWNLOAD_RATE_WINDOW_SECS", "5")
+    settings = Settings(splatter_backend="cpu")
+    assert settings.job_timeout_s == 90
+    assert settings.download_rate == DownloadRateLimit(1000.0, 5.0)
+    assert Settings(min_download_bytes_per_sec=0).download_rate.enabled is False

@@ -20,7 +20,14 @@ router = APIRouter(tags=["intake"], dependencies=[AuthDep])
         401: {"model": ErrorPublic, "description": "Missing or wrong bearer token."},
         409: {"model": ErrorPublic, "description": "A job for this task is queued or running."},
         413: {"model": ErrorPublic, "description": "Request body over the limit."},
-        422: {"description": "Not a usable lease envelope (capability, cancel, fields)."},
+        422: {
+            "description": "Not a usable lease envelope (capability, cancel, fields, expired "
+            "token, a URL with userinfo/query/fragment or naming a non-public address)."
+        },
+        429: {
+            "model": ErrorPublic,
+            "description": "`SPLATTER_MAX_QUEUED` jobs are queued; see `Retry-After`.",
+        },
         503: {"model": ErrorPublic, "description": "The node is shutting down."},
     },
 )
@@ -30,6 +37,6 @@ async def create_job(body: JobCreate, jobs: JobsDep, response: Response) -> JobP
     The body is the lease envelope DMS returns from `GET /tasks`, plus an optional
     `progress_url` that receives the progress JSON as it changes.
     """
-    record = jobs.submit(body, progress_url=body.progress_url)
+    record = await jobs.accept(body, progress_url=body.progress_url)
     response.headers["Location"] = f"/jobs/{record.id}"
     return JobPublic.with_events(record, jobs.events(record.id))

@@ -1,4 +1,4 @@
-"""Jobs: list, inspect, cancel."""
+"""Jobs: list, inspect, cancel, hand a push job a fresh domain token."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, status
 
 from app.api.deps import AuthDep, JobsDep
 from app.api.schemas import ErrorPublic, JobPublic, JobsPublic, JobSummary
+from app.jobs.envelope import TokenGrant
 from app.records import JobState
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[AuthDep])
@@ -55,4 +56,21 @@ async def cancel_job(job_id: str, jobs: JobsDep) -> JobPublic:
     """Cancels the job: a queued one at once, a running one by stopping its pipeline
     (SIGTERM, then SIGKILL after `CANCEL_GRACE_SECS`). Poll `GET /jobs/{id}` for the end."""
     record = jobs.cancel(job_id)
+    return JobPublic.with_events(record, jobs.events(job_id))
+
+
+@router.put(
+    "/{job_id}/token",
+    response_model=JobPublic,
+    responses={
+        **_NOT_FOUND,
+        **_UNAUTHORIZED,
+        409: {"model": ErrorPublic, "description": "The job has ended, or is a lease job."},
+        422: {"description": "No token, or one that has already expired."},
+    },
+)
+async def replace_token(job_id: str, grant: TokenGrant, jobs: JobsDep) -> JobPublic:
+    """Hands a queued or running push job a fresh domain token. A job whose domain server
+    answered 401 waits up to `TOKEN_WAIT_SECS` for this, then continues with the new token."""
+    record = jobs.replace_token(job_id, grant)
     return JobPublic.with_events(record, jobs.events(job_id))

@@ -222,9 +222,9 @@ async def test_unknown_jobs_are_404(tmp_path: Path) -> None:
          "/splatter/colmap/v1"),
         ({"cancel": True}, "the lease is cancelled (cancel: true); there is nothing to run"),
         ({"access_token": ""}, "String should have at least 1 character"),
-        ({"domain_server_url": "ftp://x"}, "String should match pattern"),
+        ({"domain_server_url": "ftp://x"}, "URL must start with http:// or https://"),
         ({"task": {"id": "not-a-uuid"}}, "Input should be a valid UUID"),
-        ({"progress_url": "file:///etc/passwd"}, "String should match pattern"),
+        ({"progress_url": "file:///etc/passwd"}, "URL must start with http:// or https://"),
     ],
 )  # fmt: skip
 async def test_unusable_envelopes_are_refused_with_422(

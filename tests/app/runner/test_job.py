@@ -31,6 +31,7 @@ from tests.app.domains import (
 )
 from tests.app.factories import make_settings
 from tests.support.emulator import StartEmulator
+from tests.support.waiting import alive
 
 pytestmark = pytest.mark.anyio
 
@@ -163,6 +164,47 @@ async def test_a_refused_preview_upload_is_logged_and_does_not_fail_the_job(
     assert warning["artifact"] == f"refined_splat_preview_video{SUFFIX}"
 
 
+async def test_the_sog_goes_up_before_the_splat_as_splat_data_sog(
+    tmp_path: Path, emulator: EmulatorServer, http: httpx.AsyncClient
+) -> None:
+    scene = emulated_scene(emulator)
+    job = push_context(emulator, http, scene)
+    await run_splatter_job(job.context, make_settings(tmp_path, "write-sog", "write-splat"))
+    artifacts = job.context.storage.artifacts()
+    assert [(a.name, a.data_type) for a in artifacts] == [
+        (f"refined_splat{SUFFIX}", "splat_data"),
+        (f"refined_splat_sog{SUFFIX}", "splat_data_sog"),
+    ]
+    assert stored(emulator, scene.domain_id)[(f"refined_splat_sog{SUFFIX}", "splat_data_sog")] == (
+        b"sog-zip" * 20
+    )
+    messages = [e["message"] for e in job.reporter.events]
+    assert messages.index("SOG compressed splat uploaded") < messages.index("output uploaded")
+
+
+async def test_no_sog_upload_when_convert_to_sog_is_off(
+    tmp_path: Path, job: RecordedContext
+) -> None:
+    settings = make_settings(tmp_path, "write-sog", "write-splat", splatter_convert_to_sog=False)
+    await run_splatter_job(job.context, settings)
+    assert [a.data_type for a in job.context.storage.artifacts()] == ["splat_data"]
+    root = settings.tasks_root / job.task_id
+    assert not (root / "refined/splatter/splat_rot.sog").exists()  # --no-sog reached the child
+
+
+async def test_a_refused_sog_upload_is_a_warning_and_the_splat_still_goes_up(
+    tmp_path: Path, start_emulator: StartEmulator, http: httpx.AsyncClient
+) -> None:
+    emulator = start_emulator(domain_data_max_bytes=100)  # the stub's SOG has 140 bytes
+    job = push_context(emulator, http, emulated_scene(emulator))
+    await run_splatter_job(job.context, make_settings(tmp_path, "write-sog", "write-splat"))
+    assert [a.data_type for a in job.context.storage.artifacts()] == ["splat_data"]
+    warning = next(e for e in job.reporter.events if e["level"] == "warn")
+    assert warning["message"].startswith("SOG upload failed: ") and "413" in warning["message"]
+    assert warning["artifact"] == f"refined_splat_sog{SUFFIX}"
+    assert job.reporter.progress[-1]["uploaded_splat"] == f"refined_splat{SUFFIX}"
+
+
 async def test_a_refused_splat_upload_fails_the_job_naming_path_and_artifact(
     tmp_path: Path, start_emulator: StartEmulator, http: httpx.AsyncClient
 ) -> None:
@@ -292,6 +334,20 @@ async def test_a_child_killed_by_sigkill_fails_with_the_signal_named(
     )
     failed = next(e for e in job.reporter.events if e["message"] == "python job failed")
     assert failed["status"] is None and failed["signal"] == "SIGKILL"
+
+
+async def test_a_job_past_its_time_limit_fails_naming_the_limit_and_its_child_is_gone(
+    tmp_path: Path, job: RecordedContext
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    settings = make_settings(tmp_path, f"pid:{pid_file}", "train-forever", job_timeout_secs=3.0)
+    with pytest.raises(SplatterJobError) as failure:
+        await run_splatter_job(job.context, settings)
+    assert str(failure.value) == (
+        "job timed out after 3 s (JOB_TIMEOUT_SECS); the pipeline was stopped"
+    )
+    assert pid_file.exists() and not alive(int(pid_file.read_text()))
+    assert list(settings.tasks_root.iterdir()) == []  # a failed job: nothing kept
 
 
 async def test_a_pipeline_command_that_cannot_start_fails_the_job(

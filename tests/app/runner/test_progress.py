@@ -50,6 +50,13 @@ def test_training_progress_carries_step_loss_and_eta_inside_the_train_span() -> 
     assert mapped.train_step == 50
 
 
+def test_a_resumed_run_says_where_it_resumed_from_in_the_progress_json() -> None:
+    mapper = PipelineProgressMapper(min_interval_s=0)
+    mapped = mapper.on_event({**train(60), "resumed_from": 40})
+    assert mapped.progress is not None and mapped.progress["resumed_from"] == 40
+    assert "resumed_from" not in (mapper.on_event(train(61)).progress or {})
+
+
 def test_updates_inside_a_stage_are_throttled_but_stage_changes_are_not() -> None:
     clock = FakeClock()
     mapper = PipelineProgressMapper(min_interval_s=2.0, clock=clock)

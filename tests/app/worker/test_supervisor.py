@@ -50,6 +50,13 @@ def test_preview_size_and_rate_are_passed_only_with_previews(tmp_path: Path) -> 
     assert WorkerSupervisor(off).command_for(tmp_path)[4:] == ["--backend", "auto", "--no-preview"]
 
 
+def test_sog_off_is_passed_as_no_sog(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, pipeline_command="p", splatter_convert_to_sog=False)
+    assert WorkerSupervisor(settings).command_for(tmp_path)[4:] == [
+        "--backend", "auto", "--no-sog",
+    ]  # fmt: skip
+
+
 def test_the_nerfstudio_trainer_is_passed_next_to_the_backend(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, pipeline_command="p", splatter_trainer="nerfstudio")
     assert WorkerSupervisor(settings).command_for(tmp_path)[4:] == [

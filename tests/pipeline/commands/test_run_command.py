@@ -28,6 +28,7 @@ SPLATTER_FILES = {
     "splat.ply",
     "splat_rot.ply",
     "splat_rot.splat",
+    "splat_rot.sog",  # #13: the SOG, best effort, unless --no-sog
     "preview.mp4",
     "preview_top.jpg",
     "preview_angle.jpg",
@@ -118,6 +119,17 @@ def test_rerun_resumes_without_redoing_finished_steps(tmp_path: Path) -> None:
     skipped = [e["stage"] for e in events if e["event"] == "stage" and e["status"] == "skipped"]
     assert skipped == ["export", "preview"]
     assert splat.read_bytes() == first_bytes and splat.stat().st_mtime_ns == first_mtime
+
+
+def test_no_sog_writes_no_sog(tmp_path: Path) -> None:
+    make_tiny_job(tmp_path)
+    args = ["run", "--job-root", str(tmp_path), "--steps", "5", "--no-preview", "--threads", "1"]
+    assert main([*args, "--no-sog"]) == 0
+    splatter = tmp_path / "refined" / "splatter"
+    assert (splatter / "splat_rot.splat").is_file() and not (splatter / "splat_rot.sog").exists()
+    events = _events_of(lambda: main(args))  # the SOG is now wanted: export is redone
+    assert _stage_event(events, "export", "completed")
+    assert (splatter / "splat_rot.sog").is_file()
 
 
 def test_no_resume_starts_afresh(tmp_path: Path) -> None:
@@ -221,8 +233,11 @@ def test_sigterm_ends_the_run_cleanly_with_code_143(
         time.sleep(0.1)
     result = finish(tmp_path, training_child)
     assert result.returncode == 128 + signal.SIGTERM
+    # #10: the step in hand is finished and checkpointed before the exit.
+    step = result.events[-1]["checkpoint_step"]
+    message = f"terminated by SIGTERM (checkpoint at step {step})"
     assert result.events[-1] == {
-        "event": "error", "stage": "train", "message": "terminated by SIGTERM",
+        "event": "error", "stage": "train", "message": message, "checkpoint_step": step,
     }  # fmt: skip
-    assert result.stderr.strip().splitlines()[-1] == "error: terminated by SIGTERM"
+    assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
     assert not [p for p in tmp_path.rglob("*") if "partial" in p.name]

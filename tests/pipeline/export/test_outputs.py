@@ -125,3 +125,33 @@ def test_accepts_gradients_other_dtypes_and_rejects_a_zero_up(tmp_path: Path) ->
 
 def test_output_frame_is_rz_minus_90_of_colmap() -> None:
     assert np.array_equal(COLMAP_TO_OUTPUT, axis_rotation("z", -90.0))
+
+
+def test_writes_the_rotated_sog_best_effort(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.formats.arrays import SplatArrays
+    from pipeline.formats.sog import read_sog
+
+    splats = random_splats(300, seed=11)
+    splats.logit_opacities.clamp_(min=-5.0)
+    result = export_all(splats, tmp_path, up=Y_DOWN)
+    assert result.rotated_sog == tmp_path / "splat_rot.sog" and result.warnings == []
+    assert "splat_rot.sog" in result.outputs()
+    # The SOG holds the output-frame Gaussians of splat_rot.ply (positions within 16 bits).
+    rot = SplatArrays.from_splats(read_ply(result.rotated_ply).splats)
+    sog = read_sog(tmp_path / "splat_rot.sog")
+    assert sog.sh_degree == 3 and len(sog) == 300
+    a, b = np.sort(rot.means, axis=0), np.sort(sog.means, axis=0)
+    assert np.abs(a - b).max() < 1e-3
+
+    none = export_all(splats, tmp_path / "off", up=Y_DOWN, config=ExportConfig(rotated_sog=None))
+    assert none.rotated_sog is None and not (tmp_path / "off" / "splat_rot.sog").exists()
+
+    def broken(*_: object) -> int:
+        raise RuntimeError("no encoder")
+
+    monkeypatch.setattr("pipeline.formats.sog.write_sog", broken)
+    failed = export_all(splats, tmp_path / "fail", up=Y_DOWN)
+    assert failed.rotated_sog is None and (tmp_path / "fail" / "splat_rot.splat").is_file()
+    assert failed.warnings == ["SOG compression failed; .splat file is still available: no encoder"]
