@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv npm-deps test test-fast demo bench lint format clean
+.PHONY: venv npm-deps viewer test test-fast demo bench lint format clean
 
 venv: $(STAMP)
 
@@ -28,13 +28,35 @@ $(NPM_STAMP): package.json package-lock.json
 		echo "npm not found: tests that need the Node.js oracles will be skipped"; \
 	fi
 
-test: $(STAMP) $(NPM_STAMP)
+# The browser viewer's front-end files (SparkJS, three.js: package.json's dependencies), copied
+# from node_modules into the git-ignored pipeline/view/web/vendor. Without npm nothing is copied:
+# the node still runs and its viewer pages answer 503 saying to run `make viewer`.
+VENDOR := pipeline/view/web/vendor
+VIEWER_STAMP := $(VENDOR)/.built
+VENDOR_FILES := \
+	three/build/three.module.js three/build/three.core.js \
+	three/examples/jsm/controls/OrbitControls.js three/examples/jsm/postprocessing/Pass.js \
+	@sparkjsdev/spark/dist/spark.module.js three/LICENSE @sparkjsdev/spark/LICENSE
+
+viewer: $(VIEWER_STAMP)
+
+$(VIEWER_STAMP): $(NPM_STAMP)
+	@if [ -f node_modules/@sparkjsdev/spark/package.json ]; then \
+		rm -rf $(VENDOR) && \
+		for f in $(VENDOR_FILES); do \
+			mkdir -p $(VENDOR)/$$(dirname $$f) && cp node_modules/$$f $(VENDOR)/$$f || exit 1; \
+		done && touch $@; \
+	else \
+		echo "viewer not built (npm missing): the node's viewer pages will answer 503"; \
+	fi
+
+test: $(STAMP) $(NPM_STAMP) $(VIEWER_STAMP)
 	$(PY) -m pytest
 
-test-fast: $(STAMP) $(NPM_STAMP)
+test-fast: $(STAMP) $(NPM_STAMP) $(VIEWER_STAMP)
 	$(PY) -m pytest -m "not slow"
 
-demo: $(STAMP)
+demo: $(STAMP) $(VIEWER_STAMP)
 	$(PY) -m demo
 
 bench: $(STAMP)
@@ -50,4 +72,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache demo-output bench-output
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache demo-output bench-output $(VENDOR)

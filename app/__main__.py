@@ -1,17 +1,21 @@
-"""``python -m app``: the node as one uvicorn process (port 8080 by default).
+"""``splatter-node`` / ``python -m app``: the node as one uvicorn process (port 8080 by default).
 
-The configuration comes from the environment (:mod:`app.settings`); an invalid one is reported
+Commands: ``serve`` (also what no command means) runs the node; ``--help`` and ``--version``
+print and exit 0; an unknown command or option exits with status 2 before anything starts. The
+configuration comes from the environment (:mod:`app.settings`); an invalid one is reported
 variable by variable, without echoing values, and the process exits with status 2.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
 import uvicorn
 from pydantic import ValidationError
 
+from app import __version__
 from app.logs import configure_logging
 from app.main import create_app
 from app.settings import get_settings
@@ -29,8 +33,29 @@ def describe_errors(error: ValidationError) -> list[str]:
     return lines
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: ``[serve] [--help] [--version]``; everything else is configured by
+    environment variables (README, "Configuration")."""
+    parser = argparse.ArgumentParser(
+        prog="splatter-node",
+        description="Gaussian-splat training node for the Auki network (/splatter/colmap/v1). "
+        "Configured by environment variables (REG_SECRET, SECP256K1_PRIVHEX, TASKS_ROOT, "
+        "SPLATTER_*, ...; see README.md).",
+    )
+    parser.add_argument("--version", action="version", version=f"splatter-node {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("serve", help="run the node: HTTP service, lease engine, worker (default)")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    del argv  # configuration is environment-only, like the reference node
+    build_parser().parse_args(sys.argv[1:] if argv is None else argv)  # exits 0 or 2 itself
+    return serve()
+
+
+def serve() -> int:
+    """Runs the node until SIGTERM/SIGINT; 2 for an invalid configuration, 3 if it never
+    started serving."""
     try:
         settings = get_settings()
     except ValidationError as error:
@@ -55,4 +80,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main())

@@ -21,6 +21,7 @@ from typing import Any, Literal, TextIO
 
 __all__ = [
     "JsonFormatter",
+    "LogFormat",
     "RedactingFilter",
     "configure_logging",
     "log_context",
@@ -55,6 +56,9 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)
     "taskName",
 }
 
+
+# Extras never written: uvicorn's ``color_message`` repeats the message with ANSI escapes.
+_DROPPED = frozenset({"color_message"})
 
 # An immutable default: each log_context() block sets a fresh dict.
 _context: ContextVar[Mapping[str, str] | None] = ContextVar("splatter_log_context", default=None)
@@ -140,16 +144,23 @@ class _TextFormatter(logging.Formatter):
         return f"{line} {extras}" if extras else line
 
 
+LogFormat = Literal["auto", "json", "text"]
+
+
 def configure_logging(
-    fmt: Literal["json", "text"] = "json",
+    fmt: LogFormat = "auto",
     level: str = "info",
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
 ) -> logging.Handler:
-    """Installs one redacting handler on the root logger (replacing earlier ones)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Installs one redacting handler on the root logger (replacing earlier ones).
+
+    ``auto`` writes readable text to a terminal and JSON lines to anything else.
+    """
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter(secrets))
-    if fmt == "json":
+    if fmt == "json" or (fmt == "auto" and not _is_terminal(stream)):
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -166,7 +177,18 @@ def configure_logging(
 
 
 def _extra_names(record: logging.LogRecord) -> list[str]:
-    return [n for n in vars(record) if n not in _STANDARD_ATTRS and not n.startswith("_")]
+    return [
+        n
+        for n in vars(record)
+        if n not in _STANDARD_ATTRS and n not in _DROPPED and not n.startswith("_")
+    ]
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
 
 
 def _format_exception(record: logging.LogRecord) -> str:

@@ -11,7 +11,7 @@ from app import CAPABILITY, __version__
 from app.api.errors import register_exception_handlers
 from app.api.host_guard import LoopbackHostGuard
 from app.api.limits import BodySizeLimit
-from app.api.routes import health, intake, jobs
+from app.api.routes import health, intake, jobs, viewer
 from app.lease import LeaseModeDoor
 from app.services import LeaseDoor, start_services, stop_services
 from app.settings import Settings, get_settings, is_loopback_host
@@ -69,4 +69,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(intake.router)
     app.include_router(jobs.router)
+    app.include_router(viewer.router)
     return app

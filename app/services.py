@@ -21,6 +21,8 @@ from app.metrics import NodeMetrics
 from app.runner import cleanup_tasks_root
 from app.settings import Settings
 from app.store import JobStore
+from app.viewer.outputs import JobOutputs
+from app.viewer.scenes import JobScenes
 from app.worker.supervisor import WorkerSupervisor
 
 __all__ = ["LeaseDoor", "Services", "start_services", "stop_services"]
@@ -47,6 +49,8 @@ class Services:
     metrics: NodeMetrics
     jobs: JobService
     http: httpx.AsyncClient
+    viewer_outputs: JobOutputs
+    viewer_scenes: JobScenes
     lease_door: LeaseDoor | None = None
     recovered: list[str] = field(default_factory=list)
 
@@ -69,6 +73,10 @@ async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = N
     recovered = store.recover_interrupted()
     if recovered:
         log.warning("failed jobs interrupted by a restart", extra={"jobs": recovered})
+    outputs = JobOutputs(
+        settings.tasks_root, settings.splatter_data_dir, settings.output_retention_hours
+    )
+    outputs.prune()
     metrics = NodeMetrics()
     metrics.watch_jobs(lambda: store.count_by_state().items())
     supervisor = WorkerSupervisor(settings)
@@ -79,9 +87,14 @@ async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = N
         download_rate=settings.download_rate,
         token_wait_s=settings.token_wait_secs,
     )
-    jobs = JobService(store, supervisor, settings, metrics, context_factory=contexts, http=http)
+    jobs = JobService(
+        store, supervisor, settings, metrics, context_factory=contexts, http=http, outputs=outputs
+    )
     jobs.start()
-    services = Services(settings, store, supervisor, metrics, jobs, http, lease_door, recovered)
+    services = Services(
+        settings, store, supervisor, metrics, jobs, http, outputs, JobScenes(outputs),
+        lease_door, recovered,
+    )  # fmt: skip
     if lease_door is not None:
         await lease_door.start(services)
     log.info(

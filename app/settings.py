@@ -30,7 +30,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app import __version__
+from app import PROJECT_ROOT, __version__
 from app.targets import AllowedHosts
 from domain_client.config import NodeConfig
 from domain_client.throughput import DownloadRateLimit
@@ -41,6 +41,7 @@ __all__ = [
     "get_settings",
     "is_loopback_host",
     "parse_env_bool",
+    "tasks_root_conflict",
 ]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -72,6 +73,26 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def tasks_root_conflict(tasks_root: Path, data_dir: Path) -> str | None:
+    """Why ``TASKS_ROOT`` is unsafe, or ``None``: it must not contain the job store
+    (``SPLATTER_DATA_DIR``), the working directory or the installed node, since job folders
+    under it are deleted."""
+    root = tasks_root.resolve()
+    others = (
+        ("SPLATTER_DATA_DIR", data_dir),
+        ("the working directory", Path.cwd()),
+        ("the node's installation", PROJECT_ROOT),
+        ("the Python environment", Path(sys.prefix)),
+    )
+    for what, path in others:
+        if path.resolve().is_relative_to(root):
+            return (
+                f"TASKS_ROOT ({root}) contains {what} ({path.resolve()}): job folders under "
+                f"TASKS_ROOT are deleted; choose a TASKS_ROOT outside {what}"
+            )
+    return None
+
+
 class Settings(NodeConfig, BaseSettings):
     """Everything the node reads from its environment (defaults in the field definitions).
 
@@ -84,7 +105,8 @@ class Settings(NodeConfig, BaseSettings):
     )
 
     # --- logging ---
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    """``auto``: readable text on a terminal, JSON lines otherwise (a pipe, a file, Docker)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # --- jobs: workspace, pipeline child, limits ---
@@ -132,9 +154,18 @@ class Settings(NodeConfig, BaseSettings):
     resume_retention_hours: float = Field(24.0, ge=0)
     """How long the folder of an interrupted job is kept for a resume (0: not kept)."""
     min_free_disk_mb: int = Field(2048, ge=0)
-    """Free space TASKS_ROOT must have before a job starts, in MiB."""
+    """Free space TASKS_ROOT must have before a job starts and while it downloads, in MiB."""
+    splatter_max_manifest_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    """Largest input CID item read as the manifest, bytes (streamed; larger fails the job)."""
+    splatter_max_data_ids: int = Field(10_000, ge=1)
+    """Most ``dataIDs`` entries a manifest may list."""
+    splatter_max_download_bytes: int = Field(16 * 1024**3, ge=1024)
+    """Largest single recording or COLMAP binary downloaded, bytes."""
     progress_min_interval_secs: float = Field(2.0, ge=0)
     """Minimum seconds between two training progress updates (each one costs a heartbeat)."""
+    output_retention_hours: float = Field(24.0, ge=0)
+    """How long a succeeded job's outputs stay viewable after its folder is removed (a copy
+    under ``<SPLATTER_DATA_DIR>/outputs``); 0 keeps none."""
 
     # --- HTTP service ---
     splatter_host: str = "127.0.0.1"
@@ -196,6 +227,13 @@ class Settings(NodeConfig, BaseSettings):
                 f"refusing to listen on non-loopback address {self.splatter_host!r} without "
                 "SPLATTER_API_TOKEN; set SPLATTER_API_TOKEN, or SPLATTER_ALLOW_OPEN=1 to run open"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_tasks_root(self) -> Settings:
+        problem = tasks_root_conflict(self.tasks_root, self.splatter_data_dir)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     def _job_routes_protected(self) -> bool:

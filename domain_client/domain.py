@@ -44,6 +44,7 @@ from domain_client.errors import (
     UnauthorizedError,
     with_context,
 )
+from domain_client.limits import DownloadBounds, bounded, refuse_declared
 from domain_client.models import ChunkedUploadStart, DataMetadata, PartEtag, ServerInfo, WireModel
 from domain_client.multipart import (
     MultipartReader,
@@ -354,7 +355,12 @@ class DomainClient:
         return await self._retrying(attempt)
 
     async def download_raw(
-        self, data_id: str, dest: Path, *, expected_size: int | None = None
+        self,
+        data_id: str,
+        dest: Path,
+        *,
+        expected_size: int | None = None,
+        bounds: DownloadBounds | None = None,
     ) -> int:
         """Stream ``GET …/data/{id}?raw=true`` into ``dest``; return the bytes written.
 
@@ -363,14 +369,19 @@ class DomainClient:
 
         Raises:
             ProtocolViolation: ``expected_size`` given and the body has another length.
+            DownloadTooLargeError: ``expected_size`` or the body is over ``bounds.max_bytes``
+                (no request is made when ``expected_size`` already is).
         """
+        refuse_declared(expected_size, bounds, f"download {data_id}")
 
         async def attempt() -> int:
-            return await self._download_raw_once(data_id, dest, expected_size)
+            return await self._download_raw_once(data_id, dest, expected_size, bounds)
 
         return await self._retrying(attempt)
 
-    async def _download_raw_once(self, data_id: str, dest: Path, expected: int | None) -> int:
+    async def _download_raw_once(
+        self, data_id: str, dest: Path, expected: int | None, bounds: DownloadBounds | None
+    ) -> int:
         what = f"download {data_id}"
         async with self._stream(
             self._data_url(data_id),
@@ -379,7 +390,7 @@ class DomainClient:
             params={"raw": "true"},
         ) as reply:
             chunks = metered(reply.chunks(), self._download_rate, what)
-            written = await _stream_to_file(chunks, dest)
+            written = await _stream_to_file(bounded(chunks, bounds, what), dest)
         if expected is not None and written != expected:
             await asyncio.to_thread(dest.unlink, missing_ok=True)
             raise ProtocolViolation(f"{what}: got {written} bytes, metadata says {expected}")
@@ -393,12 +404,14 @@ class DomainClient:
         data_type: str | None = None,
         dest_dir: Path,
         layout: Layout | None = None,
+        bounds: DownloadBounds | None = None,
     ) -> list[DownloadedItem]:
         """Download matching items with ``Accept: multipart/form-data`` (protocol §2.5).
 
         Each part is streamed to ``dest_dir / layout(metadata)`` (default: the sanitised id).
         A body with no items raises NotFoundError; a truncated or malformed body raises
-        ProtocolViolation; on any error the files written by this call are removed.
+        ProtocolViolation; a body over ``bounds.max_bytes`` raises DownloadTooLargeError; on
+        any error the files written by this call are removed.
         """
         if ids is not None and (name is not None or data_type is not None):
             raise InvalidInputError(
@@ -409,17 +422,25 @@ class DomainClient:
         place = layout or (lambda item: Path(sanitize(item.id, empty="part")))
 
         async def attempt() -> list[DownloadedItem]:
-            return await self._download_multipart_once(params, dest_dir, place)
+            return await self._download_multipart_once(params, dest_dir, place, bounds)
 
         return await self._retrying(attempt)
 
     async def _download_multipart_once(
-        self, params: dict[str, str], dest_dir: Path, place: Layout
+        self,
+        params: dict[str, str],
+        dest_dir: Path,
+        place: Layout,
+        bounds: DownloadBounds | None,
     ) -> list[DownloadedItem]:
         async with self._stream(
             self._data_url(), what="multipart download", accept="multipart/form-data", params=params
         ) as reply:
-            chunks = metered(reply.chunks(), self._download_rate, "multipart download")
+            chunks = bounded(
+                metered(reply.chunks(), self._download_rate, "multipart download"),
+                bounds,
+                "multipart download",
+            )
             items = await _MultipartSink(dest_dir, place).consume(reply, chunks)
         if not items:
             raise NotFoundError(404)

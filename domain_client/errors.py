@@ -20,6 +20,7 @@ never leak: they are mapped once, in ``domain_client._http``, and chained with `
     ├── ProtocolViolation             a 2xx body that breaks the protocol: bad JSON, truncated or
     │                                 malformed multipart, wrong content type, oversized body
     ├── DownloadTooSlowError          a download stayed below the minimum rate for a whole window
+    ├── DownloadTooLargeError         an item is (or its body grew) larger than the bound allows
     ├── InvalidInputError (ValueError)  a caller's argument is refused before any request
     │   ├── NameRuleError             a name / data type breaks a naming rule (the rule is named)
     │   └── InvalidKeyError           SECP256K1_PRIVHEX is not a 32-byte hex key (never echoed)
@@ -45,6 +46,7 @@ __all__ = [
     "ConflictError",
     "DdsError",
     "DomainClientError",
+    "DownloadTooLargeError",
     "DownloadTooSlowError",
     "EmptyContentError",
     "InvalidInputError",
@@ -205,6 +207,10 @@ class ProtocolViolation(DomainClientError):  # noqa: N818 (agreed public name)
 class DownloadTooSlowError(DomainClientError):
     """A download's rate over its last window fell below the floor (never retried: a server
     that drips would only drip again)."""
+
+
+class DownloadTooLargeError(DomainClientError):
+    """An item declared or sent more bytes than the download's bound (never retried)."""
 
 
 class InvalidInputError(DomainClientError, ValueError):

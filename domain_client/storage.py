@@ -19,6 +19,7 @@ from typing import Literal
 from domain_client.cid import CidTarget, parse_cid
 from domain_client.domain import DomainClient, DownloadedItem
 from domain_client.errors import ChunkedUploadUnsupportedError, DomainClientError, NotFoundError
+from domain_client.limits import DownloadBounds
 from domain_client.models import ArtifactRecord, DataMetadata, ServerInfo
 from domain_client.multipart import UploadPart, build_upload_body
 from domain_client.naming import (
@@ -96,25 +97,33 @@ class TaskStorage:
 
     # --- inputs ----------------------------------------------------------------------------
 
-    async def materialize(self, cid: str, dest_root: Path) -> MaterializedInput:
+    async def materialize(
+        self, cid: str, dest_root: Path, *, bounds: DownloadBounds | None = None
+    ) -> MaterializedInput:
         """Download every item a CID selects into a fresh folder under ``dest_root``.
+
+        Args:
+            bounds: applied to each item (and to a multipart body as a whole).
 
         Raises:
             NotFoundError: the CID matched no item.
             InvalidInputError / BadRequestError: the CID is empty or malformed.
+            DownloadTooLargeError: an item is larger than ``bounds`` allows.
         """
         target = parse_cid(cid, strict_ids=self.strict_ids)
         self._warn_if_elsewhere(cid, target)
         root = dest_root / f"domain-input-{uuid.uuid4()}"
         await asyncio.to_thread(root.mkdir, parents=True)
         try:
-            items = await self._download(target, root)
+            items = await self._download(target, root, bounds)
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, root, True)  # nothing half-downloaded stays
             raise
         return MaterializedInput(root=root, primary=items[0], related=items[1:])
 
-    async def _download(self, target: CidTarget, root: Path) -> list[LocalItem]:
+    async def _download(
+        self, target: CidTarget, root: Path, bounds: DownloadBounds | None
+    ) -> list[LocalItem]:
         if self.download_mode == "multipart":
             return await self.domain.download_multipart(
                 ids=target.ids or None,
@@ -122,8 +131,9 @@ class TaskStorage:
                 data_type=target.data_type,
                 dest_dir=root,
                 layout=dataset_path,
+                bounds=bounds,
             )
-        return await self._download_listed(target, root)
+        return await self._download_listed(target, root, bounds)
 
     def _warn_if_elsewhere(self, cid: str, target: CidTarget) -> None:
         if target.domain_id is not None and target.domain_id != self.domain.domain_id:
@@ -136,7 +146,9 @@ class TaskStorage:
         if target.host is not None and target.host.rstrip("/") != _origin(self.domain.base_url):
             logger.info("input cid %s names host %s; using the lease server", cid, target.host)
 
-    async def _download_listed(self, target: CidTarget, root: Path) -> list[LocalItem]:
+    async def _download_listed(
+        self, target: CidTarget, root: Path, bounds: DownloadBounds | None
+    ) -> list[LocalItem]:
         if target.ids:
             found = await self.domain.list_metadata(ids=target.ids)
         else:
@@ -146,7 +158,9 @@ class TaskStorage:
         items = []
         for metadata in found:
             path = root / dataset_path(metadata)
-            await self.domain.download_raw(metadata.id, path, expected_size=metadata.size)
+            await self.domain.download_raw(
+                metadata.id, path, expected_size=metadata.size, bounds=bounds
+            )
             items.append(LocalItem(path, metadata))
         return items
 

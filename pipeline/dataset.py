@@ -25,7 +25,7 @@ from pipeline.colmap import ColmapCamera, ColmapImage, ColmapModel, read_model
 from pipeline.colmap.distortion import check_supported
 from pipeline.errors import InputError, MissingFramesError
 from pipeline.frames import sample_names
-from pipeline.layout import JobLayout
+from pipeline.layout import JobLayout, frame_path
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.render.types import Camera
 from pipeline.scene import SceneData, View
@@ -153,7 +153,7 @@ def build_scene(
 
 
 def _check_frames_exist(images: Sequence[ColmapImage], frames_dir: Path) -> None:
-    missing = [image.name for image in images if not (frames_dir / image.name).is_file()]
+    missing = [i.name for i in images if not frame_path(frames_dir, i.name).is_file()]
     if missing:
         raise MissingFramesError(
             f"{len(missing)} of {len(images)} model images have no frame in {frames_dir}: "
@@ -203,7 +203,7 @@ class _ViewLoader:
     def load(self, image: ColmapImage) -> View:
         camera = self.cameras[image.camera_id]
         plan = self.plans[image.camera_id]
-        pixels = plan.undistortion.apply(_read_rgb(self.frames_dir / image.name, camera))
+        pixels = plan.undistortion.apply(_read_rgb(frame_path(self.frames_dir, image.name), camera))
         out = plan.output
         if (out.width, out.height) != (camera.width, camera.height):
             resized = Image.fromarray(pixels).resize((out.width, out.height), Image.Resampling.BOX)

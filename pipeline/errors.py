@@ -35,6 +35,7 @@ __all__ = [
     "PlyFormatError",
     "ToolUnavailableError",
     "TrainingError",
+    "UnsafeImageNameError",
     "UnsupportedCameraError",
     "VideoError",
 ]
@@ -94,6 +95,10 @@ class MissingFramesError(InputError):
     def __init__(self, message: str, missing: Sequence[str] = ()) -> None:
         self.missing = sorted(missing)
         super().__init__(message)
+
+
+class UnsafeImageNameError(InputError):
+    """An image name in the COLMAP model that would leave ``Frames/`` (absolute, ``..``)."""
 
 
 class PlyFormatError(InputError):

@@ -23,7 +23,7 @@ from PIL import Image
 
 from pipeline.colmap import read_images
 from pipeline.errors import MissingFramesError, PipelineError, VideoError
-from pipeline.layout import JobLayout, frame_name
+from pipeline.layout import JobLayout, frame_name, frame_path
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.video import DecodeReport, decode_frames
 
@@ -98,7 +98,7 @@ def plan_frames(layout: JobLayout, image_names: Iterable[str]) -> tuple[dict[str
     unparsable: list[str] = []
     existing = 0
     for name in image_names:
-        if (layout.frames_dir / name).is_file():
+        if frame_path(layout.frames_dir, name).is_file():
             existing += 1
         elif (parsed := parse_frame_name(name)) is None:
             unparsable.append(name)

@@ -18,12 +18,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["JobLayout", "frame_name"]
+from pipeline.errors import UnsafeImageNameError
+
+__all__ = ["JobLayout", "check_image_name", "frame_name", "frame_path"]
 
 
 def frame_name(scan: str, index: int) -> str:
     """The file name of frame ``index`` of recording ``scan``: ``<scan>_<index:06d>.jpg``."""
     return f"{scan}_{index:06d}.jpg"
+
+
+def check_image_name(name: str) -> str:
+    """``name`` when it is a relative path that stays inside ``Frames/``, else an error.
+
+    Image names come from ``images.bin`` (domain data, untrusted) and are joined to ``Frames/``
+    to read and write frames: an absolute name, a ``.``/``..`` or empty part, a backslash or a
+    control character could reach another file. Sub-folders (``a/b.jpg``) are fine.
+
+    Raises:
+        UnsafeImageNameError: naming the image.
+    """
+    parts = name.split("/")
+    if (
+        any(part in ("", ".", "..") for part in parts)
+        or "\\" in name
+        or any(ord(c) < 32 or ord(c) == 127 for c in name)
+    ):
+        raise UnsafeImageNameError(
+            f"image name {name[:200]!r} in the COLMAP model is not a relative path inside "
+            "Frames/ (absolute paths, '..', empty parts, backslashes and control characters "
+            "are refused)"
+        )
+    return name
+
+
+def frame_path(frames_dir: Path, name: str) -> Path:
+    """``frames_dir / name`` for a model image name, once :func:`check_image_name` passed."""
+    return frames_dir / check_image_name(name)
 
 
 @dataclass(frozen=True)

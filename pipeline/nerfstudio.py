@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from pipeline.colmap import ColmapCamera, ColmapImage, ColmapModel, read_model
 from pipeline.errors import UnsupportedCameraError
-from pipeline.layout import JobLayout
+from pipeline.layout import JobLayout, check_image_name
 from pipeline.scene_frame import SceneFrame, frame_from_model
 
 __all__ = [
@@ -111,7 +111,7 @@ def nerfstudio_transforms(
     frames = []
     for image in model.images.values():
         entry: dict[str, Any] = {
-            "file_path": f"{image_dir}/{image.name}",
+            "file_path": f"{image_dir}/{check_image_name(image.name)}",
             "transform_matrix": nerfstudio_c2w(image).tolist(),
             "colmap_im_id": image.image_id,
         }

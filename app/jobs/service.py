@@ -21,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 import httpx
@@ -39,6 +40,7 @@ from app.runner import JobCancelledError, run_splatter_job
 from app.settings import Settings
 from app.store import JobStore
 from app.targets import check_target
+from app.viewer.outputs import JobOutputs
 from app.worker.supervisor import WorkerSupervisor
 from domain_client.delivery import ProgressReporter
 from domain_client.models import ArtifactRecord, Lease
@@ -56,8 +58,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[TaskContextView], Awaitable[None]]
 
 RETENTION_SWEEP_SECS = 3600.0
 """How often finished jobs past ``JOB_RETENTION_DAYS`` are deleted (also once at start)."""
@@ -176,6 +176,7 @@ class JobService:
         *,
         context_factory: PushContextFactory,
         http: httpx.AsyncClient,
+        outputs: JobOutputs | None = None,
     ) -> None:
         self.store = store
         self._supervisor = supervisor
@@ -183,6 +184,7 @@ class JobService:
         self._metrics = metrics
         self._context_factory = context_factory
         self._http = http
+        self._outputs = outputs
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._pushes: dict[str, _PushJob] = {}
         self._cancels: dict[str, Callable[[], None]] = {}
@@ -439,10 +441,9 @@ class JobService:
     ) -> None:
         self._cancels[job_key] = cancel or ctx.cancelled.set
         self._idle.clear()
-        handler: Handler = self._handler
         try:
             with log_context(job=job_key, task_id=ctx.lease.task.id):
-                await handler(ctx)
+                await self._handler(ctx, job_key)
         except asyncio.CancelledError:
             # Our own task was cancelled (shutdown past its bounds): the runner has already
             # killed its child; record the end before unwinding.
@@ -458,9 +459,14 @@ class JobService:
         finally:
             self._forget_cancel(job_key)
 
-    async def _handler(self, ctx: TaskContextView) -> None:
+    async def _handler(self, ctx: TaskContextView, job_key: str) -> None:
+        outputs = self._outputs
         await run_splatter_job(
-            ctx, self._settings, supervisor=self._supervisor, metrics=self._metrics
+            ctx,
+            self._settings,
+            supervisor=self._supervisor,
+            metrics=self._metrics,
+            keep_outputs=None if outputs is None else partial(outputs.keep, job_key),
         )
 
     def _record_failure(self, job_key: str, ctx: TaskContextView, exc: Exception) -> None:

@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import shutil
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,11 +38,19 @@ from app.runner.naming import (
     unsafe_component_reason,
 )
 from app.runner.progress import InputCounts
-from app.runner.workspace import JobLayout
-from domain_client.errors import DownloadTooSlowError
+from app.runner.workspace import JobLayout, check_free_disk
+from app.settings import Settings
+from domain_client.errors import DownloadTooLargeError, DownloadTooSlowError
+from domain_client.limits import DownloadBounds, refuse_declared
 from domain_client.models import DataMetadata
 
-__all__ = ["ResolvedInputs", "check_cancelled", "resolve_inputs", "until_cancelled"]
+__all__ = [
+    "InputLimits",
+    "ResolvedInputs",
+    "check_cancelled",
+    "resolve_inputs",
+    "until_cancelled",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,7 @@ T = TypeVar("T")
 
 ID_CHUNK = 50
 RECORDING_TYPE = "dmt_recording_mp4"
+_MIB = 1024 * 1024
 _RECORDING_PREFIX = "dmt_recording_"
 
 
@@ -94,19 +103,66 @@ async def until_cancelled(ctx: TaskContextView, work: Awaitable[T], stage: str) 
     return task.result()
 
 
-async def resolve_inputs(ctx: TaskContextView, layout: JobLayout) -> ResolvedInputs:
-    """Downloads everything the first input CID names into the job folder."""
+@dataclass(frozen=True)
+class InputLimits:
+    """Bounds on what input resolution accepts (defaults: the settings' defaults).
+
+    Attributes:
+        max_manifest_bytes: largest input CID item read as the manifest, bytes.
+        max_data_ids: most ``dataIDs`` entries a manifest may list.
+        max_download_bytes: largest single recording or COLMAP binary, bytes.
+        disk_check: called with the bytes received so far, every 64 MiB of each download;
+            raises to stop the job (free disk fell under the floor).
+    """
+
+    max_manifest_bytes: int = 16 * _MIB
+    max_data_ids: int = 10_000
+    max_download_bytes: int = 16 * 1024 * _MIB
+    disk_check: Callable[[int], None] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InputLimits:
+        def disk_check(_received: int) -> None:
+            check_free_disk(settings.tasks_root, settings.min_free_disk_mb)
+
+        return cls(
+            max_manifest_bytes=settings.splatter_max_manifest_bytes,
+            max_data_ids=settings.splatter_max_data_ids,
+            max_download_bytes=settings.splatter_max_download_bytes,
+            disk_check=disk_check,
+        )
+
+    def manifest_bounds(self) -> DownloadBounds:
+        return DownloadBounds(self.max_manifest_bytes, "SPLATTER_MAX_MANIFEST_BYTES")
+
+    def download_bounds(self) -> DownloadBounds:
+        return DownloadBounds(
+            self.max_download_bytes, "SPLATTER_MAX_DOWNLOAD_BYTES", on_progress=self.disk_check
+        )
+
+
+async def resolve_inputs(
+    ctx: TaskContextView, layout: JobLayout, limits: InputLimits | None = None
+) -> ResolvedInputs:
+    """Downloads everything the first input CID names into the job folder.
+
+    Raises:
+        SplatterJobError: no CID; the manifest cannot be had, is too large or no JSON; it lists
+            too many ``dataIDs`` or an unsafe scan id; a download is too large or too slow, or
+            the disk fills; no recording was downloaded.
+    """
+    limits = limits or InputLimits()
     cids = list(ctx.lease.task.inputs_cids)
     if not cids:
         raise SplatterJobError("no input cid provided; cannot run splatter job")
     cid = cids[0]
-    name, manifest = await _read_manifest(ctx, layout, cid)
+    name, manifest = await _read_manifest(ctx, layout, cid, limits)
     resolved = ResolvedInputs(primary_name=name, suffix=refinement_suffix(name))
-    data_ids = _data_ids(manifest)
+    data_ids = _data_ids(manifest, limits.max_data_ids)
     scan_ids = _scan_ids(data_ids)
     missing_colmap: list[str] = []
     if data_ids:
-        fetcher = _Fetcher(ctx, layout, resolved)
+        fetcher = _Fetcher(ctx, layout, resolved, limits.download_bounds())
         await fetcher.recordings_by_id([d for d in data_ids if is_uuid(d)])
         await fetcher.recordings_by_name(scan_ids)
         if resolved.suffix is not None:
@@ -127,27 +183,27 @@ async def resolve_inputs(ctx: TaskContextView, layout: JobLayout) -> ResolvedInp
 
 
 async def _read_manifest(
-    ctx: TaskContextView, layout: JobLayout, cid: str
+    ctx: TaskContextView, layout: JobLayout, cid: str, limits: InputLimits
 ) -> tuple[str | None, Any]:
-    """Materialises the CID, parses its primary file as JSON, removes the download root."""
+    """Materialises the CID (at most ``limits.max_manifest_bytes`` per item, streamed), parses
+    its primary file as JSON off the event loop, removes the download root."""
     try:
         materialized = await until_cancelled(
             ctx,
-            ctx.storage.materialize(cid, layout.input_dir),
+            ctx.storage.materialize(cid, layout.input_dir, bounds=limits.manifest_bounds()),
             "before input materialization",
         )
     except JobCancelledError:
         raise
-    except DownloadTooSlowError as exc:
+    except (DownloadTooSlowError, DownloadTooLargeError) as exc:
         raise SplatterJobError(f"materialize cid {cid}: {exc}") from exc
     except Exception as exc:
         log.warning("input materialization failed", extra={"cid": cid, "error": str(exc)})
         raise SplatterJobError(f"materialize cid {cid}") from exc
     try:
         primary = materialized.primary
-        raw = primary.path.read_bytes()
         try:
-            return primary.metadata.name, json.loads(raw)
+            return primary.metadata.name, await asyncio.to_thread(_parse_json, primary.path)
         except ValueError as exc:
             raise SplatterJobError(f"parse input cid {cid} as JSON") from exc
     finally:
@@ -155,15 +211,28 @@ async def _read_manifest(
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _data_ids(manifest: Any) -> list[str]:
-    """``dataIDs`` as strings (non-strings skipped; missing or not a list → empty)."""
+def _parse_json(path: Path) -> Any:
+    """The JSON document in ``path`` (bounded in size by the download); ValueError if none."""
+    return json.loads(path.read_bytes())
+
+
+def _data_ids(manifest: Any, max_count: int) -> list[str]:
+    """Unique ``dataIDs`` strings, in order (non-strings skipped; missing or not a list →
+    empty); more than ``max_count`` entries fail the job."""
     values = manifest.get("dataIDs") if isinstance(manifest, dict) else None
-    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+    if not isinstance(values, list):
+        return []
+    if len(values) > max_count:
+        raise SplatterJobError(
+            f"manifest lists {len(values)} dataIDs; at most {max_count} are accepted "
+            "(SPLATTER_MAX_DATA_IDS)"
+        )
+    return list(dict.fromkeys(v for v in values if isinstance(v, str)))
 
 
 def _scan_ids(data_ids: Sequence[str]) -> list[str]:
     """Unique derived scan ids, in order; an id that is no safe folder name fails the job."""
-    scans: list[str] = []
+    scans: dict[str, None] = {}  # an ordered set: membership in O(1)
     for raw in data_ids:
         scan = derive_scan_id(raw)
         if scan is None or scan in scans:
@@ -174,15 +243,22 @@ def _scan_ids(data_ids: Sequence[str]) -> list[str]:
                 f"invalid dataIDs entry {json.dumps(raw)}: a scan id must be a single folder "
                 f"name ({reason})"
             )
-        scans.append(scan)
-    return scans
+        scans[scan] = None
+    return list(scans)
 
 
 class _Fetcher:
     """Lookups and downloads of one resolution, with the reference's counters."""
 
-    def __init__(self, ctx: TaskContextView, layout: JobLayout, resolved: ResolvedInputs) -> None:
+    def __init__(
+        self,
+        ctx: TaskContextView,
+        layout: JobLayout,
+        resolved: ResolvedInputs,
+        bounds: DownloadBounds | None = None,
+    ) -> None:
         self._ctx = ctx
+        self._bounds = bounds
         self._layout = layout
         self._resolved = resolved
         self._counts = resolved.counts
@@ -284,21 +360,27 @@ class _Fetcher:
         """Streams one item to ``target``; False (logged, partial file removed) on failure.
 
         Raises:
-            SplatterJobError: the download was slower than the floor (the job fails).
+            SplatterJobError: the download was slower than the floor, the item is larger than
+                ``SPLATTER_MAX_DOWNLOAD_BYTES`` (declared or sent), or free disk fell under
+                ``MIN_FREE_DISK_MB`` while it ran (the job fails).
         """
         if _already_downloaded(target):
             log.info("already downloaded", extra={"item_name": item.name, "dest": str(target)})
             return True
         target.parent.mkdir(parents=True, exist_ok=True)
+        domain = self._ctx.storage.domain
         try:
-            written = await until_cancelled(
-                self._ctx, self._ctx.storage.domain.download_raw(item.id, target), stage
-            )
+            refuse_declared(item.size, self._bounds, f"download {item.id}")
+            download = domain.download_raw(item.id, target, bounds=self._bounds)
+            written = await until_cancelled(self._ctx, download, stage)
         except JobCancelledError:
             raise
-        except DownloadTooSlowError as exc:
+        except (DownloadTooSlowError, DownloadTooLargeError) as exc:
             _discard(target)
             raise SplatterJobError(f"{item.name or item.id}: {exc}") from exc
+        except SplatterJobError:  # free disk ran out while downloading
+            _discard(target)
+            raise
         except Exception as exc:
             log.warning(
                 "download failed",

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from app.metrics import NodeMetrics
 from app.ports import TaskContextView
 from app.runner import progress
 from app.runner.errors import JobCancelledError, SplatterJobError
-from app.runner.inputs import check_cancelled, resolve_inputs
+from app.runner.inputs import InputLimits, check_cancelled, resolve_inputs
 from app.runner.python_stage import run_python_stage
 from app.runner.uploads import upload_outputs
 from app.runner.workspace import JobLayout, check_free_disk, remove_job_root
@@ -36,6 +38,7 @@ async def run_splatter_job(
     *,
     supervisor: WorkerSupervisor | None = None,
     metrics: NodeMetrics | None = None,
+    keep_outputs: Callable[[Path], object] | None = None,
 ) -> None:
     """Runs one splatter task in ``<TASKS_ROOT>/<task_id>`` and removes the folder afterwards.
 
@@ -45,6 +48,8 @@ async def run_splatter_job(
         settings: the node settings (workspace, pipeline command, limits).
         supervisor: starts the pipeline child; a private one when omitted.
         metrics: where durations, bytes and training steps are counted; private when omitted.
+        keep_outputs: called with ``refined/splatter`` after a successful upload, before the
+            folder is removed (the viewer keeps a copy of the outputs).
 
     Raises:
         SplatterJobError: the job failed; ``str(error)`` is the reference's top-level message.
@@ -52,10 +57,16 @@ async def run_splatter_job(
     """
     supervisor = supervisor or WorkerSupervisor(settings)
     metrics = metrics or NodeMetrics()
-    layout = JobLayout.for_task(settings.tasks_root, str(ctx.lease.task.id))
+    try:
+        layout = JobLayout.for_task(settings.tasks_root, str(ctx.lease.task.id))
+    except SplatterJobError as exc:  # no folder was made, so none is removed
+        _report_error(ctx, exc)
+        raise
     started = time.monotonic()
     try:
         await _run_within_limit(ctx, settings, layout, supervisor, metrics)
+        if keep_outputs is not None:
+            keep_outputs(layout.splatter_dir)
     except JobCancelledError as exc:
         _report_cancelled(ctx, exc)
         raise
@@ -72,7 +83,7 @@ async def run_splatter_job(
         _report_error(ctx, failure)
         raise failure from exc
     finally:
-        remove_job_root(layout.root, settings.disable_tasks_cleanup)
+        remove_job_root(layout.root, settings.disable_tasks_cleanup, settings.tasks_root)
         metrics.observe_stage("job", time.monotonic() - started)
 
 
@@ -109,7 +120,7 @@ async def _run(
     _prepare_workspace(ctx, layout)
 
     started = time.monotonic()
-    inputs = await resolve_inputs(ctx, layout)
+    inputs = await resolve_inputs(ctx, layout, InputLimits.from_settings(settings))
     metrics.add_downloaded(inputs.bytes_downloaded)
     metrics.observe_stage("inputs", time.monotonic() - started)
     counts = inputs.counts.as_dict()
@@ -132,10 +143,7 @@ async def _run(
 
 
 def _prepare_workspace(ctx: TaskContextView, layout: JobLayout) -> None:
-    try:
-        layout.root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SplatterJobError(f"create job root {layout.root}") from exc
+    layout.create()
     task = ctx.lease.task
     ctx.reporter.set_progress(progress.workspace_prepared(layout.root))
     ctx.reporter.log_event(

@@ -11,8 +11,8 @@ output frame; SH bands are rotated along when the output keeps them), so
 ``convert splat.ply out.splat --rotate`` gives what the reference published as
 ``splat_rot.splat``.
 
-This module imports only what the two formats need: PLY → ``.splat`` loads numpy and the cached
-numba encoder, never torch (``--rotate`` does load it).
+This module imports only what the two formats need: PLY → ``.splat`` loads numpy alone, never
+numba, torch or plyfile (``--rotate`` does load torch).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``.splat`` files from torch :class:`~pipeline.splats.Splats` (ply2splat's exact bytes).
 
-The format and its arithmetic live in :mod:`pipeline.formats.splat` (numpy + numba, no torch);
+The format and its arithmetic live in :mod:`pipeline.formats.splat` (numpy only);
 this module adapts the trainer's tensors to it.
 """
 

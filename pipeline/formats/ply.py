@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import NDArray
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import PlyFormatError
@@ -78,15 +77,38 @@ def read_ply_arrays(path: Path, dc_only: bool = False) -> PlyArrays:
     for name in rest:
         _check_float(kinds, name, path)
     order = header.binary_order or "<"
-    dtype = np.dtype([(name, order + kind) for name, kind in header.properties])
-    needed = header.size + header.vertex_count * dtype.itemsize
+    needed = header.size + header.vertex_count * sum(
+        np.dtype(k).itemsize for _, k in header.properties
+    )
     if path.stat().st_size < needed:
         raise PlyFormatError(
             f"{path}: malformed or truncated PLY data (expected at least {needed} bytes for "
             f"{header.vertex_count} vertices, the file has {path.stat().st_size})"
         )
-    table = np.fromfile(path, dtype=dtype, count=header.vertex_count, offset=header.size)
-    return PlyArrays(_splats_from_table(table, rest), header.comments)
+    names = [*REQUIRED_PROPERTIES, *rest]
+    block = _columns(path, header, order, names)
+    return PlyArrays(_splats_from_block(block, {n: i for i, n in enumerate(names)}, rest),
+                     header.comments)  # fmt: skip
+
+
+def _columns(path: Path, header: _Header, order: str, names: list[str]) -> F32:
+    """``[N, len(names)]`` float32: the named properties of every vertex, read through a
+    memory map (only the pages of the vertex data are touched, once)."""
+    n = header.vertex_count
+    if n == 0:
+        return np.zeros((0, len(names)), dtype=np.float32)
+    kinds = {kind for _, kind in header.properties}
+    if len(kinds) == 1:  # every property the same type: a plain [N, P] matrix
+        index = [name for name, _ in header.properties]
+        body = np.memmap(path, dtype=order + kinds.pop(), mode="r", offset=header.size,
+                         shape=(n, len(index)))  # fmt: skip
+        return np.take(body, [index.index(name) for name in names], axis=1).astype(np.float32)
+    dtype = np.dtype([(name, order + kind) for name, kind in header.properties])
+    table = np.memmap(path, dtype=dtype, mode="r", offset=header.size, shape=(n,))
+    out = np.empty((n, len(names)), dtype=np.float32)
+    for k, name in enumerate(names):
+        out[:, k] = table[name]
+    return out
 
 
 def _read_header(path: Path) -> _Header:
@@ -173,25 +195,28 @@ def _rest_names(kinds: dict[str, str], path: Path) -> list[str]:
     return [f"f_rest_{i}" for i in indices]
 
 
-def _splats_from_table(table: NDArray[np.void], rest: list[str]) -> SplatArrays:
-    n = len(table)
+def _splats_from_block(block: F32, column: dict[str, int], rest: list[str]) -> SplatArrays:
+    """Gaussians from ``[N, C]`` float32 property columns (``column``: name → index)."""
+    n = len(block)
 
-    def stack(names: list[str]) -> F32:
-        out = np.empty((n, len(names)), dtype=np.float32)
-        for k, name in enumerate(names):
-            out[:, k] = table[name]
-        return out
+    def cols(names: list[str]) -> F32:
+        first = column[names[0]]
+        if [column[name] for name in names] == list(range(first, first + len(names))):
+            return np.ascontiguousarray(block[:, first : first + len(names)])
+        return np.ascontiguousarray(block[:, [column[name] for name in names]])
 
     k_rest = len(rest) // 3
-    sh = np.empty((n, 1 + k_rest, 3), dtype=np.float32)
-    sh[:, 0, :] = stack(["f_dc_0", "f_dc_1", "f_dc_2"])
+    dc = cols(["f_dc_0", "f_dc_1", "f_dc_2"]).reshape(n, 1, 3)
     if k_rest:
-        sh[:, 1:, :] = stack(rest).reshape(n, 3, k_rest).transpose(0, 2, 1)
+        higher = cols(rest).reshape(n, 3, k_rest).transpose(0, 2, 1)
+        sh = np.ascontiguousarray(np.concatenate([dc, higher], axis=1))
+    else:
+        sh = dc
     return SplatArrays(
-        means=stack(["x", "y", "z"]),
-        quats=stack(["rot_0", "rot_1", "rot_2", "rot_3"]),
-        log_scales=stack(["scale_0", "scale_1", "scale_2"]),
-        logit_opacities=np.ascontiguousarray(table["opacity"], dtype=np.float32),
+        means=cols(["x", "y", "z"]),
+        quats=cols(["rot_0", "rot_1", "rot_2", "rot_3"]),
+        log_scales=cols(["scale_0", "scale_1", "scale_2"]),
+        logit_opacities=cols(["opacity"]).reshape(n),
         sh=sh,
     )
 

@@ -1,4 +1,4 @@
-"""The antimatter15 ``.splat`` format, byte for byte as ply2splat 0.6 writes it (numpy + numba).
+"""The antimatter15 ``.splat`` format, byte for byte as ply2splat 0.6 writes it (numpy only).
 
 Record: 32 bytes per Gaussian, little-endian, no header::
 
@@ -8,32 +8,32 @@ Record: 32 bytes per Gaussian, little-endian, no header::
     bytes 28–31  rotation w, x, y, z   uint8: q/‖q‖·128 + 128 clamped to [0, 255]
 
 Byte equality with ply2splat needs its exact float32 arithmetic: every step in float32 with no
-fused multiply-add, float → uint8 by truncation (NaN → 0, like Rust's saturating ``as u8``),
-a zero-length quaternion → identity, and ``exp`` from the C library (``expf``, which Rust's
-``f32::exp`` calls): numpy's own float32 ``exp`` differs from it in the last bit for a large
-share of inputs, and a float64 ``exp`` rounded to float32 still in about 0.06 % of them.
-numba lowers ``math.exp`` on a float32 to the LLVM intrinsic, which calls the platform's
-``expf``; no fastmath, so nothing is vectorised or approximated.
+fused multiply-add (numpy's ufuncs round after every operation, as Rust does), float → uint8 by
+truncation (NaN → 0, like Rust's saturating ``as u8``), a zero-length quaternion → identity,
+and ``exp`` from the C library (``expf``, which Rust's ``f32::exp`` calls). numpy's float32
+``exp`` differs from ``expf`` in the last bit for a large share of inputs, and a float64 ``exp``
+rounded to float32 in about 0.06 % of them: where ``expf`` (error ≤ 0.502 ULP) is not
+correctly rounded. :func:`c_expf` therefore rounds a float64 ``exp`` and asks the C library
+itself only for the values within 1/256 ULP of a rounding midpoint (about 1 % of them): the
+others cannot round differently, so the result is ``expf``'s, bit for bit.
 
-The per-Gaussian arithmetic is one numba-compiled pass that mirrors ply2splat's ``from_ply``
-operation for operation (no Python loop per Gaussian); sorting and gathering are numpy. The
-kernels are compiled with ``cache=True`` (``__pycache__``; the Docker image warms it at build
-time), so a command does not pay numba's compile time.
+No numba and no torch here: ``python -m pipeline convert`` of a PLY to ``.splat`` loads only
+numpy. The per-Gaussian arithmetic is a handful of whole-array float32 operations.
 
 Order: ascending by the float32 key ``-(exp(s0 + s1 + s2) · alpha)`` (descending volume ×
 opacity), ties by x, then y, then z ascending, all compared with IEEE ``totalOrder`` (Rust's
-``f32::total_cmp``), so the output is deterministic. This module imports neither torch nor
-plyfile.
+``f32::total_cmp``), so the output is deterministic.
 """
 
 from __future__ import annotations
 
-import math
+import ctypes
+import ctypes.util
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -54,63 +54,85 @@ SPLAT_RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3),
 _SH_C0 = np.float32(0.2820948)  # ply2splat's constant, 0.282_094_8 as f32
 _ZERO, _HALF, _ONE = np.float32(0.0), np.float32(0.5), np.float32(1.0)
 _F128, _F255 = np.float32(128.0), np.float32(255.0)
-_njit: Any = numba.njit
-_vectorize: Any = numba.vectorize
+_HARD_FRACTION = 2.0**-8  # of an ULP: expf's 0.502-ULP bound leaves 0.002 ULP of doubt
+_DROPPED_BITS = np.int64((1 << 29) - 1)
+_MIDPOINT = np.int64(1 << 28)
 
 
-@_njit(cache=True, inline="always")  # type: ignore[untyped-decorator]
-def _clamp(v: np.float32, low: np.float32, high: np.float32) -> np.float32:
+@functools.cache
+def _libm_expf() -> Any:
+    """The C library's ``expf`` (ctypes), or ``None`` without a C math library."""
+    name = ctypes.util.find_library("m")
+    try:
+        expf = ctypes.CDLL(name).expf if name else None
+    except (OSError, AttributeError):
+        return None
+    if expf is not None:
+        expf.restype, expf.argtypes = ctypes.c_float, [ctypes.c_float]
+    return expf
+
+
+def c_expf(x: NDArray[np.floating]) -> F32:
+    """``expf`` of every element of a float32 array (exactly the C library's results).
+
+    A float64 ``exp`` rounded to float32 is ``expf``'s result except, possibly, where the exact
+    value lies within ``expf``'s error of a midpoint between two floats; those few values
+    (within 1/256 ULP of one; zeros, subnormals, infinities, NaN) are computed by the C
+    library's ``expf`` itself. Without a C math library the float64 rounding is returned.
+    """
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    with np.errstate(all="ignore"):
+        exact = np.exp(x32.astype(np.float64))
+        result = exact.astype(np.float32)
+    # The 29 float64 mantissa bits that rounding to float32 drops: 2^28 is the midpoint.
+    dropped = exact.view(np.int64) & _DROPPED_BITS
+    hard = np.abs(dropped - _MIDPOINT) < _MIDPOINT * (2 * _HARD_FRACTION)
+    exponent = result.view(np.int32) & 0x7F800000  # 0, subnormal, inf, NaN: ask expf
+    hard |= (exponent == 0) | (exponent == 0x7F800000)
+    expf = _libm_expf()
+    if expf is not None:
+        flat_x, flat_r = x32.reshape(-1), result.reshape(-1)
+        for i in np.flatnonzero(hard.reshape(-1)).tolist():
+            flat_r[i] = expf(float(flat_x[i]))
+    return result
+
+
+def _clamp(v: NDArray[Any], low: np.float32, high: np.float32) -> NDArray[Any]:
     """Rust's ``f32::clamp``: NaN stays NaN."""
-    if v < low:
-        return low
-    if v > high:
-        return high
-    return v
+    clamped: NDArray[Any] = np.minimum(np.maximum(v, low), high)
+    return clamped
 
 
-@_njit(cache=True, inline="always")  # type: ignore[untyped-decorator]
-def _to_u8(v: np.float32) -> np.uint8:
+def _to_u8(v: NDArray[Any]) -> NDArray[np.uint8]:
     """Rust's ``v as u8`` for ``v`` in [0, 255] or NaN: truncation, NaN → 0."""
-    return np.uint8(0) if v != v else np.uint8(v)
+    return np.where(np.isnan(v), _ZERO, v).astype(np.uint8)
 
 
-@_vectorize(["float32(float32)"], cache=True)  # type: ignore[untyped-decorator]
-def _expf(x: np.float32) -> float:
-    return math.exp(x)
-
-
-@_njit(cache=True)  # type: ignore[untyped-decorator]
-def _pack(means: F32, log_scales: F32, dc: F32, logits: F32, quats: F32,
-          words: F32, raw: NDArray[np.uint8], keys: F32) -> None:  # fmt: skip
-    # One Gaussian per iteration, operation for operation as ply2splat's from_ply.
-    for i in range(means.shape[0]):
-        for k in range(3):
-            words[i, k] = means[i, k]
-            words[i, 3 + k] = math.exp(log_scales[i, k])
-            raw[i, 24 + k] = _to_u8(_clamp(_HALF + _SH_C0 * dc[i, k], _ZERO, _ONE) * _F255)
-        alpha = _clamp(_ONE / (_ONE + math.exp(-logits[i])), _ZERO, _ONE)
-        raw[i, 27] = _to_u8(alpha * _F255)
-        w, x, y, z = quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3]
-        length = math.sqrt(w * w + x * x + y * y + z * z)
-        if length > _ZERO:
-            w, x, y, z = w / length, x / length, y / length, z / length
-        else:  # zero or NaN length: identity
-            w, x, y, z = _ONE, _ZERO, _ZERO, _ZERO
-        raw[i, 28] = _to_u8(_clamp(w * _F128 + _F128, _ZERO, _F255))
-        raw[i, 29] = _to_u8(_clamp(x * _F128 + _F128, _ZERO, _F255))
-        raw[i, 30] = _to_u8(_clamp(y * _F128 + _F128, _ZERO, _F255))
-        raw[i, 31] = _to_u8(_clamp(z * _F128 + _F128, _ZERO, _F255))
+def _pack(means: F32, log_scales: F32, dc: F32, logits: F32, quats: F32) -> tuple[F32, F32]:
+    """``(words [N, 8] float32 records, keys [N])``: ply2splat's ``from_ply``, operation for
+    operation, on whole arrays."""
+    n = len(means)
+    words = np.empty((n, 8), dtype="<f4")  # eight 4-byte words per record
+    raw = words.view(np.uint8)
+    words[:, :3] = means
+    words[:, 3:6] = c_expf(log_scales)
+    with np.errstate(all="ignore"):
+        raw[:, 24:27] = _to_u8(_clamp(_HALF + _SH_C0 * dc, _ZERO, _ONE) * _F255)
+        alpha = _clamp(_ONE / (_ONE + c_expf(-logits)), _ZERO, _ONE)
+        raw[:, 27] = _to_u8(alpha * _F255)
+        w, x, y, z = quats.T
+        length = np.sqrt(w * w + x * x + y * y + z * z)
+        unit = length > _ZERO  # zero or NaN length: identity
+        q = quats / np.where(unit, length, _ONE)[:, None]
+        q[~unit] = (_ONE, _ZERO, _ZERO, _ZERO)
+        raw[:, 28:32] = _to_u8(_clamp(q * _F128 + _F128, _ZERO, _F255))
         # ply2splat's source says -(volume * alpha); its compiled code (LLVM folds the
         # negation into the product) computes volume * -alpha. Equal for numbers; for NaN
         # keys (infinite or NaN parameters) only this form gives the NaN sign, and so the
         # order, that it writes.
-        keys[i] = math.exp(log_scales[i, 0] + log_scales[i, 1] + log_scales[i, 2]) * -alpha
-
-
-def c_expf(x: F32) -> F32:
-    """``expf`` of every element of a float32 array (exactly the C library's results)."""
-    result: F32 = _expf(np.ascontiguousarray(x, dtype=np.float32))
-    return result
+        volume = c_expf(log_scales[:, 0] + log_scales[:, 1] + log_scales[:, 2])
+        keys = volume * -alpha
+    return words, keys
 
 
 def encode_splat_arrays(splats: SplatArrays, sort: bool = True) -> NDArray[np.void]:
@@ -124,15 +146,12 @@ def encode_splat_arrays(splats: SplatArrays, sort: bool = True) -> NDArray[np.vo
         return np.ascontiguousarray(a, dtype=np.float32)
 
     means = f32(splats.means)
-    n = len(means)
-    words = np.empty((n, 8), dtype="<f4")  # eight 4-byte words per record
-    keys = np.empty(n, dtype=np.float32)
-    _pack(means, f32(splats.log_scales), f32(splats.sh[:, 0, :]), f32(splats.logit_opacities),
-          f32(splats.quats), words, words.view(np.uint8), keys)  # fmt: skip
+    words, keys = _pack(means, f32(splats.log_scales), f32(splats.sh[:, 0, :]),
+                        f32(splats.logit_opacities), f32(splats.quats))  # fmt: skip
     if sort:
         # Plain float rows gather far faster than structured records.
         words = np.take(words, _importance_order(keys, means), axis=0)
-    return words.view(SPLAT_RECORD).reshape(n)
+    return words.view(SPLAT_RECORD).reshape(len(means))
 
 
 def _total_order(values: F32) -> NDArray[np.int32]:
@@ -230,12 +249,3 @@ def read_arrays(path: Path, dc_only: bool = True) -> SplatArrays:
 def write_arrays(path: Path, splats: SplatArrays) -> int:
     """:func:`write_splat_arrays` in ply2splat's order (the registry's writer)."""
     return write_splat_arrays(path, splats)
-
-
-def warm_kernels() -> None:
-    """Compile (or load from the cache) the numba kernels; the Docker build calls this."""
-    splats = SplatArrays(np.zeros((2, 3), np.float32), np.ones((2, 4), np.float32),
-                         np.zeros((2, 3), np.float32), np.zeros(2, np.float32),
-                         np.zeros((2, 1, 3), np.float32))  # fmt: skip
-    encode_splat_arrays(splats)
-    c_expf(np.zeros(2, np.float32))

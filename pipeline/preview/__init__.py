@@ -1,13 +1,14 @@
 """Step 5: preview stills, orbit video and nerfstudio camera path (best effort).
 
 - :mod:`~pipeline.preview.previews`: :func:`render_preview`, what the ``run`` orchestrator calls.
-- :mod:`~pipeline.preview.bounds`: robust, up-aligned subject box.
+- :mod:`~pipeline.preview.bounds`: the subject region (scene frame's cylinder or a robust,
+  up-aligned box of the Gaussians).
 - :mod:`~pipeline.preview.camera_path`: orbit and still cameras, camera-path JSON.
 - :mod:`~pipeline.preview.render`: in-process frames; :mod:`~pipeline.preview.encode`: ffmpeg.
 - :mod:`~pipeline.preview.mp4`: reading an MP4's boxes back.
 """
 
-from pipeline.preview.bounds import BoundsConfig, SceneBounds, robust_bounds
+from pipeline.preview.bounds import BoundsConfig, SceneBounds, SubjectCylinder, robust_bounds
 from pipeline.preview.camera_path import OrbitConfig, PathCamera, orbit_cameras, still_cameras
 from pipeline.preview.encode import EncodeConfig, EncodeError, VideoEncoder
 from pipeline.preview.previews import PREVIEW_FILES, PreviewConfig, PreviewResult, render_preview
@@ -22,6 +23,7 @@ __all__ = [
     "PreviewConfig",
     "PreviewResult",
     "SceneBounds",
+    "SubjectCylinder",
     "VideoEncoder",
     "orbit_cameras",
     "render_preview",

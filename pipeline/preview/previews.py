@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from pipeline.atomic import atomic_path, partial_path, remove_quietly
-from pipeline.preview.bounds import BoundsConfig, SceneBounds, SubjectCylinder, robust_bounds
+from pipeline.preview.bounds import BoundsConfig, SubjectCylinder, robust_bounds
 from pipeline.preview.camera_path import (
     OrbitConfig,
     PathCamera,
@@ -34,7 +34,7 @@ from pipeline.render.types import EVAL_BACKGROUND, Rasterizer
 from pipeline.scene_frame import SceneFrame
 from pipeline.splats import Splats
 
-__all__ = ["PREVIEW_FILES", "PreviewConfig", "PreviewResult", "render_preview"]
+__all__ = ["PREVIEW_FILES", "PreviewConfig", "PreviewResult", "render_preview", "subject_region"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +79,8 @@ class PreviewResult:
     Attributes:
         outputs: file name → path of every preview file written.
         warnings: one line per failure (also sent as ``warning`` events).
-        bounds: the subject's box measured from the Gaussians, or ``None`` when a scene
-            frame gave the region (or it could not be measured).
-        region: the cylinder the orbit and the stills frame, or ``None`` if there is none.
+        region: the cylinder the orbit and the stills frame (:func:`subject_region`), or
+            ``None`` if it could not be measured.
         frames_rendered: video frames rendered.
         render_s: seconds spent rendering (stills and frames).
         total_s: wall-clock seconds of the whole step.
@@ -89,7 +88,6 @@ class PreviewResult:
 
     outputs: dict[str, Path] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    bounds: SceneBounds | None = None
     region: SubjectCylinder | None = None
     frames_rendered: int = 0
     render_s: float = 0.0
@@ -166,8 +164,7 @@ def _run(step: _Step, splats: Splats, up: ArrayLike | SceneFrame, rasterizer: Ra
         return
     cfg = step.config
     try:
-        gaussians = splats.detach().activated()
-        region = _region(step, gaussians.means.cpu(), gaussians.opacities.cpu(), up)
+        region = subject_region(splats, up, cfg.bounds)
         step.result.region = region
         orbit = orbit_cameras(region, cfg.orbit)
         stills = still_cameras(region, cfg.orbit)
@@ -182,15 +179,22 @@ def _run(step: _Step, splats: Splats, up: ArrayLike | SceneFrame, rasterizer: Ra
         _render_video(step, renderer, orbit)
 
 
-def _region(
-    step: _Step, means: ArrayLike, opacities: ArrayLike, up: ArrayLike | SceneFrame
+def subject_region(
+    splats: Splats, up: ArrayLike | SceneFrame, config: BoundsConfig | None = None
 ) -> SubjectCylinder:
-    """The scene frame's observed region, else the robust box of the Gaussians."""
+    """The region the preview frames: what the orbit and stills circle and fit (also the
+    browser viewer's first view, so that it opens on the video's first frame). The scene
+    frame's observed region when ``up`` is one, else the robust box of the Gaussians by its
+    circumscribed cylinder.
+
+    Raises:
+        ValueError: no Gaussian has a finite position, or the up vector is zero.
+    """
     if isinstance(up, SceneFrame):
         return SubjectCylinder.from_frame(up)
-    bounds = robust_bounds(means, opacities, up, step.config.bounds)
-    step.result.bounds = bounds
-    return bounds.cylinder()
+    gaussians = splats.detach().activated()
+    means, opacities = gaussians.means.cpu(), gaussians.opacities.cpu()
+    return robust_bounds(means, opacities, up, config).cylinder()
 
 
 def _remove_stale(out_dir: Path) -> None:

@@ -26,10 +26,11 @@ async def test_a_restart_fails_the_job_left_running_and_clears_old_job_folders(
 ) -> None:
     settings = make_settings(tmp_path)
     store = JobStore.open(settings.database_path)
-    job = store.create(NewJob(source="push", task_id="t-1", capability="/splatter/colmap/v1"))
+    task_id = "5a1d0c8e-6f1e-4e59-9a51-3c2b1d7e8f90"  # job folders are named by task UUID
+    job = store.create(NewJob(source="push", task_id=task_id, capability="/splatter/colmap/v1"))
     store.mark_running(job.id)
     store.close()
-    (settings.tasks_root / "t-1" / "datasets").mkdir(parents=True)
+    (settings.tasks_root / task_id / "datasets").mkdir(parents=True)
     async with running_node(settings) as node:
         record = await node.job(job.id)
         ready = await node.client.get("/ready")

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Literal
 
 import pytest
 
@@ -104,3 +105,31 @@ def test_log_context_fields_reach_records_from_any_logger(stream: io.StringIO) -
     inside, outside = lines(stream)
     assert (inside["job"], inside["task_id"]) == ("explicit", "t-1")
     assert "task_id" not in outside
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "auto"])
+def test_uvicorns_colour_copy_of_the_message_never_reaches_the_output(
+    stream: io.StringIO, fmt: Literal["json", "text", "auto"]
+) -> None:
+    configure_logging(fmt, "info", stream=stream)
+    colored = "Uvicorn running on \x1b[1mhttp://127.0.0.1:8080\x1b[0m"
+    logging.getLogger("app.test.uvicorn").info(  # uvicorn attaches color_message so
+        "Uvicorn running on http://127.0.0.1:8080", extra={"color_message": colored}
+    )
+    assert "\x1b" not in stream.getvalue() and "color_message" not in stream.getvalue()
+    assert "Uvicorn running on http://127.0.0.1:8080" in stream.getvalue()
+
+
+def test_auto_writes_text_to_a_terminal_and_json_elsewhere(stream: io.StringIO) -> None:
+    terminal = _Terminal()
+    configure_logging("auto", "info", stream=terminal)
+    logging.getLogger("app.test").info("to a person", extra={"n": 1})
+    assert terminal.getvalue().rstrip().endswith("INFO app.test: to a person n=1")
+    configure_logging("auto", "info", stream=stream)
+    logging.getLogger("app.test").info("to a collector")
+    assert lines(stream)[0]["message"] == "to a collector"

@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from app import PROJECT_ROOT
+from app import PROJECT_ROOT, __version__
 from demo import free_port
 
 
@@ -101,3 +102,34 @@ def test_the_node_serves_health_logs_json_and_stops_on_sigterm(tmp_path: Path) -
     assert "node started" in messages and "node stopped" in messages
     assert all({"ts", "level", "logger", "message"} <= set(e) for e in entries)
     assert "tok-abcdef" not in json.dumps(entries)
+
+
+def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m app ARGS`` in an empty folder (the default TASKS_ROOT and data dir are
+    relative: nothing may appear there)."""
+    env = node_env(tmp_path)
+    for name in ("TASKS_ROOT", "SPLATTER_DATA_DIR"):
+        del env[name]
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+
+
+def test_help_and_version_print_and_exit_without_starting_anything(tmp_path: Path) -> None:
+    helped = run_cli(tmp_path, "--help")
+    assert helped.returncode == 0
+    assert helped.stdout.startswith("usage: splatter-node [-h] [--version] COMMAND")
+    assert "serve" in helped.stdout and "environment variables" in helped.stdout
+    version = run_cli(tmp_path, "--version")
+    assert (version.returncode, version.stdout.strip()) == (0, f"splatter-node {__version__}")
+    assert run_cli(tmp_path, "serve", "--help").returncode == 0
+    assert list(tmp_path.iterdir()) == []  # no data/ or tasks/ written
+
+
+@pytest.mark.parametrize("args", [["--port", "9"], ["start"], ["serve", "extra"], ["-x"]])
+def test_unknown_arguments_exit_2_before_anything_starts(tmp_path: Path, args: list[str]) -> None:
+    result = run_cli(tmp_path, *args)
+    assert result.returncode == 2
+    assert "usage: splatter-node" in result.stderr and "error:" in result.stderr
+    assert list(tmp_path.iterdir()) == []

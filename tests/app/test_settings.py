@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app import CAPABILITY, __version__
+from app import CAPABILITY, PROJECT_ROOT, __version__
 from app.settings import Settings, get_settings, is_loopback_host, parse_env_bool
 from domain_client.config import NodeConfig, normalise_capabilities
 from domain_client.throughput import DownloadRateLimit
@@ -42,7 +42,7 @@ def test_defaults_match_the_reference_node() -> None:
     assert s.lease_mode is False
     assert s.splatter_trainer == "builtin"
     assert s.pipeline_argv == [sys.executable, "-m", "pipeline"]
-    assert s.log_format == "json"
+    assert s.log_format == "auto"  # text on a terminal, JSON otherwise (issue #10)
 
 
 def test_environment_variables_use_the_reference_names(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -271,6 +271,33 @@ def get_settings_uncached() -> Settings:
         return get_settings()
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("tasks_root", "data_dir", "named"),
+    [
+        (".", "data", "SPLATTER_DATA_DIR"),
+        ("work", "work/data", "SPLATTER_DATA_DIR"),
+        ("..", "/elsewhere/data", "the working directory"),
+        ("/", "/elsewhere/data", "SPLATTER_DATA_DIR"),
+        (str(PROJECT_ROOT), "/elsewhere/data", "the node's installation"),
+        (sys.prefix, "/elsewhere/data", "the Python environment"),
+    ],
+)
+def test_a_tasks_root_holding_the_store_the_cwd_or_the_install_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tasks_root: str, data_dir: str, named: str
+) -> None:
+    monkeypatch.setenv("TASKS_ROOT", tasks_root)
+    monkeypatch.setenv("SPLATTER_DATA_DIR", data_dir)
+    with pytest.raises(ValidationError, match=rf"TASKS_ROOT \(.*\) contains {named} \(") as err:
+        Settings()
+    assert "choose a TASKS_ROOT outside" in str(err.value)
+
+
+def test_tasks_root_beside_the_store_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKS_ROOT", "tasks")
+    monkeypatch.setenv("SPLATTER_DATA_DIR", "tasks-data")
+    assert Settings().tasks_root == Path("tasks")
 
 
 def test_the_push_door_defaults() -> None:

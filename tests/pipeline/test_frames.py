@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.errors import MissingFramesError, VideoError
+from pipeline.errors import MissingFramesError, UnsafeImageNameError, VideoError
 from pipeline.frames import FramesConfig, extract_frames, parse_frame_name
-from pipeline.layout import JobLayout, frame_name
+from pipeline.layout import JobLayout, check_image_name, frame_name
 from tests.pipeline.video_factories import decode_all, write_counting_video
 
 SCAN_A, SCAN_B = "2024-01-02_03-04-05", "2024-01-02_09-10-11"
@@ -170,3 +170,22 @@ def test_reads_the_names_from_the_model_and_reports_progress(job: JobLayout) -> 
     assert sorted(p.name for p in job.frames_dir.iterdir()) == sorted(wanted)
     assert [e["frames"] for e in events] == [1, 2, 3] and events[-1]["pct"] == 100.0
     assert {e["stage"] for e in events} == {"frames"} and events[-1]["total"] == 3
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["/etc/passwd", "../x_000001.jpg", "a/../../x.jpg", "a//b.jpg", "./x.jpg", "", "a\\..\\b.jpg",
+     "x\n.jpg", "Frames/../../../outside.jpg", "a/"],
+)  # fmt: skip
+def test_image_names_that_leave_frames_are_refused_naming_the_image(
+    job: JobLayout, name: str
+) -> None:
+    (job.root.parent / "outside.jpg").write_bytes(b"not a frame")
+    with pytest.raises(UnsafeImageNameError, match="is not a relative path inside Frames/") as err:
+        extract_frames(job.root, image_names=[*names(SCAN_A, 0), name])
+    assert repr(name) in str(err.value)
+    assert not job.frames_dir.exists()  # refused before anything was written
+
+
+def test_image_names_in_sub_folders_stay_allowed() -> None:
+    assert check_image_name("cam0/scan_000001.jpg") == "cam0/scan_000001.jpg"
