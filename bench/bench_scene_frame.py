@@ -1,12 +1,12 @@
 """Up-axis accuracy of the scene frame (issue #14) on generated captures, old rule beside it.
 
 Captures come from ``tests/pipeline/scene_captures.py`` (seeded): tabletop orbits and room
-walk-throughs with 5, 20 and 200 views looking down 0–15°, 30–45° and 60–75°, hand-held roll
-uniform in ±10°, each with its sparse points and with the cameras alone; the issue's one-sided
-book-on-a-desk scan; and the degenerate sets (identical orientations, two views, straight
-down). Each row is the angle between the estimated and the true vertical in degrees; the note
-gives the rule that decided, the old rule's error (mean image-up, what ``estimate_up`` did)
-and the estimation time.
+walk-throughs with 5, 20 and 200 views looking down 0–15°, 30–45°, 60–75° and anywhere in
+0–75°, hand-held roll uniform in ±10°, each with its sparse points and with the cameras alone;
+the issue's one-sided book-on-a-desk scan; and the degenerate sets (identical orientations,
+two views, straight down). Each row is the angle between the estimated and the true vertical
+in degrees; the note gives the rule that decided, the old rule's error (mean image-up, what
+``estimate_up`` did) and the estimation time.
 """
 
 from __future__ import annotations

@@ -25,6 +25,13 @@ and half height from the points the most views see (robust percentiles), no larg
 the cameras see around the centre when they all look at it (so the walls behind an object do
 not widen it), or that view alone when there are no points.
 
+Limits: cameras that all share one heading say nothing about their pitch. The plane rule then
+only takes a plane they see from above (normal within 80° of their image-up), and otherwise
+the fallback assumes they are level; so a one-heading scan straight down at a table, which
+looks exactly like a level scan of a wall, comes out 90° off. A few
+views (5) of a level capture leave the ``vertical`` rule with the hand-held roll barely
+averaged out (several degrees; the sparse points' plane decides in real jobs).
+
 All vectors are in the world frame of the poses given (COLMAP's in a job); lengths in its units.
 """
 

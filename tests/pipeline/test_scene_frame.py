@@ -27,6 +27,10 @@ CASES = generated_cases()
 FEW_VIEWS = 5
 
 
+def _case(prefix: str) -> Capture:
+    return next(c for c in CASES if c.name.startswith(prefix + " "))
+
+
 def _estimate(capture: Capture) -> SceneFrame:
     return estimate_scene_frame(capture.world_to_cameras, capture.points, capture.track_lengths)
 
@@ -100,7 +104,7 @@ def test_cameras_looking_straight_down() -> None:
 def test_a_wall_is_not_taken_for_the_floor() -> None:
     """Room captures hold more wall than floor points; the plane must agree with the
     cameras' up (here, with so little floor, no plane decides)."""
-    capture = generated_cases()[9]  # room, 5 views, nearly level
+    capture = _case("room 5v pitch 0-15")
     heights = (capture.points - capture.center) @ capture.up  # centre 1 m above the floor
     walls_only = capture.points[np.abs(heights) < 0.9]
     frame = estimate_scene_frame(capture.world_to_cameras, walls_only)
@@ -126,7 +130,7 @@ def test_frame_turns_with_the_world() -> None:
 
 def test_vertical_rule_matches_a_brute_force_search() -> None:
     """The SVD answer against the best of ~160k directions on a fine grid (float64)."""
-    capture = CASES[1].without_points()  # tabletop, 5 views, pitched 30–45°
+    capture = _case("tabletop 5v pitch 30-45").without_points()
     right = capture.world_to_cameras[:, 0, :3]
     theta = np.radians(np.arange(0.0, 180.0, 0.25))
     phi = np.radians(np.arange(0.0, 360.0, 0.5))
@@ -140,7 +144,7 @@ def test_vertical_rule_matches_a_brute_force_search() -> None:
 
 def test_centre_is_where_the_optical_axes_converge() -> None:
     """Against an independent float64 least squares: stack each axis's two normal equations."""
-    capture = CASES[4].without_points()  # tabletop, 20 views
+    capture = _case("tabletop 20v pitch 30-45").without_points()
     rotations = capture.world_to_cameras[:, :3, :3]
     centres = -np.einsum("nji,nj->ni", rotations, capture.world_to_cameras[:, :3, 3])
     rows = np.concatenate(list(rotations[:, :2]))  # camera x and y axes: ⟂ to the view axis
@@ -154,7 +158,7 @@ def test_centre_is_where_the_optical_axes_converge() -> None:
 
 
 def test_region_holds_the_points_most_views_see() -> None:
-    capture = CASES[4]  # tabletop, 20 views, with points
+    capture = _case("tabletop 20v pitch 30-45")
     frame = _estimate(capture)
     seen = capture.points[capture.track_lengths >= np.median(capture.track_lengths)]
     offsets = seen - frame.center
@@ -168,7 +172,7 @@ def test_region_holds_the_points_most_views_see() -> None:
 def test_a_walk_through_room_keeps_its_size() -> None:
     """Cameras looking out in every direction converge nowhere: the region comes from the
     points most views see, the room's walls and floor."""
-    capture = CASES[15]  # room, 200 views, nearly level
+    capture = _case("room 200v pitch 0-15")
     frame = _estimate(capture)
     assert frame.radius > 2.0  # the room is 6 × 5 m
 
