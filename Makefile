@@ -59,7 +59,7 @@ test-fast: $(STAMP) $(NPM_STAMP) $(VIEWER_STAMP)
 demo: $(STAMP) $(VIEWER_STAMP)
 	$(PY) -m demo
 
-bench: $(STAMP)
+bench: $(STAMP) $(NPM_STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)

@@ -12,6 +12,7 @@ from app.api.errors import register_exception_handlers
 from app.api.host_guard import LoopbackHostGuard
 from app.api.limits import BodySizeLimit
 from app.api.routes import health, intake, jobs, viewer
+from app.heap import freeze_startup_heap
 from app.lease import LeaseModeDoor
 from app.services import LeaseDoor, start_services, stop_services
 from app.settings import Settings, get_settings, is_loopback_host
@@ -33,6 +34,7 @@ one is set; `/health`, `/ready` and `/metrics` are always open.
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     services = await start_services(app.state.settings, lease_door=app.state.lease_door)
     app.state.services = services
+    freeze_startup_heap()  # later full collections skip the start-up heap (app/heap.py)
     try:
         yield
     finally:

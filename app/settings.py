@@ -20,7 +20,6 @@ Empty variables count as unset.
 from __future__ import annotations
 
 import ipaddress
-import re
 import shlex
 import sys
 from functools import lru_cache
@@ -34,6 +33,7 @@ from app import PROJECT_ROOT, __version__
 from app.targets import AllowedHosts
 from domain_client.config import NodeConfig
 from domain_client.throughput import DownloadRateLimit
+from pipeline.contract import format_size, parse_size
 
 __all__ = [
     "EnvBool",
@@ -199,11 +199,13 @@ class Settings(NodeConfig, BaseSettings):
     def _check_preview_size(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
-        sizes = [int(g) for g in match.groups()] if match else []
-        if not sizes or any(n < 16 or n % 2 for n in sizes):
+        try:
+            sizes = parse_size(value)
+        except ValueError:
+            sizes = (0, 0)
+        if any(n < 16 or n % 2 for n in sizes):
             raise ValueError("must be WIDTHxHEIGHT, even numbers of at least 16 (e.g. 640x360)")
-        return f"{sizes[0]}x{sizes[1]}"
+        return format_size(*sizes)
 
     @field_validator("splatter_allowed_domain_hosts")
     @classmethod

@@ -18,9 +18,9 @@ from pipeline.colmap import (
     read_points3d,
     write_model,
 )
+from pipeline.contract import JobLayout, frame_name
 from pipeline.dataset import DatasetConfig, load_scene
 from pipeline.frames import extract_frames
-from pipeline.layout import JobLayout, frame_name
 from pipeline.synthetic import SyntheticConfig, make_synthetic_job
 from pipeline.video import encode_video
 
@@ -73,8 +73,8 @@ def _bench_frames_and_dataset(table: BenchTable, root: Path) -> None:
     base = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
     frames = (np.roll(np.kron(base, np.ones((8, 8, 1), np.uint8)), i * 4, axis=1)
               for i in range(count))  # fmt: skip
-    layout.video("scan").parent.mkdir(parents=True)
-    encode_video(layout.video("scan"), frames, (width, height), fps=30, crf=23)
+    layout.recording("scan").parent.mkdir(parents=True)
+    encode_video(layout.recording("scan"), frames, (width, height), fps=30, crf=23)
     every_fourth = [frame_name("scan", i) for i in range(0, count, 4)]
 
     def extract() -> None:

@@ -24,9 +24,10 @@ from typing import Any
 import torch
 
 from bench.table import BenchRow, BenchTable
+from pipeline.contract import Stage
 from pipeline.dataset import DatasetConfig, load_scene
 from pipeline.frames import extract_frames
-from pipeline.progress import NullProgress, Stage
+from pipeline.progress import NullProgress
 from pipeline.render import Rasterizer, get_rasterizer
 from pipeline.render.types import Camera
 from pipeline.scene import SceneData, View

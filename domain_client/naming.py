@@ -16,11 +16,11 @@ from domain_client.errors import NameRuleError
 __all__ = [
     "DISALLOWED_CHARACTERS",
     "MAX_NAME_BYTES",
-    "artifact_name",
     "check_data_type",
     "check_name",
     "check_rel_path",
     "dataset_folder",
+    "generated_artifact_name",
     "infer_data_type",
     "join_logical_path",
     "local_file_name",
@@ -104,7 +104,7 @@ def join_logical_path(outputs_prefix: str | None, rel_path: str) -> str:
     return f"{prefix}/{rel}" if rel else prefix
 
 
-def artifact_name(logical_path: str, task_id: str) -> str:
+def generated_artifact_name(logical_path: str, task_id: str) -> str:
     """The generated name of a path-only upload: ``sanitize(logical_path)_<task_id>`` (§2.10)."""
     return f"{sanitize(logical_path.replace('/', '_'))}_{task_id}"
 

@@ -23,11 +23,11 @@ from domain_client.limits import DownloadBounds
 from domain_client.models import ArtifactRecord, DataMetadata, ServerInfo
 from domain_client.multipart import UploadPart, build_upload_body
 from domain_client.naming import (
-    artifact_name,
     check_data_type,
     check_name,
     check_rel_path,
     dataset_folder,
+    generated_artifact_name,
     infer_data_type,
     join_logical_path,
     local_file_name,
@@ -206,7 +206,7 @@ class TaskStorage:
     async def _put_generated(self, rel_path: str, content: bytes | Path) -> ArtifactRecord:
         check_rel_path(rel_path)
         logical_path = join_logical_path(self.outputs_prefix, rel_path)
-        name = artifact_name(logical_path, self.task_id)
+        name = generated_artifact_name(logical_path, self.task_id)
         return await self.put_domain_artifact(rel_path, name, infer_data_type(rel_path), content)
 
     def artifacts(self) -> list[ArtifactRecord]:

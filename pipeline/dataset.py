@@ -23,9 +23,9 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.colmap import ColmapCamera, ColmapImage, ColmapModel, read_model
 from pipeline.colmap.distortion import check_supported
+from pipeline.contract import JobLayout
 from pipeline.errors import InputError, MissingFramesError
-from pipeline.frames import sample_names
-from pipeline.layout import JobLayout, frame_path
+from pipeline.frames import frame_path, sample_names
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.render.types import Camera
 from pipeline.scene import SceneData, View

@@ -22,15 +22,17 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from pipeline.colmap import read_images
-from pipeline.errors import MissingFramesError, PipelineError, VideoError
-from pipeline.layout import JobLayout, frame_name, frame_path
+from pipeline.contract import JobLayout, frame_name
+from pipeline.errors import MissingFramesError, PipelineError, UnsafeImageNameError, VideoError
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.video import DecodeReport, decode_frames
 
 __all__ = [
     "FramesConfig",
     "FramesResult",
+    "check_image_name",
     "extract_frames",
+    "frame_path",
     "parse_frame_name",
     "plan_frames",
     "sample_names",
@@ -78,6 +80,35 @@ class FramesResult:
         return sum(self.written.values())
 
 
+def check_image_name(name: str) -> str:
+    """``name`` when it is a relative path that stays inside ``Frames/``, else an error.
+
+    Image names come from ``images.bin`` (domain data, untrusted) and are joined to ``Frames/``
+    to read and write frames: an absolute name, a ``.``/``..`` or empty part, a backslash or a
+    control character could reach another file. Sub-folders (``a/b.jpg``) are fine.
+
+    Raises:
+        UnsafeImageNameError: naming the image.
+    """
+    parts = name.split("/")
+    if (
+        any(part in ("", ".", "..") for part in parts)
+        or "\\" in name
+        or any(ord(c) < 32 or ord(c) == 127 for c in name)
+    ):
+        raise UnsafeImageNameError(
+            f"image name {name[:200]!r} in the COLMAP model is not a relative path inside "
+            "Frames/ (absolute paths, '..', empty parts, backslashes and control characters "
+            "are refused)"
+        )
+    return name
+
+
+def frame_path(frames_dir: Path, name: str) -> Path:
+    """``frames_dir / name`` for a model image name, once :func:`check_image_name` passed."""
+    return frames_dir / check_image_name(name)
+
+
 def parse_frame_name(name: str) -> tuple[str, int] | None:
     """``(scan, index)`` for a name ``<scan>_<index:06d>.jpg``, else ``None``."""
     match = _FRAME_NAME.match(name)
@@ -115,7 +146,7 @@ def plan_frames(layout: JobLayout, image_names: Iterable[str]) -> tuple[dict[str
 
 
 def _check_videos_exist(layout: JobLayout, todo: dict[str, list[int]]) -> None:
-    absent = {scan: idx for scan, idx in todo.items() if not layout.video(scan).is_file()}
+    absent = {scan: idx for scan, idx in todo.items() if not layout.recording(scan).is_file()}
     if not absent:
         return
     names = [frame_name(scan, i) for scan, idx in absent.items() for i in idx]
@@ -136,7 +167,7 @@ def extract_frames(
     """Extract the frames the model needs (step 1).
 
     Args:
-        job_root: the job folder (see :mod:`pipeline.layout`).
+        job_root: the job folder (see :class:`pipeline.contract.JobLayout`).
         image_names: the frames to provide; default: every image name in the model's
             ``images.bin``.
         progress: receives ``frames`` progress events (``frames`` done of ``total``).
@@ -186,7 +217,7 @@ def _extract_scan(
     config: FramesConfig,
     on_frame: Callable[[], None],
 ) -> int:
-    video = layout.video(scan)
+    video = layout.recording(scan)
     report = DecodeReport()
     found: set[int] = set()
     strict = config.decode_errors == "fail"

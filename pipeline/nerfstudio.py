@@ -33,8 +33,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.colmap import ColmapCamera, ColmapImage, ColmapModel, read_model
+from pipeline.contract import JobLayout
 from pipeline.errors import UnsupportedCameraError
-from pipeline.layout import JobLayout, check_image_name
+from pipeline.frames import check_image_name
 from pipeline.scene_frame import SceneFrame, frame_from_model
 
 __all__ = [

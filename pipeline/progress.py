@@ -1,43 +1,26 @@
-"""Progress events: one JSON object per line on the CLI's stdout.
+"""Where pipeline steps report to: the JSON-lines events of :mod:`pipeline.contract` on stdout.
 
-This is the contract between ``python -m pipeline run`` and the node's supervisor. Every line is
-a JSON object with an ``event`` key:
-
-``{"event": "stage", "stage": S, "status": "started" | "completed" | "skipped", ...}``
-    a step begins or ends; ``completed`` carries ``duration_s`` and step-specific counts.
-``{"event": "progress", "stage": S, "pct": P, ...}``
-    ``pct`` is the percentage of stage ``S`` done (0..100). Training adds ``step``, ``total``,
-    ``loss``, ``gaussians`` and ``eta_s`` (seconds left in the stage).
-``{"event": "metrics", "stage": "train", "psnr": dB, "ssim": x, "views": n}``
-    held-out evaluation results.
-``{"event": "warning", "stage": S, "message": text}``
-    something best-effort failed (a preview), the run goes on.
-``{"event": "done", "outputs": {name: path}, "metrics": {...}, "duration_s": s}``
-    the last line of a successful run (exit code 0).
-``{"event": "error", "stage": S, "message": text}``
-    the last line of a failed run (non-zero exit code; the same text on stderr).
-
-Stages, in order: ``frames``, ``dataset``, ``train``, ``export``, ``preview``.
-Anything else the pipeline prints goes to stderr (logs), never stdout.
+``python -m pipeline run`` writes every event through :class:`JsonLinesProgress`, which encodes
+it with :func:`pipeline.contract.encode_event`; the node parses the same lines with
+:func:`pipeline.contract.parse_event`. Anything else the pipeline prints goes to stderr (logs),
+never stdout.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
-__all__ = ["STAGES", "JsonLinesProgress", "NullProgress", "ProgressSink", "Stage"]
+from pipeline.contract import Event, ProgressEvent, Stage, encode_event
 
-Stage = Literal["frames", "dataset", "train", "export", "preview"]
-STAGES: tuple[Stage, ...] = ("frames", "dataset", "train", "export", "preview")
+__all__ = ["JsonLinesProgress", "NullProgress", "ProgressSink"]
 
 
 class ProgressSink(Protocol):
     """Where pipeline steps report to."""
 
-    def emit(self, event: dict[str, Any]) -> None: ...
+    def emit(self, event: Event) -> None: ...
 
     def progress(self, stage: Stage, pct: float, **fields: Any) -> None: ...
 
@@ -56,8 +39,8 @@ class JsonLinesProgress:
         self._min_interval_s = min_interval_s
         self._last_sent: dict[str, float] = {}
 
-    def emit(self, event: dict[str, Any]) -> None:
-        self._stream.write(json.dumps(event, allow_nan=False, default=float) + "\n")
+    def emit(self, event: Event) -> None:
+        self._stream.write(encode_event(event) + "\n")
         self._stream.flush()
 
     def progress(self, stage: Stage, pct: float, **fields: Any) -> None:
@@ -66,13 +49,13 @@ class JsonLinesProgress:
         if last is not None and pct < 100.0 and now - last < self._min_interval_s:
             return
         self._last_sent[stage] = now
-        self.emit({"event": "progress", "stage": stage, "pct": round(pct, 2), **fields})
+        self.emit(ProgressEvent.of(stage, round(pct, 2), **fields))
 
 
 class NullProgress:
     """Discards everything (library use and tests)."""
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: Event) -> None:
         pass
 
     def progress(self, stage: Stage, pct: float, **fields: Any) -> None:

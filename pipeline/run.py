@@ -37,14 +37,21 @@ import torch
 
 from pipeline.atomic import atomic_path
 from pipeline.colmap import ColmapModel, read_model
+from pipeline.contract import (
+    COLMAP_REQUIRED_FILES,
+    SOG_FILE,
+    JobLayout,
+    Stage,
+    StageEvent,
+    WarningEvent,
+)
 from pipeline.dataset import DatasetConfig, build_scene
 from pipeline.errors import InputError, PipelineError
 from pipeline.export import ExportConfig, ExportResult, export_all
 from pipeline.frames import extract_frames
-from pipeline.layout import JobLayout
 from pipeline.nerfstudio import write_nerfstudio_data
 from pipeline.preview import PreviewConfig, render_preview
-from pipeline.progress import ProgressSink, Stage
+from pipeline.progress import ProgressSink
 from pipeline.render import BackendChoice, Rasterizer, get_rasterizer
 from pipeline.scene import SceneData
 from pipeline.scene_frame import SceneFrame, frame_from_model
@@ -59,8 +66,6 @@ __all__ = ["RunConfig", "RunResult", "StageTracker", "TrainerChoice", "run_job"]
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "run_state.json"
-SOG_FILE = "splat_rot.sog"  # ExportConfig.rotated_sog
-REQUIRED_MODEL_FILES = ("cameras.bin", "images.bin", "points3D.bin")
 
 TrainerChoice = Literal["builtin", "nerfstudio"]
 
@@ -126,16 +131,17 @@ class StageTracker:
         """Runs one stage; fields put into the yielded dict go into its ``completed`` event."""
         self.current = name
         started = time.perf_counter()
-        self.progress.emit({"event": "stage", "stage": name, "status": "started"})
+        self.progress.emit(StageEvent(stage=name, status="started"))
         info: dict[str, Any] = {}
         yield info
         duration = round(time.perf_counter() - started, 3)
-        event = {"event": "stage", "stage": name, "status": "completed", "duration_s": duration}
-        self.progress.emit({**event, **info})
+        self.progress.emit(
+            StageEvent(stage=name, status="completed", duration_s=duration, details=info)
+        )
         self.current = None
 
     def skipped(self, name: Stage, reason: str) -> None:
-        self.progress.emit({"event": "stage", "stage": name, "status": "skipped", "reason": reason})
+        self.progress.emit(StageEvent(stage=name, status="skipped", reason=reason))
 
 
 def run_job(
@@ -182,7 +188,7 @@ def _check_inputs(layout: JobLayout) -> None:
     """Fail early, naming what is missing, before any heavy work."""
     if not layout.scans():
         raise InputError(f"no recordings: {layout.datasets_dir} has no <scan>/Frames.mp4 folders")
-    missing = [n for n in REQUIRED_MODEL_FILES if not (layout.model_dir / n).is_file()]
+    missing = [n for n in COLMAP_REQUIRED_FILES if not (layout.model_dir / n).is_file()]
     if missing:
         raise InputError(f"COLMAP model incomplete in {layout.model_dir}: missing {missing}")
 
@@ -250,7 +256,7 @@ def _write_nerfstudio_best_effort(
     except PipelineError as exc:
         message = f"nerfstudio transforms.json not written: {exc}"
         logger.warning(message)
-        tracker.progress.emit({"event": "warning", "stage": "dataset", "message": message})
+        tracker.progress.emit(WarningEvent(stage="dataset", message=message))
 
 
 def _train(

@@ -6,11 +6,10 @@ worker both call it).
 
 from app.runner.errors import JobCancelledError, SplatterJobError
 from app.runner.job import run_splatter_job
-from app.runner.workspace import JobLayout, cleanup_tasks_root
+from app.runner.workspace import cleanup_tasks_root
 
 __all__ = [
     "JobCancelledError",
-    "JobLayout",
     "SplatterJobError",
     "cleanup_tasks_root",
     "run_splatter_job",

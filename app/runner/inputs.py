@@ -17,20 +17,20 @@ are renamed into place only once complete) is not downloaded again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import shutil
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 from app.ports import TaskContextView
+from app.runner.cancel import until_cancelled
 from app.runner.errors import JobCancelledError, SplatterJobError
+from app.runner.manifest import read_data_ids
 from app.runner.naming import (
     COLMAP_BINARIES,
+    RECORDING_PREFIX,
     derive_scan_id,
     is_uuid,
     recording_folder,
@@ -38,28 +38,20 @@ from app.runner.naming import (
     unsafe_component_reason,
 )
 from app.runner.progress import InputCounts
-from app.runner.workspace import JobLayout, check_free_disk
+from app.runner.workspace import check_free_disk
 from app.settings import Settings
 from domain_client.errors import DownloadTooLargeError, DownloadTooSlowError
 from domain_client.limits import DownloadBounds, refuse_declared
 from domain_client.models import DataMetadata
+from pipeline.contract import JobLayout
 
-__all__ = [
-    "InputLimits",
-    "ResolvedInputs",
-    "check_cancelled",
-    "resolve_inputs",
-    "until_cancelled",
-]
+__all__ = ["InputLimits", "ResolvedInputs", "resolve_inputs"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 ID_CHUNK = 50
 RECORDING_TYPE = "dmt_recording_mp4"
 _MIB = 1024 * 1024
-_RECORDING_PREFIX = "dmt_recording_"
 
 
 @dataclass
@@ -77,30 +69,6 @@ class ResolvedInputs:
     suffix: str | None
     counts: InputCounts = field(default_factory=InputCounts)
     bytes_downloaded: int = 0
-
-
-def check_cancelled(ctx: TaskContextView, stage: str) -> None:
-    """Raises :class:`JobCancelledError` (``task cancelled: <stage>``) once the flag is set."""
-    if ctx.cancelled.is_set():
-        raise JobCancelledError(stage)
-
-
-async def until_cancelled(ctx: TaskContextView, work: Awaitable[T], stage: str) -> T:
-    """Awaits ``work``, abandoning it with :class:`JobCancelledError` if the cancel flag is set."""
-    check_cancelled(ctx, stage)
-    task = asyncio.ensure_future(work)
-    waiter = asyncio.ensure_future(ctx.cancelled.wait())
-    try:
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-    if task.cancelled():
-        raise JobCancelledError(stage)
-    return task.result()
 
 
 @dataclass(frozen=True)
@@ -156,9 +124,8 @@ async def resolve_inputs(
     if not cids:
         raise SplatterJobError("no input cid provided; cannot run splatter job")
     cid = cids[0]
-    name, manifest = await _read_manifest(ctx, layout, cid, limits)
+    name, data_ids = await _read_manifest(ctx, layout, cid, limits)
     resolved = ResolvedInputs(primary_name=name, suffix=refinement_suffix(name))
-    data_ids = _data_ids(manifest, limits.max_data_ids)
     scan_ids = _scan_ids(data_ids)
     missing_colmap: list[str] = []
     if data_ids:
@@ -184,9 +151,9 @@ async def resolve_inputs(
 
 async def _read_manifest(
     ctx: TaskContextView, layout: JobLayout, cid: str, limits: InputLimits
-) -> tuple[str | None, Any]:
-    """Materialises the CID (at most ``limits.max_manifest_bytes`` per item, streamed), parses
-    its primary file as JSON off the event loop, removes the download root."""
+) -> tuple[str | None, list[str]]:
+    """Materialises the CID (at most ``limits.max_manifest_bytes`` per item, streamed), reads
+    the unique ``dataIDs`` of its primary file off the event loop, removes the download root."""
     try:
         materialized = await until_cancelled(
             ctx,
@@ -202,32 +169,11 @@ async def _read_manifest(
         raise SplatterJobError(f"materialize cid {cid}") from exc
     try:
         primary = materialized.primary
-        try:
-            return primary.metadata.name, await asyncio.to_thread(_parse_json, primary.path)
-        except ValueError as exc:
-            raise SplatterJobError(f"parse input cid {cid} as JSON") from exc
+        ids = await read_data_ids(primary.path, limits.max_data_ids, cid)
+        return primary.metadata.name, list(dict.fromkeys(ids))  # unique, in order, O(n)
     finally:
         for folder in (materialized.root, layout.input_dir):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _parse_json(path: Path) -> Any:
-    """The JSON document in ``path`` (bounded in size by the download); ValueError if none."""
-    return json.loads(path.read_bytes())
-
-
-def _data_ids(manifest: Any, max_count: int) -> list[str]:
-    """Unique ``dataIDs`` strings, in order (non-strings skipped; missing or not a list →
-    empty); more than ``max_count`` entries fail the job."""
-    values = manifest.get("dataIDs") if isinstance(manifest, dict) else None
-    if not isinstance(values, list):
-        return []
-    if len(values) > max_count:
-        raise SplatterJobError(
-            f"manifest lists {len(values)} dataIDs; at most {max_count} are accepted "
-            "(SPLATTER_MAX_DATA_IDS)"
-        )
-    return list(dict.fromkeys(v for v in values if isinstance(v, str)))
 
 
 def _scan_ids(data_ids: Sequence[str]) -> list[str]:
@@ -274,7 +220,7 @@ class _Fetcher:
             self._counts.metadata_items += len(items)
             for item in items:
                 name = item.name or ""
-                if name.startswith(_RECORDING_PREFIX) and name not in self._downloaded:
+                if name.startswith(RECORDING_PREFIX) and name not in self._downloaded:
                     await self._recording_by_id(item, name)
 
     async def _recording_by_id(self, item: DataMetadata, name: str) -> None:
@@ -293,7 +239,7 @@ class _Fetcher:
 
     async def recordings_by_name(self, scan_ids: Sequence[str]) -> None:
         for scan in scan_ids:
-            for candidate in (f"{_RECORDING_PREFIX}{scan}", f"{_RECORDING_PREFIX}{scan}.mp4"):
+            for candidate in (f"{RECORDING_PREFIX}{scan}", f"{RECORDING_PREFIX}{scan}.mp4"):
                 if candidate in self._downloaded:
                     break
                 items = await self._list(
@@ -325,7 +271,7 @@ class _Fetcher:
             self._counts.colmap_failed += len(missing)
             return missing
         for prefix, file_name in COLMAP_BINARIES:
-            target = self._layout.colmap_dir / file_name
+            target = self._layout.model_dir / file_name
             if await self._download(found[prefix], target, "downloading colmap binary"):
                 self._counts.colmap_downloaded += 1
             else:

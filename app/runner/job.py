@@ -19,13 +19,15 @@ from pathlib import Path
 from app.metrics import NodeMetrics
 from app.ports import TaskContextView
 from app.runner import progress
+from app.runner.cancel import check_cancelled
 from app.runner.errors import JobCancelledError, SplatterJobError
-from app.runner.inputs import InputLimits, check_cancelled, resolve_inputs
+from app.runner.inputs import InputLimits, resolve_inputs
 from app.runner.python_stage import run_python_stage
 from app.runner.uploads import upload_outputs
-from app.runner.workspace import JobLayout, check_free_disk, remove_job_root
+from app.runner.workspace import check_free_disk, create_job_folder, job_layout, remove_job_root
 from app.settings import Settings
 from app.worker.supervisor import WorkerSupervisor
+from pipeline.contract import JobLayout
 
 __all__ = ["run_splatter_job"]
 
@@ -58,7 +60,7 @@ async def run_splatter_job(
     supervisor = supervisor or WorkerSupervisor(settings)
     metrics = metrics or NodeMetrics()
     try:
-        layout = JobLayout.for_task(settings.tasks_root, str(ctx.lease.task.id))
+        layout = job_layout(settings.tasks_root, str(ctx.lease.task.id))
     except SplatterJobError as exc:  # no folder was made, so none is removed
         _report_error(ctx, exc)
         raise
@@ -129,12 +131,14 @@ async def _run(
         {"level": "info", "stage": "inputs", "message": "inputs materialized", **counts}
     )
 
-    await run_python_stage(
+    done = await run_python_stage(
         ctx, layout.root, supervisor, metrics, settings.progress_min_interval_secs
     )
 
     started = time.monotonic()
-    uploads = await upload_outputs(ctx, layout, inputs.suffix, settings.splatter_convert_to_sog)
+    uploads = await upload_outputs(
+        ctx, layout, done, inputs.suffix, settings.splatter_convert_to_sog
+    )
     metrics.add_uploaded(uploads.bytes_uploaded)
     metrics.observe_stage("upload", time.monotonic() - started)
     ctx.reporter.set_progress(
@@ -143,7 +147,7 @@ async def _run(
 
 
 def _prepare_workspace(ctx: TaskContextView, layout: JobLayout) -> None:
-    layout.create()
+    create_job_folder(layout)
     task = ctx.lease.task
     ctx.reporter.set_progress(progress.workspace_prepared(layout.root))
     ctx.reporter.log_event(

@@ -8,41 +8,54 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import PurePosixPath
+
+from pipeline.contract import COLMAP_FILES, PREVIEW_ANGLE, PREVIEW_TOP, PREVIEW_VIDEO, SOG_FILE
 
 __all__ = [
     "COLMAP_BINARIES",
     "PREVIEW_OUTPUTS",
+    "RECORDING_PREFIX",
     "SOG_OUTPUT",
     "SPLAT_DATA_TYPE",
-    "artifact_name",
+    "SPLAT_NAME",
+    "colmap_data_type",
     "derive_scan_id",
     "is_uuid",
     "recording_folder",
     "refinement_suffix",
+    "suffixed_artifact_name",
     "unsafe_component_reason",
 ]
 
+
+def colmap_data_type(file_name: str) -> str:
+    """The domain name prefix (= data type) of a COLMAP binary: ``points3D.bin`` →
+    ``colmap_points3d_bin``."""
+    path = PurePosixPath(file_name)
+    return f"colmap_{path.stem.lower()}_{path.suffix.removeprefix('.')}"
+
+
 #: (name prefix = data type, file name under refined/global/refined_sfm_combined/), in order.
-COLMAP_BINARIES: tuple[tuple[str, str], ...] = (
-    ("colmap_frames_bin", "frames.bin"),
-    ("colmap_images_bin", "images.bin"),
-    ("colmap_cameras_bin", "cameras.bin"),
-    ("colmap_points3d_bin", "points3D.bin"),
-    ("colmap_rigs_bin", "rigs.bin"),
+COLMAP_BINARIES: tuple[tuple[str, str], ...] = tuple(
+    (colmap_data_type(name), name) for name in COLMAP_FILES
 )
+#: Name base and data type of the required output, :data:`pipeline.contract.SPLAT_FILE`.
+SPLAT_NAME = "refined_splat"
 SPLAT_DATA_TYPE = "splat_data"
-#: (file under refined/splatter/, data type, name base), uploaded best effort in this order (V1).
+#: (output file name, data type, name base), uploaded best effort in this order (V1).
 PREVIEW_OUTPUTS: tuple[tuple[str, str, str], ...] = (
-    ("preview_top.jpg", "splat_preview_top", "refined_splat_preview_top"),
-    ("preview_angle.jpg", "splat_preview_angle", "refined_splat_preview_angle"),
-    ("preview.mp4", "splat_preview_video", "refined_splat_preview_video"),
+    (PREVIEW_TOP, "splat_preview_top", "refined_splat_preview_top"),
+    (PREVIEW_ANGLE, "splat_preview_angle", "refined_splat_preview_angle"),
+    (PREVIEW_VIDEO, "splat_preview_video", "refined_splat_preview_video"),
 )
+#: Name prefix of a recording in the domain: ``dmt_recording_<scan>[.mp4]``.
+RECORDING_PREFIX = "dmt_recording_"
 #: (file under refined/splatter/, data type, name base) of the SOG (V2), uploaded best effort
 #: before the .splat.
-SOG_OUTPUT: tuple[str, str, str] = ("splat_rot.sog", "splat_data_sog", "refined_splat_sog")
+SOG_OUTPUT: tuple[str, str, str] = (SOG_FILE, "splat_data_sog", "refined_splat_sog")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MANIFEST_PREFIX = "refined_manifest"
-_RECORDING_PREFIX = "dmt_recording_"
 
 
 def is_uuid(text: str) -> bool:
@@ -60,7 +73,7 @@ def refinement_suffix(primary_name: str | None) -> str | None:
     return None
 
 
-def artifact_name(base: str, suffix: str | None) -> str:
+def suffixed_artifact_name(base: str, suffix: str | None) -> str:
     """``base`` + suffix: ``refined_splat_<ts>`` from ``_<ts>`` or ``<ts>``; no suffix → base."""
     if not suffix:
         return base
@@ -78,8 +91,8 @@ def derive_scan_id(raw: str) -> str | None:
         return None
     if text.startswith("refined_scan_"):
         return text.removeprefix("refined_scan_")
-    if text.startswith(_RECORDING_PREFIX):
-        return _strip_mp4(text.removeprefix(_RECORDING_PREFIX))
+    if text.startswith(RECORDING_PREFIX):
+        return _strip_mp4(text.removeprefix(RECORDING_PREFIX))
     if is_uuid(text):
         return None
     return text
@@ -87,7 +100,7 @@ def derive_scan_id(raw: str) -> str | None:
 
 def recording_folder(recording_name: str, data_id: str) -> str:
     """Folder of a recording found by id: its name without ``dmt_recording_`` (else the id)."""
-    return recording_name.removeprefix(_RECORDING_PREFIX) or data_id
+    return recording_name.removeprefix(RECORDING_PREFIX) or data_id
 
 
 def unsafe_component_reason(name: str) -> str | None:

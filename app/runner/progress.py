@@ -2,10 +2,11 @@
 
 The reference sequence is 5 (workspace) → 20 (inputs) → 35 (python starting) → 80 (python
 completed) → 90 / 92 / 95 (uploads) → ``{"progress": 100, ...}``. The reference is silent
-between 35 and 80; here the pipeline child's JSON-lines events fill that span: each pipeline
-stage owns a slice of it (training the largest), so ``pct`` rises monotonically, and training
-updates carry ``step``, ``total``, ``loss``, ``gaussians`` and ``eta_s``. Those updates are
-throttled (each one costs a DMS heartbeat); stage changes always go out.
+between 35 and 80; here the pipeline child's events (:mod:`pipeline.contract`) fill that span:
+each pipeline stage (:data:`~pipeline.contract.STAGES`) owns a slice of it (training the
+largest), so ``pct`` rises monotonically, and training updates carry ``step``, ``total``,
+``loss``, ``gaussians`` and ``eta_s``. Those updates are throttled (each one costs a DMS
+heartbeat); stage changes always go out.
 """
 
 from __future__ import annotations
@@ -13,8 +14,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
+
+from pipeline.contract import (
+    STAGES,
+    Event,
+    MetricsEvent,
+    ProgressEvent,
+    StageEvent,
+    WarningEvent,
+    event_dict,
+)
 
 __all__ = [
     "CANCELLED",
@@ -39,14 +51,12 @@ Progress = dict[str, Any]
 PYTHON_FAILED: Progress = {"pct": 35, "stage": "python", "status": "failed"}
 CANCELLED: Progress = {"stage": "cancelled", "status": "cancelled"}
 
+#: Where each pipeline stage starts and ends inside the python step (35–80 %), in stage order.
+_SPAN_EDGES = (35.0, 39.0, 41.0, 76.0, 77.0, 80.0)
 #: Overall percentage span of each pipeline stage inside the python step (35–80).
-PIPELINE_SPANS: dict[str, tuple[float, float]] = {
-    "frames": (35.0, 39.0),
-    "dataset": (39.0, 41.0),
-    "train": (41.0, 76.0),
-    "export": (76.0, 77.0),
-    "preview": (77.0, 80.0),
-}
+PIPELINE_SPANS: dict[str, tuple[float, float]] = dict(
+    zip(STAGES, pairwise(_SPAN_EDGES), strict=True)
+)
 _TRAINING_KEYS = ("step", "total", "loss", "gaussians", "eta_s", "resumed_from")
 
 
@@ -171,16 +181,15 @@ class PipelineProgressMapper:
         """The last overall percentage published."""
         return self._pct
 
-    def on_event(self, event: dict[str, Any]) -> MappedEvent:
-        kind = event.get("event")
-        if kind == "stage":
+    def on_event(self, event: Event) -> MappedEvent:
+        if isinstance(event, StageEvent):
             return self._on_stage(event)
-        if kind == "progress":
+        if isinstance(event, ProgressEvent):
             return self._on_progress(event)
-        if kind == "warning":
-            return MappedEvent(events=[_python_event("warn", str(event.get("message")), event)])
-        if kind == "metrics":
-            fields = {k: v for k, v in event.items() if k not in ("event", "stage")}
+        if isinstance(event, WarningEvent):
+            return MappedEvent(events=[_python_event("warn", event.message, event_dict(event))])
+        if isinstance(event, MetricsEvent):
+            fields = {k: v for k, v in event_dict(event).items() if k not in ("event", "stage")}
             return MappedEvent(
                 events=[
                     {"level": "info", "stage": "python", "message": "training metrics", **fields}
@@ -188,34 +197,30 @@ class PipelineProgressMapper:
             )
         return MappedEvent()  # "done" / "error" are read from the outcome
 
-    def _on_stage(self, event: dict[str, Any]) -> MappedEvent:
-        stage = str(event.get("stage"))
-        status = event.get("status")
-        start, end = PIPELINE_SPANS.get(stage, (self._pct, self._pct))
-        if status == "started":
-            return MappedEvent(progress=self._publish(start, stage, {}))
-        mapped = MappedEvent(progress=self._publish(end, stage, {}))
-        extras = {k: v for k, v in event.items() if k not in ("event", "stage", "status")}
-        message = "pipeline stage skipped" if status == "skipped" else "pipeline stage completed"
-        mapped.events.append(_python_event("info", message, {"stage": stage, **extras}))
-        duration = event.get("duration_s")
-        if status == "completed" and isinstance(duration, int | float):
-            mapped.stage_duration = (stage, float(duration))
+    def _on_stage(self, event: StageEvent) -> MappedEvent:
+        start, end = PIPELINE_SPANS[event.stage]
+        if event.status == "started":
+            return MappedEvent(progress=self._publish(start, event.stage, {}))
+        mapped = MappedEvent(progress=self._publish(end, event.stage, {}))
+        wire = event_dict(event)
+        extras = {k: v for k, v in wire.items() if k not in ("event", "stage", "status")}
+        skipped = event.status == "skipped"
+        message = "pipeline stage skipped" if skipped else "pipeline stage completed"
+        mapped.events.append(_python_event("info", message, {"stage": event.stage, **extras}))
+        if event.status == "completed" and event.duration_s is not None:
+            mapped.stage_duration = (event.stage, event.duration_s)
         return mapped
 
-    def _on_progress(self, event: dict[str, Any]) -> MappedEvent:
-        stage = str(event.get("stage"))
-        stage_pct = _clamp(event.get("pct"), 0.0, 100.0)
-        start, end = PIPELINE_SPANS.get(stage, (self._pct, self._pct))
-        overall = start + (end - start) * stage_pct / 100.0
-        step = event.get("step")
-        mapped = MappedEvent(train_step=step if isinstance(step, int) else None)
+    def _on_progress(self, event: ProgressEvent) -> MappedEvent:
+        start, end = PIPELINE_SPANS[event.stage]
+        overall = start + (end - start) * event.pct / 100.0
+        mapped = MappedEvent(train_step=event.step)
         now = self._clock()
         due = self._last_publish is None or now - self._last_publish >= self._min_interval_s
-        if due and (stage == "train" or int(overall) > self._pct):
-            extras = {k: event[k] for k in _TRAINING_KEYS if k in event}
-            extras["stage_pct"] = round(stage_pct, 2)
-            mapped.progress = self._publish(overall, stage, extras)
+        if due and (event.stage == "train" or int(overall) > self._pct):
+            extras = _training_fields(event) if event.stage == "train" else {}
+            extras["stage_pct"] = round(event.pct, 2)
+            mapped.progress = self._publish(overall, event.stage, extras)
         return mapped
 
     def _publish(self, overall: float, stage: str, extras: dict[str, Any]) -> Progress:
@@ -230,14 +235,16 @@ class PipelineProgressMapper:
         }
 
 
+def _training_fields(event: ProgressEvent) -> dict[str, Any]:
+    """The training fields the child gave (other stages' ``eta_s`` is not published: §3.7's
+    running values carry either all training fields or only ``stage_pct``)."""
+    wire = event_dict(event)
+    return {k: wire[k] for k in _TRAINING_KEYS if k in wire}
+
+
 def _python_event(level: str, message: str, source: dict[str, Any]) -> dict[str, Any]:
     event: dict[str, Any] = {"level": level, "stage": "python", "message": message}
     if "stage" in source:
         event["pipeline_stage"] = source["stage"]
     event.update({k: v for k, v in source.items() if k not in ("event", "stage", "message")})
     return event
-
-
-def _clamp(value: object, low: float, high: float) -> float:
-    number = float(value) if isinstance(value, int | float) else low
-    return max(low, min(high, number))

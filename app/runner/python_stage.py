@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from app.metrics import NodeMetrics
 from app.ports import TaskContextView
 from app.runner import progress
+from app.runner.cancel import check_cancelled
 from app.runner.errors import JobCancelledError, SplatterJobError
-from app.runner.inputs import check_cancelled
 from app.worker.process import ChildOutcome
 from app.worker.supervisor import WorkerSupervisor
+from pipeline.contract import DoneEvent, Event
 
 __all__ = ["run_python_stage"]
+
+log = logging.getLogger(__name__)
 
 
 class _ChildEvents:
@@ -25,7 +29,7 @@ class _ChildEvents:
         self._mapper = progress.PipelineProgressMapper(min_interval_s)
         self._last_step = 0
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         mapped = self._mapper.on_event(event)
         if mapped.progress is not None:
             self._ctx.reporter.set_progress(mapped.progress)
@@ -45,8 +49,9 @@ async def run_python_stage(
     supervisor: WorkerSupervisor,
     metrics: NodeMetrics,
     progress_min_interval_s: float,
-) -> ChildOutcome:
-    """Runs the pipeline child on ``job_root``; progress 35 → 80.
+) -> DoneEvent:
+    """Runs the pipeline child on ``job_root``; progress 35 → 80. Returns its ``done`` event
+    (what to upload; one listing nothing when the child sent none).
 
     Raises:
         JobCancelledError: the cancel flag stopped the child (``task cancelled: python execution``).
@@ -83,7 +88,16 @@ async def run_python_stage(
             **_summary(outcome),
         }
     )
-    return outcome
+    return _done_event(outcome)
+
+
+def _done_event(outcome: ChildOutcome) -> DoneEvent:
+    """The child's ``done`` event; one listing no outputs when it sent none (the upload then
+    fails naming the missing splat, as the reference does)."""
+    if outcome.done is not None:
+        return outcome.done
+    log.warning("pipeline exited 0 without a done event; it listed no outputs")
+    return DoneEvent(outputs={}, duration_s=outcome.duration_ms / 1000)
 
 
 def _report_failure(ctx: TaskContextView, outcome: ChildOutcome) -> None:

@@ -1,12 +1,15 @@
 """Output uploads of the splatter runner (protocol §3.6, variants V1 with previews and V2 SOG).
 
-First, best effort and only when enabled (``SPLATTER_CONVERT_TO_SOG``),
-``refined/splatter/splat_rot.sog`` → ``refined_splat_sog<suffix>`` / ``splat_data_sog`` (V2
-uploads it before the ``.splat``). Then ``refined/splatter/splat_rot.splat`` →
-``refined_splat<suffix>`` / ``splat_data`` is required: a failure fails the job (``upload
-<path> as <name>``). Then, best effort, ``preview_top.jpg``, ``preview_angle.jpg`` and
-``preview.mp4`` as ``refined_splat_preview_{top,angle,video}<suffix>`` /
-``splat_preview_{top,angle,video}``. A best-effort file that is missing or fails to upload is
+What is uploaded comes from the child's ``done`` event (:class:`pipeline.contract.DoneEvent`):
+its ``outputs`` map each file name to the path written, and every path must lie inside the job
+folder (``..`` and symbolic links resolved). First, best effort and only when enabled
+(``SPLATTER_CONVERT_TO_SOG``), ``splat_rot.sog`` → ``refined_splat_sog<suffix>`` /
+``splat_data_sog`` (V2 uploads it before the ``.splat``). Then ``splat_rot.splat`` →
+``refined_splat<suffix>`` / ``splat_data`` is required: a missing entry or file, or a failed
+upload, fails the job (``expected output missing: <path>``, ``upload <path> as <name>``). Then,
+best effort, ``preview_top.jpg``, ``preview_angle.jpg`` and ``preview.mp4`` as
+``refined_splat_preview_{top,angle,video}<suffix>`` / ``splat_preview_{top,angle,video}``. A
+best-effort file that is not listed, missing, outside the job folder or fails to upload is
 logged (a ``warn`` event for a failure) and skipped.
 Every upload is an upsert by name and data type (``TaskStorage.put_domain_artifact``, rel path =
 name) of a file path, which the storage streams (chunked upload) instead of reading it whole.
@@ -20,10 +23,16 @@ from pathlib import Path
 
 from app.ports import TaskContextView
 from app.runner import progress
+from app.runner.cancel import check_cancelled
 from app.runner.errors import JobCancelledError, SplatterJobError
-from app.runner.inputs import check_cancelled
-from app.runner.naming import PREVIEW_OUTPUTS, SOG_OUTPUT, SPLAT_DATA_TYPE, artifact_name
-from app.runner.workspace import JobLayout
+from app.runner.naming import (
+    PREVIEW_OUTPUTS,
+    SOG_OUTPUT,
+    SPLAT_DATA_TYPE,
+    SPLAT_NAME,
+    suffixed_artifact_name,
+)
+from pipeline.contract import SPLAT_FILE, DoneEvent, JobLayout
 
 __all__ = ["UploadSummary", "upload_outputs"]
 
@@ -42,17 +51,26 @@ class UploadSummary:
 
 
 async def upload_outputs(
-    ctx: TaskContextView, layout: JobLayout, suffix: str | None, sog: bool = True
+    ctx: TaskContextView,
+    layout: JobLayout,
+    done: DoneEvent,
+    suffix: str | None,
+    sog: bool = True,
 ) -> UploadSummary:
-    """Uploads the SOG (best effort, when ``sog``), the splat (required) and the previews (best
-    effort), reporting 90–95 %."""
+    """Uploads the files ``done`` lists: the SOG (best effort, when ``sog``), the splat
+    (required) and the previews (best effort), reporting 90–95 %.
+
+    Raises:
+        SplatterJobError: the splat is not listed, not a file, outside the job folder, or its
+            upload failed.
+    """
     check_cancelled(ctx, "before upload")
-    splat_path = layout.splat_file
-    if not splat_path.is_file():
-        raise SplatterJobError(f"expected output missing: {splat_path}")
-    name = artifact_name("refined_splat", suffix)
+    splat_path = _output_path(layout, done, SPLAT_FILE)
+    if splat_path is None or not splat_path.is_file():
+        raise SplatterJobError(f"expected output missing: {splat_path or layout.splat_file}")
+    name = suffixed_artifact_name(SPLAT_NAME, suffix)
     ctx.reporter.set_progress(progress.upload_starting(name))
-    sog_name, sog_bytes = await _upload_sog(ctx, layout, suffix) if sog else (None, 0)
+    sog_name, sog_bytes = await _upload_sog(ctx, layout, done, suffix) if sog else (None, 0)
     try:
         await ctx.storage.put_domain_artifact(name, name, SPLAT_DATA_TYPE, splat_path)
     except Exception as exc:
@@ -66,7 +84,7 @@ async def upload_outputs(
     ctx.reporter.log_event(
         {"level": "info", "stage": "upload", "message": "output uploaded", "uploaded": name}
     )
-    await _upload_previews(ctx, layout, suffix, summary)
+    await _upload_previews(ctx, layout, done, suffix, summary)
     uploaded = (summary.splat, summary.previews, summary.video)
     ctx.reporter.set_progress(progress.upload_completed(*uploaded))
     ctx.reporter.log_event(
@@ -80,13 +98,43 @@ async def upload_outputs(
     return summary
 
 
+def _output_path(layout: JobLayout, done: DoneEvent, file_name: str) -> Path | None:
+    """The path ``done`` lists for ``file_name``; ``None`` when it lists none.
+
+    Raises:
+        SplatterJobError: the path lies outside the job folder (``..``, absolute elsewhere,
+            or a symbolic link out).
+    """
+    listed = done.outputs.get(file_name)
+    if listed is None:
+        return None
+    try:
+        return layout.inside(listed)
+    except ValueError as exc:
+        raise SplatterJobError(f"pipeline output {file_name}: {exc}") from None
+
+
+def _optional_path(layout: JobLayout, done: DoneEvent, file_name: str) -> Path | None:
+    """A best-effort file to upload; ``None`` (logged) when not listed, absent or outside."""
+    try:
+        path = _output_path(layout, done, file_name)
+    except SplatterJobError as exc:
+        log.warning("optional output outside the job folder; skipping", extra={"error": str(exc)})
+        return None
+    if path is None or not path.is_file():
+        log.warning("optional output not found; skipping upload", extra={"file": file_name})
+        return None
+    return path
+
+
 async def _upload_sog(
-    ctx: TaskContextView, layout: JobLayout, suffix: str | None
+    ctx: TaskContextView, layout: JobLayout, done: DoneEvent, suffix: str | None
 ) -> tuple[str | None, int]:
     """The SOG, best effort: ``(name, bytes)`` when uploaded, ``(None, 0)`` otherwise."""
     file_name, data_type, base = SOG_OUTPUT
-    path, name = layout.splatter_dir / file_name, artifact_name(base, suffix)
-    if not await _upload_one(ctx, path, name, data_type):
+    check_cancelled(ctx, "before upload")
+    path, name = _optional_path(layout, done, file_name), suffixed_artifact_name(base, suffix)
+    if path is None or not await _upload_one(ctx, path, name, data_type):
         return None, 0
     ctx.reporter.log_event(
         {"level": "info", "stage": "upload", "message": "SOG compressed splat uploaded",
@@ -96,12 +144,17 @@ async def _upload_sog(
 
 
 async def _upload_previews(
-    ctx: TaskContextView, layout: JobLayout, suffix: str | None, summary: UploadSummary
+    ctx: TaskContextView,
+    layout: JobLayout,
+    done: DoneEvent,
+    suffix: str | None,
+    summary: UploadSummary,
 ) -> None:
     for file_name, data_type, base in PREVIEW_OUTPUTS:
-        path = layout.splatter_dir / file_name
-        name = artifact_name(base, suffix)
-        if not await _upload_one(ctx, path, name, data_type):
+        check_cancelled(ctx, "before upload")
+        path = _optional_path(layout, done, file_name)
+        name = suffixed_artifact_name(base, suffix)
+        if path is None or not await _upload_one(ctx, path, name, data_type):
             continue
         summary.bytes_uploaded += path.stat().st_size
         if data_type == "splat_preview_video":
@@ -111,11 +164,7 @@ async def _upload_previews(
 
 
 async def _upload_one(ctx: TaskContextView, path: Path, name: str, data_type: str) -> bool:
-    """One best-effort upload; False when the file is absent or the upload failed."""
-    check_cancelled(ctx, "before upload")
-    if not _is_file(path):
-        log.warning("optional output not found; skipping upload", extra={"file": path.name})
-        return False
+    """One best-effort upload; False when it failed."""
     try:
         await ctx.storage.put_domain_artifact(name, name, data_type, path)
     except JobCancelledError:
@@ -141,7 +190,3 @@ async def _upload_one(ctx: TaskContextView, path: Path, name: str, data_type: st
 def _kind(data_type: str) -> str:
     """``preview`` or ``SOG``: how the warning event names a failed best-effort upload."""
     return "SOG" if data_type == SOG_OUTPUT[1] else "preview"
-
-
-def _is_file(path: Path) -> bool:
-    return path.is_file()

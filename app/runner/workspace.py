@@ -1,17 +1,12 @@
-"""The job folder (protocol §3.4), the free-disk check and cleanup.
+"""The job folder's safety rules, the free-disk check and cleanup.
+
+The folder's layout (protocol §3.4) is :class:`pipeline.contract.JobLayout`, shared with the
+pipeline child; this module decides where a task's folder may be and makes and removes it.
 
 A job folder is always exactly ``<TASKS_ROOT>/<task uuid>``: a task id that is no UUID is
 refused before any path is built (:func:`job_folder_name`), and every creation or deletion of a
 job folder goes through :func:`prove_job_folder` first, so a hostile id (``/``, ``../data``) or a
 symlink planted under TASKS_ROOT can never make the node create or delete anything else.
-
-::
-
-    <TASKS_ROOT>/<task_id>/
-        .input/                                  materialised input CID (removed once read)
-        datasets/<scan_id>/Frames.mp4            one folder per recording
-        refined/global/refined_sfm_combined/     {frames,images,cameras,points3D,rigs}.bin
-        refined/splatter/                        splat_rot.splat (required), previews (optional)
 """
 
 from __future__ import annotations
@@ -19,17 +14,18 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from app.runner.errors import SplatterJobError
+from pipeline.contract import JobLayout
 
 __all__ = [
-    "JobLayout",
     "UnsafeJobFolderError",
     "check_free_disk",
     "cleanup_tasks_root",
+    "create_job_folder",
     "job_folder_name",
+    "job_layout",
     "prove_job_folder",
     "remove_job_root",
 ]
@@ -79,60 +75,27 @@ def _quote(text: str) -> str:
     return repr(text[:200])
 
 
-@dataclass(frozen=True)
-class JobLayout:
-    """Paths of one job folder."""
+def job_layout(tasks_root: Path, task_id: str) -> JobLayout:
+    """The layout of ``<tasks_root>/<task_id>``, proven (:func:`prove_job_folder`).
 
-    root: Path
+    Raises:
+        UnsafeJobFolderError: the task id is no UUID.
+    """
+    return JobLayout(prove_job_folder(tasks_root, tasks_root / job_folder_name(task_id)))
 
-    @classmethod
-    def for_task(cls, tasks_root: Path, task_id: str) -> JobLayout:
-        """``<tasks_root>/<task_id>``, proven (:func:`prove_job_folder`).
 
-        Raises:
-            UnsafeJobFolderError: the task id is no UUID.
-        """
-        return cls(prove_job_folder(tasks_root, tasks_root / job_folder_name(task_id)))
+def create_job_folder(layout: JobLayout) -> None:
+    """Makes the job folder (and TASKS_ROOT), after proving the path once more.
 
-    def create(self) -> None:
-        """Makes the job folder (and TASKS_ROOT), after proving the path once more.
-
-        Raises:
-            SplatterJobError: the folder cannot be created or is no job folder.
-        """
-        prove_job_folder(self.root.parent, self.root)
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SplatterJobError(f"create job root {self.root}") from exc
-        prove_job_folder(self.root.parent, self.root)  # still no symlink once it exists
-
-    @property
-    def input_dir(self) -> Path:
-        return self.root / ".input"
-
-    @property
-    def datasets(self) -> Path:
-        return self.root / "datasets"
-
-    @property
-    def colmap_dir(self) -> Path:
-        return self.root / "refined" / "global" / "refined_sfm_combined"
-
-    @property
-    def splatter_dir(self) -> Path:
-        return self.root / "refined" / "splatter"
-
-    @property
-    def splat_file(self) -> Path:
-        return self.splatter_dir / "splat_rot.splat"
-
-    def recording(self, scan_id: str) -> Path:
-        return self.datasets / scan_id / "Frames.mp4"
-
-    def has_datasets(self) -> bool:
-        """True when ``datasets/`` holds at least one entry."""
-        return self.datasets.is_dir() and any(self.datasets.iterdir())
+    Raises:
+        SplatterJobError: the folder cannot be created or is no job folder.
+    """
+    prove_job_folder(layout.root.parent, layout.root)
+    try:
+        layout.root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SplatterJobError(f"create job root {layout.root}") from exc
+    prove_job_folder(layout.root.parent, layout.root)  # still no symlink once it exists
 
 
 def check_free_disk(tasks_root: Path, min_free_mb: int) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from app import PROJECT_ROOT
-from pipeline.environment import child_environment
+from pipeline.contract import child_environment
 
 __all__ = ["child_env", "pipeline_env"]
 

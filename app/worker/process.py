@@ -8,8 +8,9 @@ On Linux the child also gets SIGKILL when the node process dies (``PR_SET_PDEATH
 killed outright (OOM killer, ``kill -9``) leaves no orphaned training behind to compete with the
 restarted node for the GPU.
 
-stdout carries JSON-lines events (:mod:`pipeline.progress`); each object with an ``event`` key
-is handed to a callback, anything else is logged. stderr is logged; a line ``error: <reason>``
+stdout carries JSON-lines events, parsed with :func:`pipeline.contract.parse_event`; each event
+is handed to a callback; a line that is no event is logged (a JSON object that is a malformed
+event with a warning naming what is wrong). stderr is logged; a line ``error: <reason>``
 there (or an ``error`` event) becomes the failure detail. The last 200 lines of both streams are
 kept as a tail, prefixed ``stdout: `` / ``stderr: `` (as the reference runner does).
 """
@@ -20,7 +21,6 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
-import json
 import logging
 import os
 import signal
@@ -31,7 +31,8 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from pipeline.contract import DoneEvent, ErrorEvent, Event, EventError, parse_event
 
 __all__ = ["TAIL_LINES", "TAIL_LINE_CHARS", "ChildOutcome", "run_child", "terminate_group"]
 
@@ -44,7 +45,7 @@ _LINE_LIMIT = 1024 * 1024
 # After the leader is gone, how long its pipes may stay open (a detached grandchild).
 _PIPE_DRAIN_S = 2.0
 
-EventCallback = Callable[[dict[str, Any]], None]
+EventCallback = Callable[[Event], None]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -82,7 +83,8 @@ class ChildOutcome:
         stdout_lines / stderr_lines: lines read from each stream.
         tail: the last :data:`TAIL_LINES` lines, ``"stdout: ..."`` / ``"stderr: ..."``.
         error_message: the child's own one-line reason (``error`` event or ``error:`` line).
-        done: the final ``done`` event, when the child sent one.
+        done: the final ``done`` event, when the child sent one (its ``outputs`` are what the
+            node uploads).
     """
 
     exit_code: int | None
@@ -93,7 +95,7 @@ class ChildOutcome:
     stderr_lines: int = 0
     tail: list[str] = field(default_factory=list)
     error_message: str | None = None
-    done: dict[str, Any] | None = None
+    done: DoneEvent | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -135,7 +137,7 @@ class _Streams:
     stdout_lines: int = 0
     stderr_lines: int = 0
     error_message: str | None = None
-    done: dict[str, Any] | None = None
+    done: DoneEvent | None = None
 
     def stdout(self, line: str) -> None:
         self.stdout_lines += 1
@@ -144,9 +146,9 @@ class _Streams:
         if event is None:
             log.info("pipeline stdout: %s", line, extra={"source": "pipeline_stdout"})
             return
-        if event.get("event") == "error" and isinstance(event.get("message"), str):
-            self.error_message = event["message"]
-        if event.get("event") == "done":
+        if isinstance(event, ErrorEvent):
+            self.error_message = event.message
+        if isinstance(event, DoneEvent):
             self.done = event
         try:
             self.on_event(event)
@@ -342,11 +344,13 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def _parse_event(line: str) -> dict[str, Any] | None:
+def _parse_event(line: str) -> Event | None:
+    """The event on a stdout line; ``None`` for a line that is not a JSON object (a stray print)
+    or is a malformed event (logged with what is wrong: the contract is broken)."""
     if not line.startswith("{"):
         return None
     try:
-        value = json.loads(line)
-    except ValueError:
+        return parse_event(line)
+    except EventError as exc:
+        log.warning("pipeline printed a malformed event: %s", exc)
         return None
-    return value if isinstance(value, dict) and isinstance(value.get("event"), str) else None

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,10 +40,10 @@ from pipeline.colmap.model import (
     Points3D,
     RigSensor,
 )
+from pipeline.contract import COLMAP_REQUIRED_FILES
 from pipeline.errors import ColmapFormatError, InputError
 
 __all__ = [
-    "MODEL_FILES",
     "read_cameras",
     "read_frames",
     "read_images",
@@ -52,8 +52,6 @@ __all__ = [
     "read_rigs",
 ]
 
-MODEL_FILES: Final = ("cameras.bin", "images.bin", "points3D.bin")
-OPTIONAL_FILES: Final = ("rigs.bin", "frames.bin")
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -384,7 +382,7 @@ def read_model(folder: Path) -> ColmapModel:
         InputError: a required file is missing (all missing ones are named).
         ColmapFormatError: a file is corrupt, or images name cameras the model lacks.
     """
-    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+    missing = [name for name in COLMAP_REQUIRED_FILES if not (folder / name).is_file()]
     if missing:
         raise InputError(f"COLMAP model in {folder} is incomplete: missing {', '.join(missing)}")
     cameras = read_cameras(folder / "cameras.bin")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from pipeline.commands.sizes import size_argument
 from pipeline.commands.terminal import TerminalProgress
 from pipeline.errors import InputError, PipelineError
 from pipeline.export.ply import read_ply
@@ -27,17 +28,9 @@ from pipeline.preview.previews import PreviewConfig, render_preview
 from pipeline.render import get_rasterizer
 from pipeline.scene_frame import SceneFrame
 
-__all__ = ["add_parser", "parse_size", "parse_up", "run"]
+__all__ = ["add_parser", "parse_up", "run"]
 
 _DEFAULTS = OrbitConfig()
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"1280x720"`` → ``(1280, 720)``."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"size must look like 1280x720, got {text!r}")
-    return int(m.group(1)), int(m.group(2))
 
 
 def parse_up(text: str) -> NDArray[np.float64]:
@@ -68,7 +61,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--seconds", type=float, default=d.seconds, help="5..10 (default 5)")
     parser.add_argument("--fps", type=float, default=d.fps, help="frames per second (30)")
-    parser.add_argument("--size", type=parse_size, default=(d.width, d.height),
+    parser.add_argument("--size", type=size_argument, default=(d.width, d.height),
                         help="WxH, even numbers (default 1280x720)")  # fmt: skip
     parser.add_argument("--elevation", type=float, default=d.elevation_deg,
                         help="orbit elevation, 30..45 degrees (default 35)")  # fmt: skip

@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from pipeline.commands.preview import parse_size
+from pipeline.commands.sizes import size_argument
+from pipeline.contract import DoneEvent, ErrorEvent
 from pipeline.errors import PipelineError
 from pipeline.preview import OrbitConfig, PreviewConfig
 from pipeline.progress import JsonLinesProgress
@@ -63,7 +64,7 @@ def add_parser(subparsers: Any) -> None:
     orbit = OrbitConfig()
     parser.add_argument(
         "--preview-size",
-        type=parse_size,
+        type=size_argument,
         default=(orbit.width, orbit.height),
         metavar="WxH",
         help="preview video and stills size (default 1280x720)",
@@ -134,11 +135,10 @@ def _run(
     try:
         result = run_job(job_root, config, progress, tracker, stop)
     except PipelineError as exc:
-        progress.emit({"event": "error", "stage": tracker.current, "message": str(exc)})
+        progress.emit(ErrorEvent(stage=tracker.current, message=str(exc)))
         raise
     except StopRequested as exc:
-        saved = {} if exc.checkpoint_step is None else {"checkpoint_step": exc.checkpoint_step}
-        return _fail(progress, tracker, str(exc), EXIT_TERMINATED, **saved)
+        return _fail(progress, tracker, str(exc), EXIT_TERMINATED, exc.checkpoint_step)
     except Exception as exc:  # a bug, not bad input: keep the traceback in the log
         logger.exception("pipeline run failed")
         return _fail(progress, tracker, f"internal error: {type(exc).__name__}: {exc}", 1)
@@ -147,18 +147,22 @@ def _run(
 
 
 def _fail(
-    progress: JsonLinesProgress, tracker: StageTracker, message: str, code: int, **extra: Any
+    progress: JsonLinesProgress,
+    tracker: StageTracker,
+    message: str,
+    code: int,
+    checkpoint_step: int | None = None,
 ) -> int:
-    progress.emit({"event": "error", "stage": tracker.current, "message": message, **extra})
+    saved = {} if checkpoint_step is None else {"checkpoint_step": checkpoint_step}
+    progress.emit(ErrorEvent(stage=tracker.current, message=message, **saved))
     print(f"error: {message}", file=sys.stderr)
     return code
 
 
-def _done_event(result: RunResult) -> dict[str, Any]:
-    return {
-        "event": "done",
-        "outputs": {name: str(path) for name, path in sorted(result.outputs.items())},
-        "metrics": result.metrics,
-        "warnings": result.warnings,
-        "duration_s": round(result.duration_s, 3),
-    }
+def _done_event(result: RunResult) -> DoneEvent:
+    return DoneEvent(
+        outputs={name: str(path) for name, path in sorted(result.outputs.items())},
+        metrics=result.metrics,
+        warnings=result.warnings,
+        duration_s=round(result.duration_s, 3),
+    )

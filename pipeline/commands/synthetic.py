@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, get_args
 
+from pipeline.commands.sizes import size_argument
 from pipeline.synthetic import SyntheticCameraModel, SyntheticConfig, make_synthetic_job
 
 __all__ = ["add_parser", "run"]
@@ -27,7 +28,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--views", type=int, default=_DEFAULTS.views, help="frames on the orbit")
     parser.add_argument(
         "--size",
-        type=_size,
+        type=size_argument,
         default=(_DEFAULTS.width, _DEFAULTS.height),
         metavar="WxH",
         help="frame size, even numbers (default %(default)s)",
@@ -49,13 +50,6 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--no-rigs", action="store_true", help="omit rigs.bin and frames.bin")
     parser.set_defaults(func=run)
-
-
-def _size(text: str) -> tuple[int, int]:
-    width, sep, height = text.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit():
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}")
-    return int(width), int(height)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         "event": "done",
         "job_root": str(args.job_root),
-        "video": str(scene.layout.video(config.scan)),
+        "video": str(scene.layout.recording(config.scan)),
         "model": str(scene.layout.model_dir),
         "manifest": str(scene.layout.manifest_path),
         "manifest_name": scene.manifest_name,

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from pipeline.progress import Stage
+from pipeline.contract import ErrorEvent, Event, Stage, WarningEvent
 
 __all__ = ["TerminalProgress"]
 
@@ -28,10 +28,10 @@ class TerminalProgress:
         self._last = -float("inf")
         self._open_line = False
 
-    def emit(self, event: dict[str, Any]) -> None:
-        if event.get("event") in ("warning", "error"):
+    def emit(self, event: Event) -> None:
+        if isinstance(event, WarningEvent | ErrorEvent):
             self._end_line()
-            self._stream.write(f"{event['event']}: {event.get('message', '')}\n")
+            self._stream.write(f"{event.event}: {event.message}\n")
             self._stream.flush()
 
     def progress(self, stage: Stage, pct: float, **fields: Any) -> None:

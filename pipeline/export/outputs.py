@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
+from pipeline.contract import ROTATED_PLY, SOG_FILE, SPLAT_FILE, SPLAT_PLY
 from pipeline.export.ply import finite_mask, write_ply
 from pipeline.export.rotate import (
     COLMAP_TO_NERFSTUDIO,
@@ -58,10 +59,10 @@ class ExportConfig:
 
     min_logit_opacity: float | None = MIN_LOGIT_OPACITY
     rotate_sh: bool = True
-    splat_ply: str = "splat.ply"
-    rotated_ply: str = "splat_rot.ply"
-    rotated_splat: str = "splat_rot.splat"
-    rotated_sog: str | None = "splat_rot.sog"
+    splat_ply: str = SPLAT_PLY
+    rotated_ply: str = ROTATED_PLY
+    rotated_splat: str = SPLAT_FILE
+    rotated_sog: str | None = SOG_FILE
 
 
 @dataclass

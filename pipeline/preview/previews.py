@@ -19,6 +19,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from pipeline.atomic import atomic_path, partial_path, remove_quietly
+from pipeline.contract import (
+    PREVIEW_ANGLE,
+    PREVIEW_CAMERA_PATH,
+    PREVIEW_FILES,
+    PREVIEW_TOP,
+    PREVIEW_VIDEO,
+    WarningEvent,
+)
 from pipeline.preview.bounds import BoundsConfig, SubjectCylinder, robust_bounds
 from pipeline.preview.camera_path import (
     OrbitConfig,
@@ -38,10 +46,7 @@ __all__ = ["PREVIEW_FILES", "PreviewConfig", "PreviewResult", "render_preview", 
 
 logger = logging.getLogger(__name__)
 
-VIDEO_FILE = "preview.mp4"
-CAMERA_PATH_FILE = "preview_camera_path.json"
-STILL_FILES = {"top": "preview_top.jpg", "angle": "preview_angle.jpg"}
-PREVIEW_FILES = (*STILL_FILES.values(), VIDEO_FILE, CAMERA_PATH_FILE)
+STILL_FILES = {"top": PREVIEW_TOP, "angle": PREVIEW_ANGLE}
 # Left behind by the reference's staging; removed too so that nothing stale survives.
 _LEGACY_FILES = ("preview.rendering.mp4",)
 
@@ -96,7 +101,7 @@ class PreviewResult:
     @property
     def video(self) -> Path | None:
         """Path of ``preview.mp4`` if it was written."""
-        return self.outputs.get(VIDEO_FILE)
+        return self.outputs.get(PREVIEW_VIDEO)
 
 
 @dataclass
@@ -114,7 +119,7 @@ class _Step:
     def warn(self, message: str) -> None:
         logger.warning(message)
         self.result.warnings.append(message)
-        self.progress.emit({"event": "warning", "stage": "preview", "message": message})
+        self.progress.emit(WarningEvent(stage="preview", message=message))
 
     def advance(self, **fields: object) -> None:
         self.units_done += 1
@@ -204,12 +209,12 @@ def _remove_stale(out_dir: Path) -> None:
 
 
 def _write_camera_path(step: _Step, orbit: list[PathCamera]) -> None:
-    path = step.out_dir / CAMERA_PATH_FILE
+    path = step.out_dir / PREVIEW_CAMERA_PATH
     try:
         document = camera_path_json(orbit, step.config.orbit.seconds, step.config.orbit.fps)
         with atomic_path(path) as temp:
             temp.write_text(json.dumps(document, indent=1))
-        step.result.outputs[CAMERA_PATH_FILE] = path
+        step.result.outputs[PREVIEW_CAMERA_PATH] = path
     except Exception as exc:
         step.warn(f"preview camera path not written: {_describe(exc)}")
 
@@ -228,7 +233,7 @@ def _render_stills(step: _Step, renderer: FrameRenderer, stills: dict[str, PathC
 
 def _render_video(step: _Step, renderer: FrameRenderer, orbit: Sequence[PathCamera]) -> None:
     cfg = step.config.orbit
-    path = step.out_dir / VIDEO_FILE
+    path = step.out_dir / PREVIEW_VIDEO
     try:
         with VideoEncoder(
             path, cfg.width, cfg.height, cfg.fps, len(orbit), step.config.encode
@@ -238,7 +243,7 @@ def _render_video(step: _Step, renderer: FrameRenderer, orbit: Sequence[PathCame
                 step.result.frames_rendered += 1
                 step.advance(frame=i + 1, frames=len(orbit))
             video.finish()
-        step.result.outputs[VIDEO_FILE] = path
+        step.result.outputs[PREVIEW_VIDEO] = path
     except Exception as exc:
         step.warn(f"preview video failed: {_describe(exc)}")
 

@@ -28,7 +28,7 @@ from pipeline.colmap import (
     model_by_name,
     write_model,
 )
-from pipeline.layout import JobLayout, frame_name
+from pipeline.contract import JobLayout, frame_name
 from pipeline.render.types import Camera, Gaussians, RenderSettings
 from pipeline.synthetic.render import FrameRenderer
 from pipeline.synthetic.scene import build_room
@@ -208,7 +208,7 @@ def _record(
     """Render every frame and encode them as the scan's ``Frames.mp4``; returns the frames."""
     renderer = FrameRenderer(gaussians, camera, RenderSettings(sh_degree=0))
     frames = np.stack([renderer.render(torch.from_numpy(pose)) for pose in poses])
-    video = layout.video(config.scan)
+    video = layout.recording(config.scan)
     video.parent.mkdir(parents=True, exist_ok=True)
     encode_video(video, frames, (config.width, config.height), config.fps, crf=config.crf)
     return frames

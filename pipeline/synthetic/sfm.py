@@ -22,7 +22,7 @@ from pipeline.colmap import (
     rotmat_to_qvec,
 )
 from pipeline.colmap.distortion import project
-from pipeline.layout import frame_name
+from pipeline.contract import frame_name
 from pipeline.render.sh import sh_to_rgb
 from pipeline.synthetic.scene import SPHERES, SceneParts
 

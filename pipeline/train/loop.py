@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.contract import MetricsEvent
 from pipeline.errors import InputError, TrainingError
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.render.types import EVAL_BACKGROUND, Rasterizer, RenderOutput, RenderSettings
@@ -278,8 +279,7 @@ class _Run:
         gaussians = gaussians_from_params(state.params)
         metrics = evaluate(gaussians, self.eval_views, self.rasterizer, sh_degree)
         if metrics is not None:
-            event = {"event": "metrics", "stage": "train", **metrics.to_dict()}
-            self.progress.emit({**event, "step": state.step})
+            self.progress.emit(MetricsEvent(**metrics.to_dict(), step=state.step))
         return metrics
 
 

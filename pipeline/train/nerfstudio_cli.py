@@ -45,10 +45,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.contract import JobLayout
 from pipeline.errors import ExternalToolError, InputError, PlyFormatError, TrainingError
 from pipeline.export.ply import read_ply
 from pipeline.export.rotate import COLMAP_TO_NERFSTUDIO, rotate_splats
-from pipeline.layout import JobLayout
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.splats import Splats
 from pipeline.train.external_tool import failure_message, require_tool, run_tool

@@ -9,7 +9,11 @@ The actions run in order, then the stub exits 0 (unless an action exits first):
 ``progress:STEPS``                  JSON-lines events of a whole run (5 stages, STEPS train steps)
 ``train-for:SECS``                  the same, training for SECS seconds (a step every 50 ms)
 ``train-forever``                   emit train progress events until killed
-``write-outputs`` / ``write-splat`` write refined/splatter/ outputs (all / only the .splat)
+``write-outputs`` / ``write-splat`` write refined/splatter/ outputs (all / only the .splat), then
+                                    a ``done`` event listing them
+``write:PATH=TEXT``                  write TEXT to PATH (relative paths: under the job folder)
+``done:NAME=PATH[,NAME=PATH]...``   a ``done`` event listing these outputs (relative paths: under
+                                    the job folder)
 ``write-sog``                       write refined/splatter/splat_rot.sog (not with --no-sog)
 ``record-args:FILE``                write argv, cwd and PYTHONPATH as JSON
 ``pid:FILE``                        write the stub's own pid
@@ -33,6 +37,8 @@ import sys
 import time
 from pathlib import Path
 
+# The stub writes its events by hand, as an independent producer of the wire format of
+# pipeline.contract (tests/pipeline/test_contract.py checks that these stages are the contract's).
 STAGES = ("frames", "dataset", "train", "export", "preview")
 
 
@@ -62,7 +68,7 @@ def emit_run(job_root: Path, steps: int, step_s: float = 0.0) -> None:
         else:
             emit({"event": "progress", "stage": stage, "pct": 100.0})
         emit({"event": "stage", "stage": stage, "status": "completed", "duration_s": 0.01})
-    emit({"event": "done", "outputs": {"splat": str(job_root)}, "metrics": {}, "duration_s": 0.1})
+    emit({"event": "done", "outputs": {}, "metrics": {}, "duration_s": 0.1})
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -80,6 +86,8 @@ def write_outputs(job_root: Path, previews: bool) -> None:
         (out / "preview_top.jpg").write_bytes(b"top-jpeg")
         (out / "preview_angle.jpg").write_bytes(b"angle-jpeg")
         (out / "preview.mp4").write_bytes(b"mp4-video" * 16)  # the largest output: 144 bytes
+    outputs = {p.name: str(p) for p in sorted(out.iterdir())}
+    emit({"event": "done", "outputs": outputs, "metrics": {}, "duration_s": 0.1})
 
 
 def train_forever() -> None:
@@ -127,6 +135,15 @@ def run_action(action: str, args: argparse.Namespace) -> None:
             (out / "splat_rot.sog").write_bytes(b"sog-zip" * 20)  # 140 bytes
     elif name in ("write-outputs", "write-splat"):
         write_outputs(job_root, previews=name == "write-outputs" and not args.no_preview)
+    elif name == "write":
+        path, _, text = value.partition("=")
+        target = job_root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    elif name == "done":
+        pairs = (entry.partition("=") for entry in value.split(","))
+        outputs = {key: str(job_root / path) for key, _, path in pairs}
+        emit({"event": "done", "outputs": outputs, "metrics": {}, "duration_s": 0.1})
     elif name == "record-args":
         atomic_write(
             Path(value),

@@ -36,8 +36,8 @@ from app.runner import SplatterJobError, run_splatter_job
 from app.settings import Settings
 from emulator import EmulatorServer
 from pipeline.colmap import ColmapModel, read_model, write_model
+from pipeline.contract import JobLayout
 from pipeline.errors import PipelineError
-from pipeline.layout import JobLayout
 from pipeline.progress import NullProgress
 from pipeline.run import RunConfig, run_job
 from tests.app.domains import (
@@ -248,7 +248,7 @@ def _inf_point(world: World, layout: JobLayout) -> None:
 
 
 def _video(layout: JobLayout) -> Path:
-    return layout.video(layout.scans()[0])
+    return layout.recording(layout.scans()[0])
 
 
 def _truncated(world: World, layout: JobLayout) -> None:

@@ -12,9 +12,9 @@ import respx
 from domain_client import DomainClient, DomainToken, NameRuleError, TaskStorage
 from domain_client.models import DataMetadata
 from domain_client.naming import (
-    artifact_name,
     check_name,
     dataset_folder,
+    generated_artifact_name,
     infer_data_type,
     join_logical_path,
     local_file_name,
@@ -107,7 +107,10 @@ def test_generated_names_and_logical_paths() -> None:
     assert join_logical_path("/out/", "/a/b") == "out/a/b"
     assert join_logical_path(None, "a") == join_logical_path("", "a") == "a"
     assert join_logical_path("out", "") == "out"
-    assert artifact_name("out/job_manifest.json", "task-456") == "out_job_manifest_json_task-456"
+    assert (
+        generated_artifact_name("out/job_manifest.json", "task-456")
+        == "out_job_manifest_json_task-456"
+    )
     assert sanitize("") == "artifact" and sanitize("", empty="part") == "part"
     assert sanitize("a b/c.d-é") == "a_b_c_d-_"
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.contract import Event, JobLayout, event_dict, frame_name
 from pipeline.errors import MissingFramesError, UnsafeImageNameError, VideoError
-from pipeline.frames import FramesConfig, extract_frames, parse_frame_name
-from pipeline.layout import JobLayout, check_image_name, frame_name
+from pipeline.frames import FramesConfig, check_image_name, extract_frames, parse_frame_name
 from tests.pipeline.video_factories import decode_all, write_counting_video
 
 SCAN_A, SCAN_B = "2024-01-02_03-04-05", "2024-01-02_09-10-11"
@@ -21,8 +21,8 @@ SCAN_A, SCAN_B = "2024-01-02_03-04-05", "2024-01-02_09-10-11"
 @pytest.fixture
 def job(tmp_path: Path) -> JobLayout:
     layout = JobLayout(tmp_path)
-    write_counting_video(layout.video(SCAN_A), 30)
-    write_counting_video(layout.video(SCAN_B), 20, size=(48, 32))
+    write_counting_video(layout.recording(SCAN_A), 30)
+    write_counting_video(layout.recording(SCAN_B), 20, size=(48, 32))
     return layout
 
 
@@ -49,7 +49,7 @@ def test_extracts_exactly_the_named_frames(job: JobLayout) -> None:
     assert result.written == {SCAN_A: 4, SCAN_B: 3} and result.existing == 0
     assert sorted(p.name for p in job.frames_dir.iterdir()) == sorted(wanted)
     for scan in (SCAN_A, SCAN_B):
-        reference = decode_all(job.video(scan))
+        reference = decode_all(job.recording(scan))
         for name in wanted:
             parsed = parse_frame_name(name)
             assert parsed is not None
@@ -72,7 +72,7 @@ def test_rerun_keeps_existing_frames_and_fills_gaps(job: JobLayout) -> None:
 def test_all_frames_present_needs_no_video(job: JobLayout) -> None:
     wanted = names(SCAN_A, 4)
     extract_frames(job.root, image_names=wanted)
-    job.video(SCAN_A).unlink()
+    job.recording(SCAN_A).unlink()
     assert extract_frames(job.root, image_names=wanted).existing == 1
 
 
@@ -81,7 +81,7 @@ def test_frames_missing_from_a_video_are_listed(job: JobLayout) -> None:
     with pytest.raises(MissingFramesError) as info:
         extract_frames(job.root, image_names=wanted)
     assert str(info.value) == (
-        f"{job.video(SCAN_B)} holds 20 frames (0..19), but the model needs 3 frames it lacks: "
+        f"{job.recording(SCAN_B)} holds 20 frames (0..19), but the model needs 3 frames it lacks: "
         f"{SCAN_B}_000020.jpg, {SCAN_B}_000021.jpg, {SCAN_B}_000035.jpg"
     )
     assert info.value.missing == names(SCAN_B, 20, 21, 35)
@@ -117,17 +117,17 @@ def _truncate(video: Path, fraction: float) -> int:
 
 
 def test_truncated_video_lacking_needed_frames_is_named(job: JobLayout) -> None:
-    decodable = _truncate(job.video(SCAN_A), 0.6)
+    decodable = _truncate(job.recording(SCAN_A), 0.6)
     assert 0 < decodable < 30
     with pytest.raises(VideoError) as info:
         extract_frames(job.root, image_names=names(SCAN_A, 0, 29))
     message = str(info.value)
-    assert message.startswith(f"cannot decode video {job.video(SCAN_A)}: damaged or truncated")
+    assert message.startswith(f"cannot decode video {job.recording(SCAN_A)}: damaged or truncated")
     assert message.endswith(f"{decodable} frames decoded, and the model needs 1 frames past them")
 
 
 def test_truncated_video_is_tolerated_or_not_as_configured(job: JobLayout) -> None:
-    decodable = _truncate(job.video(SCAN_A), 0.6)
+    decodable = _truncate(job.recording(SCAN_A), 0.6)
     wanted = names(SCAN_A, 0, decodable - 3)
     assert extract_frames(job.root, image_names=wanted).written == {SCAN_A: 2}
     for name in wanted:
@@ -139,9 +139,9 @@ def test_truncated_video_is_tolerated_or_not_as_configured(job: JobLayout) -> No
 
 
 def test_file_that_is_not_a_video(job: JobLayout) -> None:
-    job.video(SCAN_B).write_bytes(b"\x00\x01 definitely not an mp4" * 100)
+    job.recording(SCAN_B).write_bytes(b"\x00\x01 definitely not an mp4" * 100)
     with pytest.raises(
-        VideoError, match=f"cannot decode video {job.video(SCAN_B)}: not a readable"
+        VideoError, match=f"cannot decode video {job.recording(SCAN_B)}: not a readable"
     ):
         extract_frames(job.root, image_names=names(SCAN_B, 0))
 
@@ -159,8 +159,8 @@ def test_reads_the_names_from_the_model_and_reports_progress(job: JobLayout) -> 
     events: list[dict[str, Any]] = []
 
     class Sink:
-        def emit(self, event: dict[str, Any]) -> None:
-            events.append(event)
+        def emit(self, event: Event) -> None:
+            events.append(event_dict(event))
 
         def progress(self, stage: str, pct: float, **fields: Any) -> None:
             events.append({"stage": stage, "pct": pct, **fields})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.contract import Event, ProgressEvent, Stage, event_dict
+
 __all__ = ["RecordingProgress"]
 
 
@@ -13,11 +15,11 @@ class RecordingProgress:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def emit(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
+    def emit(self, event: Event) -> None:
+        self.events.append(event_dict(event))
 
-    def progress(self, stage: str, pct: float, **fields: Any) -> None:
-        self.events.append({"event": "progress", "stage": stage, "pct": pct, **fields})
+    def progress(self, stage: Stage, pct: float, **fields: Any) -> None:
+        self.emit(ProgressEvent.of(stage, pct, **fields))
 
     def warnings(self) -> list[str]:
         """The messages of the ``warning`` events."""

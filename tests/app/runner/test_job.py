@@ -420,3 +420,47 @@ async def test_metrics_count_bytes_steps_and_stage_durations(
     assert "splatter_training_steps_total 25.0" in text
     for stage in ("inputs", "python", "upload", "job", "pipeline_train"):
         assert f'splatter_stage_duration_seconds_count{{stage="{stage}"}} 1.0' in text
+
+
+async def test_uploads_are_the_files_the_done_event_lists(
+    tmp_path: Path, emulator: EmulatorServer, http: httpx.AsyncClient
+) -> None:
+    scene = emulated_scene(emulator)
+    job = push_context(emulator, http, scene)
+    listed = "splat_rot.splat=refined/splatter/listed.splat,preview_top.jpg=refined/top.jpg"
+    settings = make_settings(
+        tmp_path,
+        "write-outputs",  # the usual files, then a later done event that names others
+        "write:refined/splatter/listed.splat=listed splat",
+        "write:refined/top.jpg=listed still",
+        f"done:{listed}",
+    )
+    await run_splatter_job(job.context, settings)
+    assert [a.data_type for a in job.context.storage.artifacts()] == [
+        "splat_data",
+        "splat_preview_top",
+    ]
+    items = stored(emulator, scene.domain_id)
+    assert items[(f"refined_splat{SUFFIX}", "splat_data")] == b"listed splat"
+    assert items[(f"refined_splat_preview_top{SUFFIX}", "splat_preview_top")] == b"listed still"
+    assert job.reporter.progress[-1]["uploaded_preview_video"] is None
+
+
+async def test_a_listed_splat_outside_the_job_folder_fails_the_job_and_uploads_nothing(
+    tmp_path: Path, job: RecordedContext
+) -> None:
+    outside = tmp_path / "outside.splat"
+    outside.write_bytes(b"not the job's")
+    settings = make_settings(tmp_path, "write-outputs", f"done:splat_rot.splat={outside}")
+    with pytest.raises(SplatterJobError, match=r"pipeline output splat_rot\.splat: .* is outside"):
+        await run_splatter_job(job.context, settings)
+    assert job.context.storage.artifacts() == []
+
+
+async def test_a_listed_preview_outside_the_job_folder_is_skipped(
+    tmp_path: Path, job: RecordedContext
+) -> None:
+    listed = "splat_rot.splat=refined/splatter/splat_rot.splat,preview.mp4=../../escape.mp4"
+    settings = make_settings(tmp_path, "write-outputs", f"done:{listed}")
+    await run_splatter_job(job.context, settings)
+    assert [a.data_type for a in job.context.storage.artifacts()] == ["splat_data"]

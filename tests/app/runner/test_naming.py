@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from app.runner.naming import (
-    artifact_name,
     derive_scan_id,
     recording_folder,
     refinement_suffix,
+    suffixed_artifact_name,
     unsafe_component_reason,
 )
 
@@ -36,8 +36,10 @@ def test_the_suffix_is_what_follows_refined_manifest(name: str | None, suffix: s
         (None, "refined_splat"),
     ],
 )
-def test_artifact_names_join_the_suffix_with_one_underscore(suffix: str | None, name: str) -> None:
-    assert artifact_name("refined_splat", suffix) == name
+def test_suffixed_artifact_names_join_the_suffix_with_one_underscore(
+    suffix: str | None, name: str
+) -> None:
+    assert suffixed_artifact_name("refined_splat", suffix) == name
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,11 @@ import pytest
 
 from app.runner import SplatterJobError
 from app.runner.workspace import (
-    JobLayout,
     UnsafeJobFolderError,
     check_free_disk,
     cleanup_tasks_root,
+    create_job_folder,
+    job_layout,
     prove_job_folder,
     remove_job_root,
 )
@@ -21,14 +22,14 @@ OTHER = "9f3c2b1a-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
 
 
 def test_the_layout_follows_the_reference(tmp_path: Path) -> None:
-    layout = JobLayout.for_task(tmp_path, TASK)
+    layout = job_layout(tmp_path, TASK)
     assert layout.recording("scan") == tmp_path / TASK / "datasets/scan/Frames.mp4"
-    assert layout.colmap_dir == tmp_path / TASK / "refined/global/refined_sfm_combined"
+    assert layout.model_dir == tmp_path / TASK / "refined/global/refined_sfm_combined"
     assert layout.splat_file == tmp_path / TASK / "refined/splatter/splat_rot.splat"
 
 
 def test_an_upper_case_uuid_names_its_lower_case_folder(tmp_path: Path) -> None:
-    assert JobLayout.for_task(tmp_path, TASK.upper()).root == tmp_path / TASK
+    assert job_layout(tmp_path, TASK.upper()).root == tmp_path / TASK
 
 
 @pytest.mark.parametrize(
@@ -39,7 +40,7 @@ def test_a_task_id_that_is_no_uuid_builds_no_path(tmp_path: Path, task_id: str) 
     with pytest.raises(
         UnsafeJobFolderError, match=r"^invalid task id .*: a task id must be a UUID"
     ):
-        JobLayout.for_task(tmp_path / "tasks", task_id)
+        job_layout(tmp_path / "tasks", task_id)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -59,7 +60,7 @@ def test_a_symlink_named_like_a_task_is_neither_followed_nor_deleted(tmp_path: P
     (precious / "wallet").write_text("keep")
     (tasks / TASK).symlink_to(precious)
     with pytest.raises(UnsafeJobFolderError):
-        JobLayout.for_task(tasks, TASK).create()
+        create_job_folder(job_layout(tasks, TASK))
     remove_job_root(tasks / TASK, cleanup_disabled=False, tasks_root=tasks)
     assert cleanup_tasks_root(tasks, cleanup_disabled=False) == []
     assert (precious / "wallet").read_text() == "keep"
@@ -74,8 +75,8 @@ def test_removal_refuses_a_folder_outside_tasks_root(tmp_path: Path) -> None:
 
 
 def test_create_makes_tasks_root_and_the_job_folder(tmp_path: Path) -> None:
-    layout = JobLayout.for_task(tmp_path / "tasks", TASK)
-    layout.create()
+    layout = job_layout(tmp_path / "tasks", TASK)
+    create_job_folder(layout)
     assert layout.root.is_dir()
     remove_job_root(layout.root, cleanup_disabled=False, tasks_root=tmp_path / "tasks")
     assert list((tmp_path / "tasks").iterdir()) == []

@@ -17,6 +17,7 @@ import pytest
 
 from app import PROJECT_ROOT
 from app.worker.process import TAIL_LINE_CHARS, TAIL_LINES, ChildOutcome, run_child
+from pipeline.contract import Event, event_dict
 from tests.app.factories import stub_command
 from tests.support.waiting import alive, eventually
 
@@ -48,7 +49,7 @@ async def run_stub(
         argv,
         env=dict(os.environ),
         cwd=tmp_path,
-        on_event=sink.append,
+        on_event=lambda event: sink.append(event_dict(event)),
         cancel=cancel or asyncio.Event(),
         grace_s=grace_s,
     )
@@ -69,7 +70,7 @@ async def test_json_events_reach_the_callback_in_order_and_other_lines_only_the_
     assert steps == [1, 2, 3]
     assert "stdout: plain text" in outcome.tail
     assert outcome.tail[-1] == "stderr: a log line"
-    assert outcome.done is not None and outcome.done["event"] == "done"
+    assert outcome.done is not None and outcome.done.event == "done"
     assert outcome.stdout_lines == len(events) + 1 and outcome.stderr_lines == 1
 
 
@@ -206,7 +207,7 @@ async def test_a_command_that_does_not_exist_raises_oserror(tmp_path: Path) -> N
 
 
 async def test_a_failing_callback_does_not_stop_the_reader(tmp_path: Path) -> None:
-    def explode(event: dict[str, Any]) -> None:
+    def explode(event: Event) -> None:
         raise RuntimeError("consumer bug")
 
     argv = [*shlex.split(stub_command("progress:2")), "run", "--job-root", str(tmp_path)]

@@ -12,6 +12,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.commands.preview import parse_up
 from pipeline.commands.terminal import TerminalProgress
+from pipeline.contract import WarningEvent
 from pipeline.export.ply import write_ply
 from pipeline.scene_frame import SceneFrame
 from tests.pipeline.export.factories import inria_columns, write_custom_ply
@@ -131,7 +132,7 @@ def test_terminal_progress_throttles_and_ends_lines() -> None:
     sink = TerminalProgress(stream, min_interval_s=60.0)
     sink.progress("preview", 10.0, frame=1, frames=10, eta_s=9.0)
     sink.progress("preview", 20.0, frame=2, frames=10, eta_s=8.0)  # throttled
-    sink.emit({"event": "warning", "stage": "preview", "message": "ffmpeg not found"})
+    sink.emit(WarningEvent(stage="preview", message="ffmpeg not found"))
     sink.progress("preview", 100.0, frame=10, frames=10, eta_s=0.0)
     assert stream.getvalue().splitlines() == [
         "preview:  10.0%, frame 1/10, eta 9 s",

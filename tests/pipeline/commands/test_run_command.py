@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from pipeline.cli import main
+from pipeline.contract import STAGES
 from pipeline.export import read_ply, read_splat
 from pipeline.preview.mp4 import probe_mp4
-from pipeline.progress import STAGES
 from tests.pipeline.synthetic.factories import make_tiny_job
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
+from pipeline.contract import JobLayout
 from pipeline.export import read_ply, read_splat
 from pipeline.export.rotate import NERFSTUDIO_TO_OUTPUT
-from pipeline.layout import JobLayout
 from pipeline.train.nerfstudio_cli import NerfstudioRun, ns_export_argv, ns_train_argv
 from tests.pipeline.synthetic.factories import make_tiny_job
 from tests.pipeline.train import fake_nerfstudio

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.colmap import qvec_to_rotmat, read_model
-from pipeline.layout import frame_name
+from pipeline.contract import frame_name
 from pipeline.scene_frame import estimate_scene_frame
 from pipeline.synthetic import SyntheticConfig, SyntheticScene
 from tests.pipeline.synthetic.factories import make_tiny_job
@@ -42,7 +42,7 @@ def test_job_folder_has_the_reference_layout(scene: SyntheticScene) -> None:
 
 
 def test_recording_holds_every_frame(scene: SyntheticScene) -> None:
-    decoded = decode_all(scene.layout.video(scene.config.scan))
+    decoded = decode_all(scene.layout.recording(scene.config.scan))
     assert len(decoded) == 12 and decoded[0].shape == (48, 64, 3)
     for index in (0, 7, 11):
         assert psnr(decoded[index], scene.frames[index]) > 33

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.contract import JobLayout
 from pipeline.errors import ExternalToolError, InputError, PlyFormatError, ToolUnavailableError
 from pipeline.export import export_all, read_ply, read_splat
 from pipeline.export.rotate import (
@@ -26,7 +27,6 @@ from pipeline.export.rotate import (
     quat_to_matrix,
     rotate_splats,
 )
-from pipeline.layout import JobLayout
 from pipeline.splats import Splats
 from pipeline.train.nerfstudio_cli import (
     NerfstudioRun,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import torch
 
+from pipeline.contract import Event, Stage, event_dict
 from pipeline.errors import InputError, TrainingError
-from pipeline.progress import Stage
 from pipeline.render import get_rasterizer
 from pipeline.render.types import BackendName, Camera, Gaussians, RenderOutput, RenderSettings
 from pipeline.scene import SceneData
@@ -33,8 +33,8 @@ class RecordingProgress:
         self.progress_events: list[dict[str, Any]] = []
         self.other_events: list[dict[str, Any]] = []
 
-    def emit(self, event: dict[str, Any]) -> None:
-        self.other_events.append(event)
+    def emit(self, event: Event) -> None:
+        self.other_events.append(event_dict(event))
 
     def progress(self, stage: Stage, pct: float, **fields: Any) -> None:
         self.progress_events.append({"stage": stage, "pct": pct, **fields})
