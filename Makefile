@@ -9,9 +9,10 @@ STAMP := $(VENV)/.installed
 venv: $(STAMP)
 
 # torch comes from constraints-cpu.txt (a CPU wheel); torchvision and nerfstudio stay out.
+# The sfm extra (pycolmap) is installed so the structure-from-motion tests run.
 $(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints-cpu.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints-cpu.txt -e '.[dev,sfm]'
 	touch $@
 
 # Node.js dev tools pinned in package.json / package-lock.json (test oracles, the viewer's

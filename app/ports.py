@@ -15,17 +15,23 @@ from domain_client.delivery import ProgressReporter
 from domain_client.models import Lease
 from domain_client.storage import TaskStorage
 
-__all__ = ["TaskContextView"]
+__all__ = ["JobContextView", "TaskContextView"]
 
 
-class TaskContextView(Protocol):
+class JobContextView(Protocol):
+    """What every job step needs, whichever door: a reporter and the cancel flag (the watch
+    door's jobs have no lease and no domain storage)."""
+
+    @property
+    def reporter(self) -> ProgressReporter: ...
+    @property
+    def cancelled(self) -> asyncio.Event: ...
+
+
+class TaskContextView(JobContextView, Protocol):
     """What a handler receives: the lease, storage, a reporter and the cancel flag."""
 
     @property
     def lease(self) -> Lease: ...
     @property
     def storage(self) -> TaskStorage: ...
-    @property
-    def reporter(self) -> ProgressReporter: ...
-    @property
-    def cancelled(self) -> asyncio.Event: ...

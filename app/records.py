@@ -22,8 +22,9 @@ __all__ = [
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 """Closed set: ``queued → running → succeeded | failed | cancelled``; a queued job may also be
 cancelled or failed directly."""
-JobSource = Literal["lease", "push"]
-"""Which door the job came through: a DMS lease or ``POST /splatter/colmap/v1``."""
+JobSource = Literal["lease", "push", "watch"]
+"""Which door the job came through: a DMS lease, ``POST /splatter/colmap/v1`` or a capture
+dropped into ``WATCH_DIR/inbox/``."""
 
 ALL_STATES: tuple[JobState, ...] = get_args(JobState)
 ACTIVE_STATES: tuple[JobState, ...] = ("queued", "running")

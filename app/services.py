@@ -23,6 +23,7 @@ from app.settings import Settings
 from app.store import JobStore
 from app.viewer.outputs import JobOutputs
 from app.viewer.scenes import JobScenes
+from app.watch import WatchDoor
 from app.worker.supervisor import WorkerSupervisor
 
 __all__ = ["LeaseDoor", "Services", "start_services", "stop_services"]
@@ -53,6 +54,7 @@ class Services:
     viewer_scenes: JobScenes
     lease_door: LeaseDoor | None = None
     recovered: list[str] = field(default_factory=list)
+    watch: WatchDoor | None = None
 
 
 async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = None) -> Services:
@@ -95,6 +97,9 @@ async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = N
         settings, store, supervisor, metrics, jobs, http, outputs, JobScenes(outputs),
         lease_door, recovered,
     )  # fmt: skip
+    if settings.watch_dir is not None:
+        services.watch = WatchDoor(settings, jobs, supervisor, metrics)
+        await services.watch.start()
     if lease_door is not None:
         await lease_door.start(services)
     log.info(
@@ -108,6 +113,8 @@ async def stop_services(services: Services) -> None:
     """Stops leasing, drains or cancels running jobs (recording their state), closes the store."""
     if services.lease_door is not None:
         await services.lease_door.stop()
+    if services.watch is not None:
+        await services.watch.stop()
     await services.jobs.stop()
     await services.supervisor.shutdown()
     await services.http.aclose()

@@ -163,6 +163,9 @@ class Settings(NodeConfig, BaseSettings):
     """Largest single recording or COLMAP binary downloaded, bytes."""
     progress_min_interval_secs: float = Field(2.0, ge=0)
     """Minimum seconds between two training progress updates (each one costs a heartbeat)."""
+    splatter_snapshot_secs: float | None = Field(None, ge=0)
+    """Seconds between two live training snapshots the viewer shows (``--snapshot-every``;
+    0: none); unset = the pipeline's 10."""
     output_retention_hours: float = Field(24.0, ge=0)
     """How long a succeeded job's outputs stay viewable after its folder is removed (a copy
     under ``<SPLATTER_DATA_DIR>/outputs``); 0 keeps none."""
@@ -189,6 +192,19 @@ class Settings(NodeConfig, BaseSettings):
     """Queued push jobs beyond which ``POST`` answers 429 with ``Retry-After``."""
     job_retention_days: float = Field(30.0, ge=0)
     """Finished jobs older than this (by ``finished_at``) are deleted from the store; 0 = keep."""
+
+    # --- the watch door ---
+    watch_dir: Path | None = None
+    """Folder with ``inbox/``, ``outbox/``, ``processed/``, ``error/``; unset = no watch door."""
+    watch_stable_secs: float = Field(10.0, ge=0)
+    """An inbox entry is queued once its sizes and mtimes stayed unchanged this long."""
+    watch_polling: EnvBool = False
+    """Poll the inbox instead of using inotify (network mounts that deliver no events)."""
+    watch_max_attempts: int = Field(2, ge=1)
+    """Runs of a failing input before it moves to ``error/``."""
+    watch_retention_days: float = Field(30.0, ge=0)
+    """Entries of ``processed/``, ``outbox/`` and ``error/`` older than this are deleted;
+    0 = keep."""
 
     @classmethod
     def _fallback_version(cls) -> str:

@@ -69,6 +69,39 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, logical_path)
     );
     """,
+    # v2: the watch door: jobs.source may be 'watch' (SQLite cannot alter a CHECK: the table is
+    # rebuilt, foreign keys off, see JobStore.migrate), and each watch job's input.
+    """
+    CREATE TABLE jobs_v2 (
+        id           TEXT PRIMARY KEY,
+        source       TEXT NOT NULL CHECK (source IN ('lease', 'push', 'watch')),
+        task_id      TEXT NOT NULL,
+        job_id       TEXT,
+        domain_id    TEXT,
+        capability   TEXT NOT NULL,
+        state        TEXT NOT NULL
+                     CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        started_at   TEXT,
+        finished_at  TEXT,
+        progress     TEXT NOT NULL DEFAULT '{}',
+        error        TEXT,
+        progress_url TEXT
+    );
+    INSERT INTO jobs_v2 SELECT * FROM jobs;
+    DROP TABLE jobs;
+    ALTER TABLE jobs_v2 RENAME TO jobs;
+    CREATE INDEX jobs_by_state ON jobs (state);
+    CREATE INDEX jobs_by_task ON jobs (task_id);
+    CREATE TABLE watch_inputs (
+        job_id       TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+        name         TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        attempt      INTEGER NOT NULL
+    );
+    CREATE INDEX watch_inputs_by_hash ON watch_inputs (content_hash);
+    """,
 )
 
 _ALLOWED: dict[JobState, tuple[JobState, ...]] = {
@@ -126,9 +159,19 @@ class JobStore:
             raise RuntimeError(
                 f"job store schema v{current} is newer than this node (v{len(MIGRATIONS)})"
             )
-        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        with self._lock:
+            # a migration may rebuild a table; with foreign keys on, dropping the old one would
+            # cascade-delete every event and artifact (the pragma is a no-op inside BEGIN)
+            self._db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                with self._lock:
+                    self._db.executescript(
+                        f"BEGIN; {script}; PRAGMA user_version = {version}; COMMIT;"
+                    )
+        finally:
             with self._lock:
-                self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {version}; COMMIT;")
+                self._db.execute("PRAGMA foreign_keys = ON")
 
     def ping(self) -> bool:
         """True when the database answers a query (readiness)."""
@@ -265,6 +308,25 @@ class JobStore:
                 (cutoff,),
             )
             return int(cursor.rowcount)
+
+    def add_watch_input(self, job_key: str, name: str, content_hash: str, attempt: int) -> None:
+        """Records what a watch job processes (its inbox name and content hash)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO watch_inputs (job_id, name, content_hash, attempt) VALUES (?,?,?,?)",
+                (job_key, name, content_hash, attempt),
+            )
+
+    def watch_job_with_hash(self, content_hash: str) -> JobRecord | None:
+        """The newest queued, running or succeeded watch job over this content, if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT jobs.id FROM watch_inputs JOIN jobs ON jobs.id = watch_inputs.job_id"
+                " WHERE content_hash = ? AND state IN ('queued', 'running', 'succeeded')"
+                " ORDER BY jobs.created_at DESC LIMIT 1",
+                (content_hash,),
+            ).fetchone()
+        return None if row is None else self.get(row["id"])
 
     def set_progress(self, job_key: str, progress: dict[str, Any]) -> None:
         """Replaces the latest progress JSON (replace semantics, like a heartbeat)."""

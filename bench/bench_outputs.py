@@ -20,10 +20,10 @@ from pipeline.export.outputs import export_all
 from pipeline.export.ply import read_ply, write_ply
 from pipeline.export.splat_format import encode_splat, write_splat
 from pipeline.preview.camera_path import OrbitConfig
-from pipeline.preview.encode import VideoEncoder
 from pipeline.preview.previews import PreviewConfig, render_preview
 from pipeline.render import get_rasterizer
 from pipeline.splats import Splats
+from pipeline.video import VideoEncoder
 
 MILLION = 1_000_000
 

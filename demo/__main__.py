@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds")
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="after the job, keep the node up so its viewer can be opened (Ctrl-C stops)",
+    )
     return parser
 
 
@@ -41,11 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         previews=args.previews,
         timeout_s=args.timeout,
         keep_work=args.keep_work,
+        serve=args.serve,
     )
     try:
         return asyncio.run(run_demo(config))
     except KeyboardInterrupt:
-        return 130
+        return 0 if config.serve else 130  # Ctrl-C is how --serve ends
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ class DemoConfig:
         previews: render and upload the preview stills and the 1280×720 orbit video.
         timeout_s: give up after this many seconds of waiting for the task.
         keep_work: keep the temporary folder (scene, job folders, node database).
+        serve: once the task has ended, keep the node up (its viewer) until Ctrl-C.
     """
 
     output: Path = Path("demo-output")
@@ -31,3 +32,4 @@ class DemoConfig:
     previews: bool = True
     timeout_s: float = 900.0
     keep_work: bool = False
+    serve: bool = False

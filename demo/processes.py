@@ -30,17 +30,17 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_node(
-    emulator: EmulatorServer, work: Path, log_path: Path, config: DemoConfig
+    emulator: EmulatorServer, work: Path, log_path: Path, config: DemoConfig, port: int = 0
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m app`` in lease mode against the emulator, its data under ``work`` and its
-    output in ``log_path``; SIGTERM on the way out."""
+    """``python -m app`` in lease mode against the emulator on 127.0.0.1:``port`` (0: a free
+    one), its data under ``work`` and its output in ``log_path``; SIGTERM on the way out."""
     env = child_env(
         REG_SECRET=emulator.state.config.registration_secret,
         SECP256K1_PRIVHEX=secrets.token_hex(32),
         DMS_BASE_URL=emulator.dms_base_url,
         DDS_BASE_URL=emulator.dds_base_url,
         SPLATTER_HOST="127.0.0.1",
-        SPLATTER_PORT=str(free_port()),
+        SPLATTER_PORT=str(port or free_port()),
         TASKS_ROOT=str(work / "tasks"),
         SPLATTER_DATA_DIR=str(work / "data"),
         SPLATTER_ITERATIONS=str(config.steps),

@@ -17,7 +17,7 @@ import httpx
 
 from demo.config import DemoConfig
 from demo.display import describe, describe_metrics, print_artifacts, say
-from demo.processes import running_node
+from demo.processes import free_port, running_node
 from demo.scene import SeededScene, create_job, make_scene, seed_scene
 from emulator import EmulatorConfig, EmulatorServer
 
@@ -63,10 +63,50 @@ async def _run(config: DemoConfig, emulator: EmulatorServer, work: Path, output:
     log_path = output / "node.log"
     say(f"5. node: python -m app in lease mode, {config.steps} steps (log: {log_path})")
     started = time.monotonic()
-    with running_node(emulator, work, log_path, config) as node:
+    port = free_port()
+    node_url = f"http://127.0.0.1:{port}"
+    with running_node(emulator, work, log_path, config, port) as node:
+        viewer = asyncio.create_task(announce_viewer(node_url))
         record = await follow(emulator, task_id, node, config.timeout_s)
-    say(f"   task {record['status']} after {time.monotonic() - started:.0f} s")
-    return _report(emulator, scene, record, output, log_path)
+        say(f"   task {record['status']} after {time.monotonic() - started:.0f} s")
+        status = _report(emulator, scene, record, output, log_path)
+        url = await viewer_url(viewer)
+        if url is not None:
+            say(f"viewer: {url}")
+        if config.serve:
+            await serve(node, node_url)
+    return status
+
+
+async def announce_viewer(node_url: str) -> str | None:
+    """Waits for the node's job to appear and prints its viewer page (watch it train live);
+    returns that URL, or ``None`` when the node never listed a job."""
+    async with httpx.AsyncClient(base_url=node_url, timeout=5) as http:
+        for _ in range(1200):
+            try:
+                jobs = (await http.get("/jobs", params={"limit": 1})).json()["data"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                jobs = []
+            if jobs:
+                url = f"{node_url}/jobs/{jobs[0]['id']}/view"
+                say(f"   viewer (live while it trains): {url}")
+                return url
+            await asyncio.sleep(0.5)
+    return None
+
+
+async def viewer_url(announcing: asyncio.Task[str | None]) -> str | None:
+    if not announcing.done():
+        announcing.cancel()
+        return None
+    return announcing.result()
+
+
+async def serve(node: subprocess.Popen[bytes], node_url: str) -> None:
+    """``--serve``: the node stays up (its viewer too) until Ctrl-C or until it exits."""
+    say(f"serving the viewer (all jobs: {node_url}/viewer); Ctrl-C stops")
+    await asyncio.to_thread(node.wait)
+    raise RuntimeError(f"the node exited with status {node.returncode}")
 
 
 async def follow(

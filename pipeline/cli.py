@@ -21,7 +21,7 @@ from pipeline.errors import PipelineError
 __all__ = ["main"]
 
 # Command modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("run", "synthetic", "convert", "preview", "view")
+COMMANDS: tuple[str, ...] = ("run", "train", "synthetic", "convert", "preview", "view")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

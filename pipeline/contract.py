@@ -27,6 +27,10 @@ Events, one JSON object per line, each with an ``event`` key:
     ``loss``, ``gaussians`` and ``eta_s`` (seconds left in the stage) (:class:`ProgressEvent`).
 ``{"event": "metrics", "stage": "train", "psnr": dB, "ssim": x, "views": n, "step": k}``
     held-out evaluation results (:class:`MetricsEvent`).
+``{"event": "snapshot", "stage": "train", "file": "live.splat", "step": s, "gaussians": n,
+"write_s": t}``
+    a live training snapshot was written to ``refined/splatter/<file>`` (at most every
+    ``--snapshot-every`` seconds) in ``write_s`` seconds (:class:`SnapshotEvent`).
 ``{"event": "warning", "stage": S, "message": text}``
     something best-effort failed (a preview), the run goes on (:class:`WarningEvent`).
 ``{"event": "done", "outputs": {file name: path}, "metrics": {...}, "warnings": [...],
@@ -57,12 +61,17 @@ __all__ = [
     "COLMAP_FILES",
     "COLMAP_REQUIRED_FILES",
     "EXPORT_FILES",
+    "LIVE_META",
+    "LIVE_SPLAT",
     "PREVIEW_ANGLE",
     "PREVIEW_CAMERA_PATH",
     "PREVIEW_FILES",
     "PREVIEW_TOP",
     "PREVIEW_VIDEO",
     "RECORDING_FILE",
+    "REPORT_FILES",
+    "REPORT_HTML",
+    "REPORT_JSON",
     "ROTATED_PLY",
     "SOG_FILE",
     "SPLAT_FILE",
@@ -75,6 +84,7 @@ __all__ = [
     "JobLayout",
     "MetricsEvent",
     "ProgressEvent",
+    "SnapshotEvent",
     "Stage",
     "StageEvent",
     "WarningEvent",
@@ -90,9 +100,11 @@ __all__ = [
 
 # --- stages -----------------------------------------------------------------------------------
 
-Stage: TypeAlias = Literal["frames", "dataset", "train", "export", "preview"]
-#: The pipeline's stages, in the order a run goes through them.
-STAGES: tuple[Stage, ...] = ("frames", "dataset", "train", "export", "preview")
+Stage: TypeAlias = Literal["frames", "sfm", "dataset", "train", "export", "preview", "report"]
+#: The pipeline's stages, in the order a run goes through them. ``frames`` runs for a job
+#: folder, ``sfm`` (structure from motion) for photos and videos without poses
+#: (``python -m pipeline train``); every other stage runs for every input.
+STAGES: tuple[Stage, ...] = ("frames", "sfm", "dataset", "train", "export", "preview", "report")
 
 # --- file names -------------------------------------------------------------------------------
 
@@ -119,12 +131,24 @@ SPLAT_FILE = "splat_rot.splat"
 SOG_FILE = "splat_rot.sog"
 EXPORT_FILES: tuple[str, ...] = (SPLAT_PLY, ROTATED_PLY, SPLAT_FILE, SOG_FILE)
 
+#: The training snapshot in ``refined/splatter/`` (output frame, replaced while training runs)
+#: and its metadata, for the viewer.
+LIVE_SPLAT = "live.splat"
+LIVE_META = "live.json"
+
 #: Preview outputs in ``refined/splatter/`` (best effort).
 PREVIEW_TOP = "preview_top.jpg"
 PREVIEW_ANGLE = "preview_angle.jpg"
 PREVIEW_VIDEO = "preview.mp4"
 PREVIEW_CAMERA_PATH = "preview_camera_path.json"
 PREVIEW_FILES: tuple[str, ...] = (PREVIEW_TOP, PREVIEW_ANGLE, PREVIEW_VIDEO, PREVIEW_CAMERA_PATH)
+
+
+#: The quality report in ``refined/splatter/`` (best effort): JSON, self-contained HTML, and the
+#: folder of its pictures.
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+REPORT_FILES: tuple[str, ...] = (REPORT_JSON, REPORT_HTML)
 
 
 def frame_name(scan: str, index: int) -> str:
@@ -321,6 +345,19 @@ class MetricsEvent(_Event):
     step: int | None = None
 
 
+class SnapshotEvent(_Event):
+    """A live training snapshot was written: ``file`` (:data:`LIVE_SPLAT`) in
+    ``refined/splatter/`` holds ``gaussians`` Gaussians after training step ``step``; writing it
+    took ``write_s`` seconds."""
+
+    event: Literal["snapshot"] = "snapshot"
+    stage: Literal["train"] = "train"
+    file: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    step: int = Field(ge=0)
+    gaussians: int = Field(ge=0)
+    write_s: float = Field(ge=0)
+
+
 class WarningEvent(_Event):
     """Something best effort failed in ``stage``; the run goes on."""
 
@@ -357,11 +394,20 @@ class ErrorEvent(_Event):
     checkpoint_step: int | None = None
 
 
-Event: TypeAlias = StageEvent | ProgressEvent | MetricsEvent | WarningEvent | DoneEvent | ErrorEvent
+Event: TypeAlias = (
+    StageEvent
+    | ProgressEvent
+    | MetricsEvent
+    | SnapshotEvent
+    | WarningEvent
+    | DoneEvent
+    | ErrorEvent
+)
 _MODELS: dict[str, type[Event]] = {
     "stage": StageEvent,
     "progress": ProgressEvent,
     "metrics": MetricsEvent,
+    "snapshot": SnapshotEvent,
     "warning": WarningEvent,
     "done": DoneEvent,
     "error": ErrorEvent,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.colmap import ColmapCamera, ColmapImage, ColmapModel, read_model
 from pipeline.colmap.distortion import check_supported
@@ -217,12 +217,18 @@ class _ViewLoader:
 
 
 def _read_rgb(path: Path, camera: ColmapCamera) -> NDArray[np.uint8]:
+    """The image's pixels as stored; when that size does not match its camera but the
+    EXIF-oriented image does (a phone photo stored sideways), the oriented pixels."""
     try:
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("RGB"))
+            height, width = pixels.shape[:2]
+            if (width, height) != (camera.width, camera.height):
+                oriented = ImageOps.exif_transpose(image)
+                if oriented is not None and oriented.size == (camera.width, camera.height):
+                    return np.asarray(oriented.convert("RGB"))
     except (OSError, UnidentifiedImageError) as exc:
         raise InputError(f"cannot decode frame {path}: {exc}") from exc
-    height, width = pixels.shape[:2]
     if (width, height) != (camera.width, camera.height):
         raise InputError(
             f"frame {path} is {width}x{height}, but its camera {camera.camera_id} in the model "

@@ -8,10 +8,13 @@ exits non-zero, and the node forwards that line into the task's failure reason.
     PipelineError
     ├── InputError                  the job's inputs are missing or malformed
     │   ├── ColmapFormatError       a COLMAP binary is corrupt or truncated (file, record, offset)
+    │   ├── ColmapTextError         a COLMAP text model has a malformed line (file:line)
     │   ├── UnsupportedCameraError  a camera model the pipeline cannot undistort
     │   ├── VideoError              a recording cannot be decoded (file named)
     │   ├── MissingFramesError      the model names frames a recording does not contain
-    │   └── PlyFormatError          a PLY file is not a usable 3DGS PLY
+    │   ├── PlyFormatError          a PLY file is not a usable 3DGS PLY
+    │   └── SfmError                structure from motion registered too few images
+    ├── MissingExtraError           an optional extra (e.g. ``sfm``) is not installed
     ├── BackendUnavailableError     the requested rasterizer backend cannot run here
     ├── ExternalToolError           an external tool (ns-train, ns-export) failed
     │   └── ToolUnavailableError    ... or is not installed
@@ -28,11 +31,14 @@ __all__ = [
     "BackendUnavailableError",
     "CheckpointError",
     "ColmapFormatError",
+    "ColmapTextError",
     "ExternalToolError",
     "InputError",
+    "MissingExtraError",
     "MissingFramesError",
     "PipelineError",
     "PlyFormatError",
+    "SfmError",
     "ToolUnavailableError",
     "TrainingError",
     "UnsafeImageNameError",
@@ -73,6 +79,21 @@ class ColmapFormatError(InputError):
         super().__init__(f"corrupt COLMAP file {', '.join(where)}: {detail}")
 
 
+class ColmapTextError(InputError):
+    """A line of a COLMAP text model (``cameras.txt``, ``images.txt``, ``points3D.txt``) is
+    malformed.
+
+    Attributes:
+        path: the offending file.
+        line: 1-based line number.
+    """
+
+    def __init__(self, path: Path | str, line: int, detail: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        super().__init__(f"malformed COLMAP text model {self.path}:{line}: {detail}")
+
+
 class UnsupportedCameraError(InputError):
     """A camera model that the pipeline can neither use directly nor undistort."""
 
@@ -103,6 +124,15 @@ class UnsafeImageNameError(InputError):
 
 class PlyFormatError(InputError):
     """A PLY file is malformed or lacks the properties of a 3DGS PLY."""
+
+
+class SfmError(InputError):
+    """Structure from motion could not register enough of the photos or video frames."""
+
+
+class MissingExtraError(PipelineError):
+    """A feature needs an optional extra that is not installed; the message names the
+    command that installs it."""
 
 
 class BackendUnavailableError(PipelineError):

@@ -53,6 +53,8 @@ from pipeline.nerfstudio import write_nerfstudio_data
 from pipeline.preview import PreviewConfig, render_preview
 from pipeline.progress import ProgressSink
 from pipeline.render import BackendChoice, Rasterizer, get_rasterizer
+from pipeline.report import ReportInputs, write_report
+from pipeline.report.history import LossHistory
 from pipeline.scene import SceneData
 from pipeline.scene_frame import SceneFrame, frame_from_model
 from pipeline.splats import Splats
@@ -60,8 +62,17 @@ from pipeline.stop import GracefulStop
 from pipeline.train import TrainConfig, TrainResult, train
 from pipeline.train.nerfstudio_cli import require_tools, train_with_nerfstudio
 from pipeline.train.nerfstudio_images import write_downscaled_images
+from pipeline.train.snapshot import DEFAULT_SNAPSHOT_SECS, SnapshotWriter
 
-__all__ = ["RunConfig", "RunResult", "StageTracker", "TrainerChoice", "run_job"]
+__all__ = [
+    "RunConfig",
+    "RunResult",
+    "StageTracker",
+    "TrainerChoice",
+    "check_job_inputs",
+    "run_job",
+    "train_scene",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +100,11 @@ class RunConfig:
         sog: also write ``splat_rot.sog`` in the export step (best effort).
         resume: continue from checkpoints and recorded steps; ``False`` starts afresh.
         preview: preview settings.
+        snapshot_every_s: seconds between two live training snapshots
+            (``refined/splatter/live.splat``, :mod:`pipeline.train.snapshot`); ``None`` or 0:
+            none (the builtin trainer only).
+        max_gaussians: caps the Gaussian count during densification; ``None`` keeps the
+            profile's cap (20,000 on the CPU, none on gsplat).
     """
 
     backend: BackendChoice = "auto"
@@ -100,6 +116,8 @@ class RunConfig:
     sog: bool = True
     resume: bool = True
     preview: PreviewConfig = field(default_factory=PreviewConfig)
+    snapshot_every_s: float | None = DEFAULT_SNAPSHOT_SECS
+    max_gaussians: int | None = None
 
 
 @dataclass
@@ -111,12 +129,18 @@ class RunResult:
         metrics: held-out ``psnr`` (dB), ``ssim``, ``views``; plus ``gaussians``.
         warnings: best-effort failures (previews, the SOG).
         duration_s: wall-clock seconds.
+        trained: the builtin trainer's result (``None`` with the nerfstudio trainer).
+        train_config: the recipe it trained with (``None`` with the nerfstudio trainer).
+        inputs: what the input was (layout, images, points, registered fraction, ...).
     """
 
     outputs: dict[str, Path]
     metrics: dict[str, float]
     warnings: list[str]
     duration_s: float
+    trained: TrainResult | None = None
+    train_config: TrainConfig | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
 
 
 class StageTracker:
@@ -167,21 +191,74 @@ def run_job(
     layout = JobLayout(job_root)
     _check_inputs(layout)
     rasterizer = get_rasterizer(config.backend)
+    if config.trainer == "builtin":
+        scene = _prepare(layout, _train_config(rasterizer, config), config, tracker)
+        images = len(scene.train) + len(scene.eval)
+        inputs = {"layout": "auki", "source": str(job_root), "images": images}
+        inputs["points"] = len(scene.points)
+        result = train_scene(scene, layout.splatter_dir, config, tracker, inputs, stop)
+        result.duration_s = time.perf_counter() - started
+        return result
     state = _RunState.load(layout.splatter_dir / STATE_FILE, enabled=config.resume)
-    if config.trainer == "nerfstudio":
-        frame = _prepare_nerfstudio(layout, tracker)
-        trained = _train_nerfstudio(layout, config, tracker)
-    else:
-        train_config = _train_config(rasterizer, config)
-        scene = _prepare(layout, train_config, config, tracker)
-        trained = _train(scene, train_config, rasterizer, layout, config, tracker, stop)
-        frame = scene.frame
+    frame = _prepare_nerfstudio(layout, tracker)
+    trained = _train_nerfstudio(layout, config, tracker)
     fingerprint = _fingerprint(trained.splats, config.trainer)
     outputs, warnings = _export_and_preview(
-        trained.splats, frame, rasterizer, layout, config, state, fingerprint, tracker
+        trained.splats, frame, rasterizer, layout.splatter_dir, config, state, fingerprint, tracker
     )
     metrics = {**trained.metrics, "gaussians": float(len(trained.splats))}
     return RunResult(outputs, metrics, warnings, time.perf_counter() - started)
+
+
+def train_scene(
+    scene: SceneData,
+    out_dir: Path,
+    config: RunConfig,
+    tracker: StageTracker,
+    inputs: dict[str, Any] | None = None,
+    stop: GracefulStop | None = None,
+) -> RunResult:
+    """Steps 3–5 and the report with the builtin trainer on a prepared scene: train
+    (checkpoints in ``out_dir/checkpoints``), export, preview and report into ``out_dir``;
+    ``run_state.json`` there lets a rerun skip what is done. Every capture layout ends here
+    (``python -m pipeline train``), the job layout too.
+
+    Raises:
+        PipelineError: training diverged or export failed.
+        StopRequested: ``stop`` fired (training checkpointed first).
+    """
+    started = time.perf_counter()
+    stop = stop or GracefulStop()
+    rasterizer = get_rasterizer(config.backend)
+    train_config = _train_config(rasterizer, config)
+    state = _RunState.load(out_dir / STATE_FILE, enabled=config.resume)
+    history = LossHistory(tracker.progress)
+    checkpoints = out_dir / "checkpoints"
+    trained = _train(scene, train_config, rasterizer, checkpoints, config, tracker, history, stop)
+    fingerprint = _fingerprint(trained.splats, config.trainer)
+    outputs, warnings = _export_and_preview(
+        trained.splats, scene.frame, rasterizer, out_dir, config, state, fingerprint, tracker
+    )
+    report = ReportInputs(scene, trained, train_config, rasterizer, dict(inputs or {}))
+    report.loss, report.outputs = history.points, outputs
+    report_files, report_warnings = _report(report, out_dir, tracker)
+    outputs, warnings = {**outputs, **report_files}, warnings + report_warnings
+    metrics = {**trained.metrics, "gaussians": float(len(trained.splats))}
+    duration = time.perf_counter() - started
+    return RunResult(
+        outputs, metrics, warnings, duration, trained, train_config, dict(inputs or {})
+    )
+
+
+def check_job_inputs(job_root: Path) -> JobLayout:
+    """The layout of an Auki job folder whose recordings and model files are all there.
+
+    Raises:
+        InputError: no recordings, or a model file is missing (named).
+    """
+    layout = JobLayout(job_root)
+    _check_inputs(layout)
+    return layout
 
 
 def _check_inputs(layout: JobLayout) -> None:
@@ -195,7 +272,10 @@ def _check_inputs(layout: JobLayout) -> None:
 
 def _train_config(rasterizer: Rasterizer, config: RunConfig) -> TrainConfig:
     base = TrainConfig.for_backend(rasterizer.name, config.steps)
-    return TrainConfig.from_dict({**base.to_dict(), "seed": config.seed})
+    recipe = {**base.to_dict(), "seed": config.seed}
+    if config.max_gaussians is not None:
+        recipe["densify"] = {**recipe["densify"], "max_gaussians": config.max_gaussians}
+    return TrainConfig.from_dict(recipe)
 
 
 def _prepare(
@@ -263,9 +343,10 @@ def _train(
     scene: SceneData,
     train_config: TrainConfig,
     rasterizer: Rasterizer,
-    layout: JobLayout,
+    checkpoint_dir: Path,
     config: RunConfig,
     tracker: StageTracker,
+    progress: ProgressSink,
     stop: GracefulStop,
 ) -> TrainResult:
     with tracker.stage("train") as info, stop.deferred():
@@ -273,21 +354,48 @@ def _train(
             scene,
             train_config,
             rasterizer,
-            tracker.progress,
-            checkpoint_dir=layout.splatter_dir / "checkpoints",
+            progress,
+            checkpoint_dir=checkpoint_dir,
             resume=config.resume,
             should_stop=stop.should_stop,
+            snapshots=_snapshot_writer(scene, checkpoint_dir.parent, config, progress),
         )
         info.update(steps=result.steps, gaussians=len(result.splats), backend=rasterizer.name)
         info.update(resumed_from=result.resumed_from, metrics=result.metrics)
     return result
 
 
+def _snapshot_writer(
+    scene: SceneData, out_dir: Path, config: RunConfig, progress: ProgressSink
+) -> SnapshotWriter | None:
+    """The live snapshot writer (``<out_dir>/live.splat``, beside the outputs), unless off."""
+    if not config.snapshot_every_s:
+        return None
+    return SnapshotWriter(out_dir, config.snapshot_every_s, scene.frame.up, progress)
+
+
+def _report(
+    report: ReportInputs, out_dir: Path, tracker: StageTracker
+) -> tuple[dict[str, Path], list[str]]:
+    """The quality report, best effort: a failure is a warning, never a failed run."""
+    with tracker.stage("report") as info:
+        try:
+            files = write_report(out_dir, report)
+        except Exception as exc:  # a report must never cost the user the splat
+            logger.exception("quality report failed")
+            message = f"quality report not written: {type(exc).__name__}: {exc}"
+            tracker.progress.emit(WarningEvent(stage="report", message=message))
+            info.update(written=False)
+            return {}, [message]
+        info.update(written=True, files=sorted(files))
+    return files, []
+
+
 def _export_and_preview(
     splats: Splats,
     frame: SceneFrame,
     rasterizer: Rasterizer,
-    layout: JobLayout,
+    out_dir: Path,
     config: RunConfig,
     state: _RunState,
     fingerprint: str,
@@ -305,7 +413,7 @@ def _export_and_preview(
         return {**exported_before, **previewed_before}, []
     with tracker.stage("export") as info:
         export_config = ExportConfig() if config.sog else ExportConfig(rotated_sog=None)
-        exported = export_all(splats, layout.splatter_dir, up=frame, config=export_config)
+        exported = export_all(splats, out_dir, up=frame, config=export_config)
         info.update(gaussians=exported.count, dropped_transparent=exported.dropped_transparent)
         info.update(dropped_non_finite=exported.dropped_non_finite)
     outputs = {name: Path(path) for name, path in exported.outputs().items()}
@@ -313,7 +421,7 @@ def _export_and_preview(
     if not config.previews:
         tracker.skipped("preview", "previews disabled")
         return outputs, exported.warnings
-    preview_outputs, warnings = _preview(exported, rasterizer, layout, config, tracker)
+    preview_outputs, warnings = _preview(exported, rasterizer, out_dir, config, tracker)
     if not warnings:
         state.record("preview", fingerprint, preview_outputs)
     return {**outputs, **preview_outputs}, [*exported.warnings, *warnings]
@@ -322,7 +430,7 @@ def _export_and_preview(
 def _preview(
     exported: ExportResult,
     rasterizer: Rasterizer,
-    layout: JobLayout,
+    out_dir: Path,
     config: RunConfig,
     tracker: StageTracker,
 ) -> tuple[dict[str, Path], list[str]]:
@@ -332,7 +440,7 @@ def _preview(
             exported.nerfstudio_splats,
             exported.nerfstudio_frame or exported.nerfstudio_up,
             rasterizer,
-            layout.splatter_dir,
+            out_dir,
             config.preview,
             tracker.progress,
         )

@@ -172,7 +172,7 @@ class ErrorPublic(BaseModel):
 class ReadyPublic(BaseModel):
     ready: bool
     checks: dict[str, str] = Field(description="`ok`, or why a component is not usable.")
-    mode: dict[str, bool] = Field(description="Which doors are open: `lease`, `push`.")
+    mode: dict[str, bool] = Field(description="Which doors are open: `lease`, `push`, `watch`.")
     state: Literal["idle", "busy"]
 
 

@@ -5,8 +5,9 @@ task that holds the supervisor's slot for the whole job. The store's state is th
 about who owns a queued job: the worker starts it only through an atomic ``queued → running``
 (:meth:`JobStore.claim_queued`) after it holds the slot, and ``DELETE`` cancels it only through
 an atomic ``queued → cancelled``, so a cancel that lands while the job waits for the slot wins.
-At most ``SPLATTER_MAX_QUEUED`` push jobs wait; finished jobs are deleted after
-``JOB_RETENTION_DAYS``. Lease jobs come from the lease engine,
+The watch door queues *local* jobs (:meth:`JobService.enqueue_local`: no lease, no domain)
+into the same queue, slot and store. At most ``SPLATTER_MAX_QUEUED`` push jobs wait; finished
+jobs are deleted after ``JOB_RETENTION_DAYS``. Lease jobs come from the lease engine,
 which calls :meth:`JobService.run_leased` as its handler while holding the same slot. Both run
 :func:`app.runner.run_splatter_job` and end in exactly one of ``succeeded``, ``failed`` (reason
 ``runner failed: <message>``, at most 4096 bytes) or ``cancelled``.
@@ -34,7 +35,7 @@ from app.jobs.push_token import PushToken
 from app.jobs.reporting import JobReporter, ProgressForwarder
 from app.logs import log_context
 from app.metrics import NodeMetrics
-from app.ports import TaskContextView
+from app.ports import JobContextView, TaskContextView
 from app.records import JobEvent, JobRecord, JobState, NewJob
 from app.runner import JobCancelledError, run_splatter_job
 from app.settings import Settings
@@ -52,6 +53,8 @@ __all__ = [
     "IntakeUnavailableError",
     "JobFinishedError",
     "JobService",
+    "LocalJobContext",
+    "LocalWork",
     "PushContextFactory",
     "QueueFullError",
     "TokenNotAcceptedError",
@@ -126,6 +129,27 @@ class _PushJob:
     token: PushToken
 
 
+@dataclass(frozen=True)
+class LocalJobContext:
+    """What a local job's work gets (``JobContextView``): the job's reporter and cancel flag."""
+
+    reporter: ProgressReporter
+    cancelled: asyncio.Event
+
+
+class LocalWork(Protocol):
+    """A job without a lease (the watch door's): what to run, and whom to tell at the end."""
+
+    async def run(self, ctx: JobContextView) -> None:
+        """Runs the job; returns on success, raises on failure (``JobCancelledError`` when
+        ``ctx.cancelled`` stopped it)."""
+        ...
+
+    def finished(self, record: JobRecord) -> None:
+        """Called once with the job's final record (also when cancelled while queued)."""
+        ...
+
+
 class _TokenWaitReporter:
     """Tells a job's reporter (store, ``progress_url``) that it waits for a token, and when
     it got one (the progress before the wait is restored)."""
@@ -187,6 +211,7 @@ class JobService:
         self._outputs = outputs
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._pushes: dict[str, _PushJob] = {}
+        self._locals: dict[str, LocalWork] = {}
         self._cancels: dict[str, Callable[[], None]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
@@ -223,9 +248,10 @@ class JobService:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        for job_key in list(self._pushes):
+        for job_key in [*self._pushes, *self._locals]:
             self._cancel_queued(job_key, "node shutting down")
         self._pushes.clear()
+        self._locals.clear()
 
     def sweep_finished(self, now: datetime | None = None) -> int:
         """Deletes jobs finished more than ``JOB_RETENTION_DAYS`` ago; returns how many."""
@@ -290,6 +316,20 @@ class JobService:
         self._pushes[record.id] = _PushJob(lease, progress_url, token)
         self._queue.put_nowait(record.id)
         log.info("push job queued", extra={"job": record.id, "task_id": task_id})
+        return record
+
+    def enqueue_local(self, job: NewJob, work: LocalWork) -> JobRecord:
+        """Queues a local job (the watch door's) behind the others; returns its record.
+
+        Raises:
+            IntakeUnavailableError: the node is shutting down.
+        """
+        if not self._accepting:
+            raise IntakeUnavailableError("the node is shutting down")
+        record = self.store.create(job)
+        self._locals[record.id] = work
+        self._queue.put_nowait(record.id)
+        log.info("local job queued", extra={"job": record.id, "source": job.source})
         return record
 
     def cancel(self, job_key: str) -> JobRecord:
@@ -381,16 +421,20 @@ class JobService:
             job_key = await self._queue.get()
             if not self._accepting:
                 continue  # shutting down: stop() records what is still queued
-            push = self._pushes.get(job_key)
-            if push is None:
+            push, local = self._pushes.get(job_key), self._locals.get(job_key)
+            if push is None and local is None:
                 continue  # cancelled while queued
             async with self._supervisor.slot:
                 try:
-                    if self.store.claim_queued(job_key):
+                    if not self.store.claim_queued(job_key):
+                        continue  # DELETE cancelled it while it waited for the slot
+                    if push is not None:
                         await self._run_push(job_key, push)
+                    elif local is not None:
+                        await self._run_local(job_key, local)
                 finally:
-                    # not claimed: DELETE cancelled it while it waited for the slot
                     self._pushes.pop(job_key, None)
+                    self._locals.pop(job_key, None)
 
     def _cancel_queued(self, job_key: str, reason: str) -> bool:
         if not self.store.cancel_queued(job_key, reason):
@@ -398,7 +442,32 @@ class JobService:
         self._pushes.pop(job_key, None)
         self._metrics.job_finished("cancelled")
         log.info("job finished", extra={"job": job_key, "state": "cancelled", "error": reason})
+        local = self._locals.pop(job_key, None)
+        if local is not None:
+            _tell_finished(local, self.store.get(job_key))
         return True
+
+    async def _run_local(self, job_key: str, work: LocalWork) -> None:
+        cancel = asyncio.Event()
+        self._cancels[job_key] = cancel.set
+        self._idle.clear()
+        ctx = LocalJobContext(JobReporter(self.store, job_key), cancel)
+        try:
+            with log_context(job=job_key):
+                await work.run(ctx)
+        except asyncio.CancelledError:
+            self._finish(job_key, "cancelled", error="node shutting down")
+            raise
+        except Exception as exc:
+            if isinstance(exc, JobCancelledError) or cancel.is_set():
+                self._finish(job_key, "cancelled", error=str(exc))
+            else:
+                self._finish(job_key, "failed", error=runner_failure_reason(exc))
+        else:
+            self._finish(job_key, "succeeded")
+        finally:
+            self._forget_cancel(job_key)
+            _tell_finished(work, self.store.get(job_key))
 
     async def _run_push(self, job_key: str, push: _PushJob) -> None:
         cancel = asyncio.Event()
@@ -500,3 +569,10 @@ class JobService:
         forwarder = ProgressForwarder(self._http, url)
         forwarder.start()
         return forwarder
+
+
+def _tell_finished(work: LocalWork, record: JobRecord) -> None:
+    try:
+        work.finished(record)
+    except Exception:
+        log.exception("finishing a local job failed", extra={"job": record.id})

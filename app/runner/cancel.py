@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from app.ports import TaskContextView
+from app.ports import JobContextView
 from app.runner.errors import JobCancelledError
 
 __all__ = ["check_cancelled", "until_cancelled"]
@@ -20,13 +20,13 @@ __all__ = ["check_cancelled", "until_cancelled"]
 T = TypeVar("T")
 
 
-def check_cancelled(ctx: TaskContextView, stage: str) -> None:
+def check_cancelled(ctx: JobContextView, stage: str) -> None:
     """Raises :class:`JobCancelledError` (``task cancelled: <stage>``) once the flag is set."""
     if ctx.cancelled.is_set():
         raise JobCancelledError(stage)
 
 
-async def until_cancelled(ctx: TaskContextView, work: Awaitable[T], stage: str) -> T:
+async def until_cancelled(ctx: JobContextView, work: Awaitable[T], stage: str) -> T:
     """Awaits ``work``, abandoning it with :class:`JobCancelledError` if the cancel flag is set."""
     check_cancelled(ctx, stage)
     task = asyncio.ensure_future(work)

@@ -141,9 +141,8 @@ async def _run(
     )
     metrics.add_uploaded(uploads.bytes_uploaded)
     metrics.observe_stage("upload", time.monotonic() - started)
-    ctx.reporter.set_progress(
-        progress.final_progress(uploads.splat, uploads.previews, uploads.video)
-    )
+    final = progress.final_progress(uploads.splat, uploads.previews, uploads.video)
+    ctx.reporter.set_progress(progress.with_report(final, uploads.report, uploads.metrics))
 
 
 def _prepare_workspace(ctx: TaskContextView, layout: JobLayout) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from app.runner.errors import SplatterJobError
-from pipeline.environment import child_environment
+from pipeline.contract import child_environment
 
 __all__ = ["extract_data_ids", "read_data_ids"]
 

@@ -10,12 +10,20 @@ import re
 import uuid
 from pathlib import PurePosixPath
 
-from pipeline.contract import COLMAP_FILES, PREVIEW_ANGLE, PREVIEW_TOP, PREVIEW_VIDEO, SOG_FILE
+from pipeline.contract import (
+    COLMAP_FILES,
+    PREVIEW_ANGLE,
+    PREVIEW_TOP,
+    PREVIEW_VIDEO,
+    REPORT_JSON,
+    SOG_FILE,
+)
 
 __all__ = [
     "COLMAP_BINARIES",
     "PREVIEW_OUTPUTS",
     "RECORDING_PREFIX",
+    "REPORT_OUTPUT",
     "SOG_OUTPUT",
     "SPLAT_DATA_TYPE",
     "SPLAT_NAME",
@@ -49,6 +57,9 @@ PREVIEW_OUTPUTS: tuple[tuple[str, str, str], ...] = (
     (PREVIEW_ANGLE, "splat_preview_angle", "refined_splat_preview_angle"),
     (PREVIEW_VIDEO, "splat_preview_video", "refined_splat_preview_video"),
 )
+#: (file under refined/splatter/, data type, name base) of the quality report, uploaded best
+#: effort after the previews.
+REPORT_OUTPUT: tuple[str, str, str] = (REPORT_JSON, "splat_report_json", "refined_splat_report")
 #: Name prefix of a recording in the domain: ``dmt_recording_<scan>[.mp4]``.
 RECORDING_PREFIX = "dmt_recording_"
 #: (file under refined/splatter/, data type, name base) of the SOG (V2), uploaded best effort

@@ -23,6 +23,7 @@ from pipeline.contract import (
     Event,
     MetricsEvent,
     ProgressEvent,
+    SnapshotEvent,
     StageEvent,
     WarningEvent,
     event_dict,
@@ -39,10 +40,12 @@ __all__ = [
     "inputs_materialized",
     "python_completed",
     "python_starting",
+    "snapshot_event",
     "splat_uploaded",
     "upload_completed",
     "upload_starting",
     "uploaded_keys",
+    "with_report",
     "workspace_prepared",
 ]
 
@@ -52,7 +55,8 @@ PYTHON_FAILED: Progress = {"pct": 35, "stage": "python", "status": "failed"}
 CANCELLED: Progress = {"stage": "cancelled", "status": "cancelled"}
 
 #: Where each pipeline stage starts and ends inside the python step (35–80 %), in stage order.
-_SPAN_EDGES = (35.0, 39.0, 41.0, 76.0, 77.0, 80.0)
+#: ``frames`` (a job) and ``sfm`` (photos and videos, ``train``) never both run.
+_SPAN_EDGES = (35.0, 37.0, 39.0, 41.0, 76.0, 77.0, 79.0, 80.0)
 #: Overall percentage span of each pipeline stage inside the python step (35–80).
 PIPELINE_SPANS: dict[str, tuple[float, float]] = dict(
     zip(STAGES, pairwise(_SPAN_EDGES), strict=True)
@@ -144,6 +148,17 @@ def final_progress(splat: str, previews: Sequence[str], video: str | None) -> Pr
     }
 
 
+def with_report(progress: Progress, report: str | None, metrics: dict[str, float]) -> Progress:
+    """``progress`` plus ``uploaded_report`` (when the quality report was uploaded) and the
+    held-out ``metrics`` from it (when there are any)."""
+    extra: Progress = {}
+    if report is not None:
+        extra["uploaded_report"] = report
+    if metrics:
+        extra["metrics"] = dict(metrics)
+    return {**progress, **extra}
+
+
 @dataclass
 class MappedEvent:
     """What one pipeline event means for the job.
@@ -195,6 +210,8 @@ class PipelineProgressMapper:
                     {"level": "info", "stage": "python", "message": "training metrics", **fields}
                 ]
             )
+        if isinstance(event, SnapshotEvent):
+            return MappedEvent(events=[snapshot_event(event)])
         return MappedEvent()  # "done" / "error" are read from the outcome
 
     def _on_stage(self, event: StageEvent) -> MappedEvent:
@@ -233,6 +250,20 @@ class PipelineProgressMapper:
             "pipeline_stage": stage,
             **extras,
         }
+
+
+def snapshot_event(event: SnapshotEvent) -> dict[str, Any]:
+    """The job event of a live training snapshot: ``snapshot`` names the file (what
+    ``GET /jobs/{id}/events`` announces and the viewer reloads)."""
+    return {
+        "level": "info",
+        "stage": "python",
+        "message": "training snapshot",
+        "snapshot": event.file,
+        "step": event.step,
+        "gaussians": event.gaussians,
+        "write_s": round(event.write_s, 4),
+    }
 
 
 def _training_fields(event: ProgressEvent) -> dict[str, Any]:

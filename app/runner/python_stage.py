@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from app.metrics import NodeMetrics
-from app.ports import TaskContextView
+from app.ports import JobContextView
 from app.runner import progress
 from app.runner.cancel import check_cancelled
 from app.runner.errors import JobCancelledError, SplatterJobError
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class _ChildEvents:
     """Maps the child's events onto the job's progress, events and metrics."""
 
-    def __init__(self, ctx: TaskContextView, metrics: NodeMetrics, min_interval_s: float) -> None:
+    def __init__(self, ctx: JobContextView, metrics: NodeMetrics, min_interval_s: float) -> None:
         self._ctx = ctx
         self._metrics = metrics
         self._mapper = progress.PipelineProgressMapper(min_interval_s)
@@ -44,7 +44,7 @@ class _ChildEvents:
 
 
 async def run_python_stage(
-    ctx: TaskContextView,
+    ctx: JobContextView,
     job_root: Path,
     supervisor: WorkerSupervisor,
     metrics: NodeMetrics,
@@ -100,7 +100,7 @@ def _done_event(outcome: ChildOutcome) -> DoneEvent:
     return DoneEvent(outputs={}, duration_s=outcome.duration_ms / 1000)
 
 
-def _report_failure(ctx: TaskContextView, outcome: ChildOutcome) -> None:
+def _report_failure(ctx: JobContextView, outcome: ChildOutcome) -> None:
     ctx.reporter.set_progress(dict(progress.PYTHON_FAILED))
     ctx.reporter.log_event(
         {

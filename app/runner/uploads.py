@@ -8,7 +8,9 @@ folder (``..`` and symbolic links resolved). First, best effort and only when en
 ``refined_splat<suffix>`` / ``splat_data`` is required: a missing entry or file, or a failed
 upload, fails the job (``expected output missing: <path>``, ``upload <path> as <name>``). Then,
 best effort, ``preview_top.jpg``, ``preview_angle.jpg`` and ``preview.mp4`` as
-``refined_splat_preview_{top,angle,video}<suffix>`` / ``splat_preview_{top,angle,video}``. A
+``refined_splat_preview_{top,angle,video}<suffix>`` / ``splat_preview_{top,angle,video}``, and
+last the quality report ``report.json`` as ``refined_splat_report<suffix>`` /
+``splat_report_json`` (its held-out metrics go into the final progress, ``metrics``). A
 best-effort file that is not listed, missing, outside the job folder or fails to upload is
 logged (a ``warn`` event for a failure) and skipped.
 Every upload is an upsert by name and data type (``TaskStorage.put_domain_artifact``, rel path =
@@ -17,6 +19,7 @@ name) of a file path, which the storage streams (chunked upload) instead of read
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,7 @@ from app.runner.cancel import check_cancelled
 from app.runner.errors import JobCancelledError, SplatterJobError
 from app.runner.naming import (
     PREVIEW_OUTPUTS,
+    REPORT_OUTPUT,
     SOG_OUTPUT,
     SPLAT_DATA_TYPE,
     SPLAT_NAME,
@@ -34,9 +38,11 @@ from app.runner.naming import (
 )
 from pipeline.contract import SPLAT_FILE, DoneEvent, JobLayout
 
-__all__ = ["UploadSummary", "upload_outputs"]
+__all__ = ["UploadSummary", "report_metrics", "upload_outputs"]
 
 log = logging.getLogger(__name__)
+
+_METRIC_KEYS = ("psnr", "ssim", "views", "flat_psnr")
 
 
 @dataclass
@@ -48,6 +54,8 @@ class UploadSummary:
     previews: list[str] = field(default_factory=list)
     video: str | None = None
     bytes_uploaded: int = 0
+    report: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 async def upload_outputs(
@@ -85,6 +93,7 @@ async def upload_outputs(
         {"level": "info", "stage": "upload", "message": "output uploaded", "uploaded": name}
     )
     await _upload_previews(ctx, layout, done, suffix, summary)
+    await _upload_report(ctx, layout, done, suffix, summary)
     uploaded = (summary.splat, summary.previews, summary.video)
     ctx.reporter.set_progress(progress.upload_completed(*uploaded))
     ctx.reporter.log_event(
@@ -163,6 +172,43 @@ async def _upload_previews(
             summary.previews.append(name)
 
 
+async def _upload_report(
+    ctx: TaskContextView,
+    layout: JobLayout,
+    done: DoneEvent,
+    suffix: str | None,
+    summary: UploadSummary,
+) -> None:
+    file_name, data_type, base = REPORT_OUTPUT
+    check_cancelled(ctx, "before upload")
+    path = _optional_path(layout, done, file_name)
+    if path is None:
+        return
+    name = suffixed_artifact_name(base, suffix)
+    if await _upload_one(ctx, path, name, data_type):
+        summary.report = name
+        summary.bytes_uploaded += path.stat().st_size
+    summary.metrics = report_metrics(path)
+
+
+def report_metrics(path: Path) -> dict[str, float]:
+    """The held-out metrics of a ``report.json`` (``psnr``, ``ssim``, ``views``, ``flat_psnr``,
+    ``gaussians``); empty when the file is missing or unreadable."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    quality = _section(report, "quality")
+    found = {k: quality.get(k) for k in _METRIC_KEYS}
+    found["gaussians"] = _section(report, "training").get("gaussians")
+    return {k: v for k, v in found.items() if isinstance(v, int | float)}
+
+
+def _section(report: object, key: str) -> dict[str, object]:
+    section = report.get(key) if isinstance(report, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
 async def _upload_one(ctx: TaskContextView, path: Path, name: str, data_type: str) -> bool:
     """One best-effort upload; False when it failed."""
     try:
@@ -188,5 +234,6 @@ async def _upload_one(ctx: TaskContextView, path: Path, name: str, data_type: st
 
 
 def _kind(data_type: str) -> str:
-    """``preview`` or ``SOG``: how the warning event names a failed best-effort upload."""
-    return "SOG" if data_type == SOG_OUTPUT[1] else "preview"
+    """``preview``, ``SOG`` or ``report``: how the warning event names a failed best-effort
+    upload."""
+    return {SOG_OUTPUT[1]: "SOG", REPORT_OUTPUT[1]: "report"}.get(data_type, "preview")

@@ -16,6 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.records import JobRecord
+from pipeline.contract import (
+    LIVE_SPLAT,
+    PREVIEW_ANGLE,
+    PREVIEW_CAMERA_PATH,
+    PREVIEW_TOP,
+    PREVIEW_VIDEO,
+    ROTATED_PLY,
+    SOG_FILE,
+    SPLAT_FILE,
+    SPLAT_PLY,
+)
 
 __all__ = ["LIVE_FILE", "OUTPUT_FILES", "JobOutputs"]
 
@@ -23,17 +34,17 @@ log = logging.getLogger(__name__)
 
 #: What a finished job serves, in download order (only those that exist).
 OUTPUT_FILES: tuple[str, ...] = (
-    "splat_rot.splat",
-    "splat.ply",
-    "splat_rot.ply",
-    "preview.mp4",
-    "preview_top.jpg",
-    "preview_angle.jpg",
-    "preview_camera_path.json",
+    SPLAT_FILE,
+    SPLAT_PLY,
+    ROTATED_PLY,
+    SOG_FILE,
+    PREVIEW_VIDEO,
+    PREVIEW_TOP,
+    PREVIEW_ANGLE,
+    PREVIEW_CAMERA_PATH,
 )
 #: The training snapshot (served while the job runs).
-LIVE_FILE = "live.splat"
-LIVE_META = "live.json"
+LIVE_FILE = LIVE_SPLAT
 _SERVABLE = frozenset((*OUTPUT_FILES, LIVE_FILE))
 
 

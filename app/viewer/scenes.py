@@ -13,6 +13,7 @@ from typing import Any
 
 from app.records import JobEvent, JobRecord
 from app.viewer.outputs import JobOutputs
+from pipeline.contract import LIVE_SPLAT, PREVIEW_ANGLE, PREVIEW_TOP, PREVIEW_VIDEO, SPLAT_FILE
 from pipeline.render import get_rasterizer
 from pipeline.view.fallback import FallbackRenderer
 from pipeline.view.job_folder import FramedSplat, frame_job_folder
@@ -20,7 +21,7 @@ from pipeline.view.routes import scene_document
 
 __all__ = ["JobScenes", "job_summary", "latest_metrics"]
 
-_PREVIEWS = {"video": "preview.mp4", "top": "preview_top.jpg", "angle": "preview_angle.jpg"}
+_PREVIEWS = {"video": PREVIEW_VIDEO, "top": PREVIEW_TOP, "angle": PREVIEW_ANGLE}
 _METRIC_KEYS = ("psnr", "ssim", "views")
 
 
@@ -62,9 +63,9 @@ class JobScenes:
         folder = self.outputs.folder(record)
         if folder is None:
             return None
-        for name in ("splat_rot.splat", "live.splat"):
+        for name in (SPLAT_FILE, LIVE_SPLAT):
             path = folder / name
-            if name == "live.splat" and not record.active:
+            if name == LIVE_SPLAT and not record.active:
                 continue
             key = _version(path)
             if key is None:

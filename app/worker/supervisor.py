@@ -58,6 +58,8 @@ class WorkerSupervisor:
             argv += ["--steps", str(s.splatter_iterations)]
         if s.splatter_threads is not None:
             argv += ["--threads", str(s.splatter_threads)]
+        if s.splatter_snapshot_secs is not None:
+            argv += ["--snapshot-every", f"{s.splatter_snapshot_secs:g}"]
         if not s.splatter_convert_to_sog:
             argv.append("--no-sog")
         if not s.splatter_previews:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,14 @@ from pipeline.preview import OrbitConfig, PreviewConfig
 from pipeline.progress import JsonLinesProgress
 from pipeline.run import RunConfig, RunResult, StageTracker, run_job
 from pipeline.stop import EXIT_TERMINATED, GracefulStop, StopRequested
+from pipeline.train.snapshot import DEFAULT_SNAPSHOT_SECS
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "add_training_options", "execute", "run_config"]
 
 logger = logging.getLogger(__name__)
+
+#: What a command runs: the stage tracker and the SIGTERM flag in, the finished run out.
+Work = Callable[[StageTracker, GracefulStop], RunResult]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -38,19 +43,26 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--job-root", type=Path, required=True, help="the job folder")
-    parser.add_argument("--steps", type=_positive_int, help="training steps (default: profile)")
-    parser.add_argument(
-        "--backend",
-        choices=["auto", "cpu", "gsplat"],
-        default="auto",
-        help="rasterizer of the builtin trainer and of the previews (default auto)",
-    )
+    add_training_options(parser)
     parser.add_argument(
         "--trainer",
         choices=["builtin", "nerfstudio"],
         default="builtin",
         help="builtin: this project's trainer; nerfstudio: the reference's ns-train splatfacto "
         "and ns-export (GPU image only; --backend then only renders previews)",
+    )
+    parser.set_defaults(func=run_command)
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``run`` and ``train`` share: steps, backend, threads, seed, hold-out,
+    previews, resume."""
+    parser.add_argument("--steps", type=_positive_int, help="training steps (default: profile)")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "cpu", "gsplat"],
+        default="auto",
+        help="rasterizer of the builtin trainer and of the previews (default auto)",
     )
     parser.add_argument("--threads", type=_positive_int, help="CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -81,7 +93,27 @@ def add_parser(subparsers: Any) -> None:
         help="do not write splat_rot.sog (PlayCanvas SOG, best effort) in the export step",
     )
     parser.add_argument("--no-resume", action="store_true", help="ignore earlier progress")
-    parser.set_defaults(func=run_command)
+    parser.add_argument(
+        "--max-gaussians",
+        type=_positive_int,
+        help="stop growing at this many Gaussians (default: the profile's, 20000 on the CPU, "
+        "no cap on gsplat)",
+    )
+    parser.add_argument(
+        "--snapshot-every",
+        type=_non_negative_float,
+        default=DEFAULT_SNAPSHOT_SECS,
+        metavar="SECS",
+        help="write the live training snapshot refined/splatter/live.splat at most every SECS "
+        f"seconds (default {DEFAULT_SNAPSHOT_SECS:g}; 0: none)",
+    )
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -92,26 +124,41 @@ def _positive_int(text: str) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    config = run_config(args)
+    return execute(
+        lambda tracker, stop: run_job(args.job_root, config, tracker.progress, tracker, stop)
+    )
+
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The :class:`RunConfig` of the options ``run`` and ``train`` share."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = RunConfig(
+    return RunConfig(
         backend=args.backend,
         steps=args.steps,
-        trainer=args.trainer,
+        trainer=getattr(args, "trainer", "builtin"),
         seed=args.seed,
         eval_every=args.eval_every,
         previews=not args.no_preview,
         sog=not args.no_sog,
         resume=not args.no_resume,
         preview=_preview_config(args),
+        snapshot_every_s=args.snapshot_every or None,
+        max_gaussians=args.max_gaussians,
     )
+
+
+def execute(work: Work) -> int:
+    """Runs ``work`` with JSON-lines events on stdout (stray prints diverted to stderr), a
+    ``done`` or ``error`` event at the end, and SIGTERM as a graceful stop (exit code 143)."""
     events = sys.stdout
     sys.stdout = sys.stderr  # keep stray prints out of the event stream
     progress = JsonLinesProgress(events)
     tracker = StageTracker(progress)
     try:
         with GracefulStop().installed() as stop:
-            return _run(args.job_root, config, progress, tracker, stop)
+            return _run(work, progress, tracker, stop)
     finally:
         sys.stdout = events
 
@@ -125,15 +172,9 @@ def _preview_config(args: argparse.Namespace) -> PreviewConfig:
     return PreviewConfig(orbit=orbit)
 
 
-def _run(
-    job_root: Path,
-    config: RunConfig,
-    progress: JsonLinesProgress,
-    tracker: StageTracker,
-    stop: GracefulStop,
-) -> int:
+def _run(work: Work, progress: JsonLinesProgress, tracker: StageTracker, stop: GracefulStop) -> int:
     try:
-        result = run_job(job_root, config, progress, tracker, stop)
+        result = work(tracker, stop)
     except PipelineError as exc:
         progress.emit(ErrorEvent(stage=tracker.current, message=str(exc)))
         raise

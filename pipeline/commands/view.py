@@ -1,8 +1,8 @@
 """``python -m pipeline view FILE [--port P] [--host H] [--no-browser] [--up=+z]``.
 
-Serves the browser viewer for one local ``.ply`` or ``.splat`` file on loopback, prints its URL
-and opens a browser (unless ``--no-browser``); Ctrl-C stops it. The page needs the front-end
-files ``make viewer`` builds; without them it answers 503 saying so.
+Serves the browser viewer for one local ``.ply``, ``.splat`` or ``.sog`` file on loopback,
+prints its URL and opens a browser (unless ``--no-browser``); Ctrl-C stops it. The page needs
+the front-end files ``make viewer`` builds; without them it answers 503 saying so.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "view",
-        help="open a .ply or .splat file in the browser viewer",
+        help="open a .ply, .splat or .sog file in the browser viewer",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("input", type=Path, help=".ply or .splat file")
+    parser.add_argument("input", type=Path, help=".ply, .splat or .sog file")
     parser.add_argument("--port", type=int, default=8090, help="port (default 8090; 0 = any)")
     parser.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     parser.add_argument("--no-browser", action="store_true", help="only print the URL")

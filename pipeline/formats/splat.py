@@ -56,6 +56,7 @@ _ZERO, _HALF, _ONE = np.float32(0.0), np.float32(0.5), np.float32(1.0)
 _F128, _F255 = np.float32(128.0), np.float32(255.0)
 _HARD_FRACTION = 2.0**-8  # of an ULP: expf's 0.502-ULP bound leaves 0.002 ULP of doubt
 _DROPPED_BITS = np.int64((1 << 29) - 1)
+_BLOCK = 1 << 15  # Gaussians per block of the encoder
 _MIDPOINT = np.int64(1 << 28)
 
 
@@ -110,9 +111,21 @@ def _to_u8(v: NDArray[Any]) -> NDArray[np.uint8]:
 
 def _pack(means: F32, log_scales: F32, dc: F32, logits: F32, quats: F32) -> tuple[F32, F32]:
     """``(words [N, 8] float32 records, keys [N])``: ply2splat's ``from_ply``, operation for
-    operation, on whole arrays."""
+    operation, on whole arrays, in blocks of :data:`_BLOCK` Gaussians (temporaries stay small
+    and in cache instead of costing fresh pages for every operation)."""
     n = len(means)
     words = np.empty((n, 8), dtype="<f4")  # eight 4-byte words per record
+    keys = np.empty(n, dtype=np.float32)
+    for start in range(0, n, _BLOCK):
+        block = slice(start, start + _BLOCK)
+        _pack_block(means[block], log_scales[block], dc[block], logits[block], quats[block],
+                    words[block], keys[block])  # fmt: skip
+    return words, keys
+
+
+def _pack_block(means: F32, log_scales: F32, dc: F32, logits: F32, quats: F32,
+                words: F32, keys: F32) -> None:  # fmt: skip
+    """One block of :func:`_pack`, written into ``words`` and ``keys``."""
     raw = words.view(np.uint8)
     words[:, :3] = means
     words[:, 3:6] = c_expf(log_scales)
@@ -131,8 +144,7 @@ def _pack(means: F32, log_scales: F32, dc: F32, logits: F32, quats: F32) -> tupl
         # keys (infinite or NaN parameters) only this form gives the NaN sign, and so the
         # order, that it writes.
         volume = c_expf(log_scales[:, 0] + log_scales[:, 1] + log_scales[:, 2])
-        keys = volume * -alpha
-    return words, keys
+        keys[:] = volume * -alpha
 
 
 def encode_splat_arrays(splats: SplatArrays, sort: bool = True) -> NDArray[np.void]:

@@ -4,27 +4,22 @@
 - :mod:`~pipeline.preview.bounds`: the subject region (scene frame's cylinder or a robust,
   up-aligned box of the Gaussians).
 - :mod:`~pipeline.preview.camera_path`: orbit and still cameras, camera-path JSON.
-- :mod:`~pipeline.preview.render`: in-process frames; :mod:`~pipeline.preview.encode`: ffmpeg.
-- :mod:`~pipeline.preview.mp4`: reading an MP4's boxes back.
+- :mod:`~pipeline.preview.render`: in-process frames; :mod:`pipeline.video`: the ffmpeg encoder.
 """
 
 from pipeline.preview.bounds import BoundsConfig, SceneBounds, SubjectCylinder, robust_bounds
 from pipeline.preview.camera_path import OrbitConfig, PathCamera, orbit_cameras, still_cameras
-from pipeline.preview.encode import EncodeConfig, EncodeError, VideoEncoder
 from pipeline.preview.previews import PREVIEW_FILES, PreviewConfig, PreviewResult, render_preview
 
 __all__ = [
     "PREVIEW_FILES",
     "BoundsConfig",
-    "EncodeConfig",
-    "EncodeError",
     "OrbitConfig",
     "PathCamera",
     "PreviewConfig",
     "PreviewResult",
     "SceneBounds",
     "SubjectCylinder",
-    "VideoEncoder",
     "orbit_cameras",
     "render_preview",
     "robust_bounds",

@@ -35,12 +35,12 @@ from pipeline.preview.camera_path import (
     orbit_cameras,
     still_cameras,
 )
-from pipeline.preview.encode import EncodeConfig, VideoEncoder
 from pipeline.preview.render import FrameRenderer, write_jpeg
 from pipeline.progress import NullProgress, ProgressSink
 from pipeline.render.types import EVAL_BACKGROUND, Rasterizer
 from pipeline.scene_frame import SceneFrame
 from pipeline.splats import Splats
+from pipeline.video import EncodeConfig, VideoEncoder
 
 __all__ = ["PREVIEW_FILES", "PreviewConfig", "PreviewResult", "render_preview", "subject_region"]
 

@@ -48,6 +48,7 @@ from pipeline.train.params import (
     splats_from_params,
 )
 from pipeline.train.schedules import resolution_divisor_at, sh_degree_at
+from pipeline.train.snapshot import SnapshotWriter
 from pipeline.train.strategy import DensifyState, DensifyStrategy
 from pipeline.train.views import ViewOrder, ViewSet, auto_downscale
 
@@ -86,6 +87,7 @@ def train(
     checkpoint_dir: Path | None = None,
     resume: bool = True,
     should_stop: Callable[[], bool] | None = None,
+    snapshots: SnapshotWriter | None = None,
 ) -> TrainResult:
     """Train Gaussians on ``scene.train`` and evaluate them on ``scene.eval``.
 
@@ -100,6 +102,8 @@ def train(
             ``False`` deletes existing checkpoints there and starts afresh.
         should_stop: polled after every step; once it returns True a checkpoint is written
             (when ``checkpoint_dir`` is set) and :class:`StopRequested` is raised.
+        snapshots: writes the live snapshot (``live.splat``) after a step when its interval
+            has passed (``None``: no snapshots).
 
     Raises:
         InputError: the scene has no training views or malformed images/points.
@@ -110,6 +114,7 @@ def train(
     if not scene.train:
         raise InputError("the scene has no training views")
     run = _Run(scene, config, rasterizer, progress or NullProgress(), checkpoint_dir)
+    run.snapshots = snapshots
     return run.run(resume, should_stop or _never)
 
 
@@ -142,6 +147,7 @@ class _Run:
         self.scene_id = _scene_id(scene)
         self.saved_step: int | None = None
         self.resumed_from: int | None = None
+        self.snapshots: SnapshotWriter | None = None
 
     def run(self, resume: bool, should_stop: Callable[[], bool]) -> TrainResult:
         state, resumed_from = self._initial_state(resume)
@@ -253,13 +259,15 @@ class _Run:
         return time.perf_counter() - self.last_checkpoint >= config.checkpoint_every_s
 
     def _after_step(self, state: TrainingState, loss: float) -> None:
-        """Checkpoint, evaluate and report as the cadences ask (checkpoint first)."""
+        """Checkpoint, evaluate, snapshot and report as the cadences ask (in that order)."""
         done, total = state.step, self.config.steps
         if self.checkpoint_dir is not None and self._checkpoint_due(done):
             self._save(state)
         every = self.config.eval_every
         if every is not None and done % every == 0 and done < total:
             self._evaluate(state)
+        if self.snapshots is not None:
+            self.snapshots.maybe_write(done, state.params)
         session_s = time.perf_counter() - self.loop_started
         rate = (done - self.first_step) / max(session_s, 1e-9)
         resumed = {} if self.resumed_from is None else {"resumed_from": self.resumed_from}

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.contract import LIVE_META, LIVE_SPLAT, ROTATED_PLY, SPLAT_FILE, SPLAT_PLY
 from pipeline.export.ply import read_ply
 from pipeline.export.rotate import NERFSTUDIO_TO_OUTPUT, rotate_splats
 from pipeline.scene_frame import SceneFrame
@@ -33,11 +34,8 @@ __all__ = [
     "output_frame_view",
 ]
 
-FINAL_SPLAT = "splat_rot.splat"
-NERFSTUDIO_PLY = "splat.ply"
-ROTATED_PLY = "splat_rot.ply"
-LIVE_SPLAT = "live.splat"
-LIVE_META = "live.json"
+FINAL_SPLAT = SPLAT_FILE
+NERFSTUDIO_PLY = SPLAT_PLY
 _DEFAULT_UP_OUTPUT: NDArray[np.float64] = NERFSTUDIO_TO_OUTPUT @ np.array([0.0, 0.0, 1.0])
 
 

@@ -1,4 +1,4 @@
-"""Splat files the viewer opens: 3DGS ``.ply`` and antimatter15 ``.splat``.
+"""Splat files the viewer opens: 3DGS ``.ply``, antimatter15 ``.splat`` and PlayCanvas ``.sog``.
 
 A ``.splat`` record keeps degree-0 colour only (8-bit), opacity (8-bit), linear scales and an
 8-bit quaternion; :func:`splats_from_splat_records` turns them back into stored parameters
@@ -17,12 +17,21 @@ from numpy.typing import NDArray
 from pipeline.errors import InputError
 from pipeline.export.ply import read_ply
 from pipeline.export.splat_format import SplatFile, read_splat
+from pipeline.formats.registry import read_splats
 from pipeline.scene_frame import SceneFrame
 from pipeline.splats import Splats
 
-__all__ = ["VIEWABLE_SUFFIXES", "LoadedSplat", "load_splat_file", "splats_from_splat_records"]
+__all__ = [
+    "SPARK_FILE_TYPES",
+    "VIEWABLE_SUFFIXES",
+    "LoadedSplat",
+    "load_splat_file",
+    "splats_from_splat_records",
+]
 
-VIEWABLE_SUFFIXES = (".ply", ".splat")
+VIEWABLE_SUFFIXES = (".ply", ".splat", ".sog")
+#: SparkJS's name for each format (``SplatFileType``; it reads SOG v2 as ``pcsogszip``).
+SPARK_FILE_TYPES = {".ply": "ply", ".splat": "splat", ".sog": "pcsogszip"}
 _SH_C0 = 0.28209479177387814
 # 8-bit opacity 0 or 255 has no finite logit; clamp to half a step inside.
 _ALPHA_EPS = 0.5 / 255.0
@@ -36,7 +45,7 @@ class LoadedSplat:
         splats: the Gaussians in the file's own frame (CPU, float32).
         up: ``[3]`` unit up vector from the PLY header, or ``None`` (``.splat`` has no header).
         frame: the scene frame the PLY header records, or ``None``.
-        file_type: ``"ply"`` or ``"splat"`` (SparkJS's name for the format).
+        file_type: SparkJS's name for the format (:data:`SPARK_FILE_TYPES`).
     """
 
     splats: Splats
@@ -87,6 +96,10 @@ def load_splat_file(path: Path) -> LoadedSplat:
     if suffix == ".ply":
         ply = read_ply(path)
         return LoadedSplat(ply.splats, ply.up, "ply", ply.frame)
+    if suffix == ".sog":
+        arrays = read_splats(path)
+        splats = Splats(*(torch.from_numpy(np.ascontiguousarray(c)) for c in arrays.columns()))
+        return LoadedSplat(splats, None, SPARK_FILE_TYPES[suffix])
     try:
         records = read_splat(path)
     except ValueError as exc:

@@ -14,6 +14,8 @@ The actions run in order, then the stub exits 0 (unless an action exits first):
 ``write:PATH=TEXT``                  write TEXT to PATH (relative paths: under the job folder)
 ``done:NAME=PATH[,NAME=PATH]...``   a ``done`` event listing these outputs (relative paths: under
                                     the job folder)
+``write-report`` / ``bad-report``   write refined/splatter/report.json (valid / not JSON); put it
+                                    before ``write-outputs``, whose ``done`` event lists it
 ``write-sog``                       write refined/splatter/splat_rot.sog (not with --no-sog)
 ``record-args:FILE``                write argv, cwd and PYTHONPATH as JSON
 ``pid:FILE``                        write the stub's own pid
@@ -23,6 +25,7 @@ The actions run in order, then the stub exits 0 (unless an action exits first):
 ``spawn-grandchild:PIDFILE``        start ``sleep 600`` in the same process group, record its pid
 ``kill-self:SIGNAL``                send SIGNAL (e.g. KILL) to itself
 ``error:MESSAGE``                   report a pipeline error (event + ``error:`` line), exit 1
+``require-file:REL``                exit 1 unless ``<job root>/REL`` is a file (staged inputs)
 ``exit:CODE``                       exit with CODE
 """
 
@@ -39,7 +42,7 @@ from pathlib import Path
 
 # The stub writes its events by hand, as an independent producer of the wire format of
 # pipeline.contract (tests/pipeline/test_contract.py checks that these stages are the contract's).
-STAGES = ("frames", "dataset", "train", "export", "preview")
+STAGES = ("frames", "dataset", "train", "export", "preview", "report")  # a job: no sfm
 
 
 def emit(event: dict[str, object]) -> None:
@@ -128,6 +131,16 @@ def run_action(action: str, args: argparse.Namespace) -> None:
         emit_run(job_root, max(1, round(float(value) / 0.05)), step_s=0.05)
     elif name == "train-forever":
         train_forever()
+    elif name == "require-file":
+        if not (job_root / value).is_file():
+            print(f"error: missing input {value}", flush=True)
+            sys.exit(1)
+    elif name in ("write-report", "bad-report"):
+        out = job_root / "refined" / "splatter"
+        out.mkdir(parents=True, exist_ok=True)
+        report = {"quality": {"psnr": 24.5, "ssim": 0.81, "views": 3, "flat_psnr": 14.0},
+                  "training": {"gaussians": 1234, "steps": 40}}  # fmt: skip
+        (out / "report.json").write_text(json.dumps(report) if name == "write-report" else "{")
     elif name == "write-sog":  # what `pipeline run` writes unless --no-sog
         if not args.no_sog:
             out = job_root / "refined" / "splatter"

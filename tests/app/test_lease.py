@@ -140,7 +140,8 @@ async def test_a_leased_task_runs_and_completes_with_the_exact_receipt(
     assert registered.version == "1.4.2"
     assert (job["source"], job["state"], job["task_id"]) == ("lease", "succeeded", task_id)
     assert [a["id"] for a in job["artifacts"]] == [a["id"] for a in artifacts]
-    assert ready["mode"] == {"lease": True, "push": True} and ready["checks"]["lease"] == "ok"
+    assert ready["mode"] == {"lease": True, "push": True, "watch": False}
+    assert ready["checks"]["lease"] == "ok"
 
 
 async def test_a_failed_run_is_failed_with_the_exact_reason_and_details(

@@ -161,3 +161,37 @@ def test_ping_reports_a_usable_database(store: JobStore) -> None:
     assert store.ping()
     store.close()
     assert not store.ping()
+
+
+def test_a_v1_file_migrates_to_v2_keeping_every_event_and_artifact(tmp_path: Path) -> None:
+    """v2 rebuilds the jobs table; with foreign keys on, dropping it would cascade-delete."""
+    path = tmp_path / "jobs.sqlite3"
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("PRAGMA foreign_keys = ON")
+    raw.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    raw.close()
+    v1 = JobStore(sqlite3.connect(path, check_same_thread=False, isolation_level=None))
+    v1._db.row_factory = sqlite3.Row
+    v1._db.execute("PRAGMA foreign_keys = ON")
+    job = v1.create(new_job())
+    v1.add_event(job.id, {"message": "kept"})
+    v1.mark_running(job.id)
+    v1.finish(
+        job.id,
+        "succeeded",
+        artifacts=[ArtifactRecord(logical_path="a", name="n", data_type="splat_data", id="i")],
+    )
+    v1.close()
+    store = JobStore.open(path)
+    assert store.schema_version == len(MIGRATIONS) >= 2
+    assert [e.event for e in store.events(job.id)] == [{"message": "kept"}]
+    assert [a.name for a in store.get(job.id).artifacts] == ["n"]
+    watch = store.create(new_job("task-2", source="watch"))
+    store.add_watch_input(watch.id, "room.mp4", "sha256:abc", 1)
+    assert store.watch_job_with_hash("sha256:abc") == store.get(watch.id)
+    store.mark_running(watch.id)
+    store.finish(watch.id, "failed", error="x")
+    assert store.watch_job_with_hash("sha256:abc") is None  # a failure is no duplicate
+    store.delete_finished_before("9999")
+    assert store.find(watch.id) is None
+    assert store._db.execute("SELECT COUNT(*) FROM watch_inputs").fetchone()[0] == 0

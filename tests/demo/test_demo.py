@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from app import PROJECT_ROOT
 from demo import describe, describe_metrics, scene_items
+from tests.support.browser import chromium_page
 
 
 def summary_of(tmp_path: Path) -> dict[str, Any]:
@@ -102,3 +106,48 @@ def test_the_demo_runs_a_job_end_to_end(tmp_path: Path) -> None:
     assert f"refined_splat{ts}.splat" in files and f"refined_splat_preview_video{ts}.mp4" in files
     assert "[100%] complete succeeded" in result.stdout
     assert "held-out views, PSNR" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.anyio
+async def test_demo_serve_keeps_the_node_up_with_its_viewer_until_ctrl_c(
+    demo_serving: tuple[subprocess.Popen[str], list[str]],
+) -> None:
+    child, lines = demo_serving
+    url = next(line.split(": ", 1)[1] for line in lines if line.startswith("viewer: "))
+    assert any(line.startswith("   viewer (live while it trains): ") for line in lines)
+    async with httpx.AsyncClient(timeout=30) as http:
+        scene = (await http.get(url.replace("/view", "/scene"))).json()
+    assert scene["job"]["state"] == "succeeded" and scene["splat"]["count"] > 0
+    async with chromium_page(640, 360) as page:
+        await page.goto(url)
+        await page.wait_for_function(
+            "['ready', 'error'].includes(document.body.dataset.state)", timeout=120_000
+        )
+        shown = await page.evaluate("[document.body.dataset.state, document.body.dataset.splats]")
+    assert shown == ["ready", str(scene["splat"]["count"])]
+    assert child.poll() is None  # still serving
+    child.send_signal(signal.SIGINT)  # Ctrl-C
+    assert child.wait(timeout=90) == 0
+
+
+@pytest.fixture
+def demo_serving(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """``python -m demo --serve`` on a tiny scene, read up to its "serving" line."""
+    command = [sys.executable, "-m", "demo", "--output", str(tmp_path / "out"), "--views", "12",
+               "--size", "64x48", "--steps", "30", "--no-previews", "--serve"]  # fmt: skip
+    child = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("serving the viewer"):
+                break
+        assert lines and lines[-1].startswith("serving the viewer"), "\n".join(lines[-30:])
+        yield child, lines
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

@@ -146,7 +146,7 @@ def test_non_finite_values_are_refused_before_they_reach_the_wire() -> None:
 
 
 def test_the_stub_pipeline_writes_the_contracts_stages() -> None:
-    assert stub_pipeline.STAGES == STAGES
+    assert tuple(s for s in STAGES if s != "sfm") == stub_pipeline.STAGES  # a job has no SfM
 
 
 def test_sizes_are_read_one_way_and_written_back_the_same() -> None:

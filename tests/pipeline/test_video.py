@@ -120,3 +120,10 @@ def test_frame_index_is_the_decoded_picture_count_whatever_the_timestamps(
     for index, frame in got.items():
         errors = [np.abs(frame.astype(int) - t).mean() for t in truth]
         assert int(np.argmin(errors)) == index and errors[index] < 6
+
+
+def test_a_failed_encode_publishes_nothing(tmp_path: Path) -> None:
+    frames = [counting_frame(0, 34, 18), counting_frame(1, 32, 18)]
+    with pytest.raises(ValueError, match="frame 1 is"):
+        encode_video(tmp_path / "v.mp4", frames, (34, 18), fps=5)
+    assert list(tmp_path.iterdir()) == []  # neither the video nor its partial file

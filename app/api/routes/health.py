@@ -34,7 +34,11 @@ async def ready(services: ServicesDep) -> JSONResponse:
     body = ReadyPublic(
         ready=all(v == "ok" for v in checks.values()),
         checks=checks,
-        mode={"lease": services.settings.lease_mode, "push": True},
+        mode={
+            "lease": services.settings.lease_mode,
+            "push": True,
+            "watch": services.watch is not None,
+        },
         state="busy" if services.supervisor.busy else "idle",
     )
     code = status.HTTP_200_OK if body.ready else status.HTTP_503_SERVICE_UNAVAILABLE
@@ -58,6 +62,8 @@ def _checks(services: Services) -> dict[str, str]:
     }
     if services.lease_door is not None:
         checks["lease"] = "ok" if services.lease_door.healthy else "lease engine stopped"
+    if services.watch is not None:
+        checks["watch"] = services.watch.problem or "ok"
     try:
         check_free_disk(settings.tasks_root, settings.min_free_disk_mb)
         checks["disk"] = "ok"

@@ -21,6 +21,7 @@ from app.settings import Settings
 from app.viewer.auth import grant_cookie, redirect_without_token, viewer_access
 from app.viewer.events import job_event_stream, parse_last_event_id
 from app.viewer.scenes import latest_metrics
+from pipeline.contract import PREVIEW_TOP
 from pipeline.view.files import file_response
 from pipeline.view.page import viewer_built
 from pipeline.view.routes import (
@@ -75,8 +76,8 @@ async def viewer_index(request: Request, settings: SettingsDep, services: Servic
 
 def _index_row(record: JobRecord, services: Services) -> str:
     base = f"/jobs/{html.escape(record.id)}"
-    still = services.viewer_outputs.file(record, "preview_top.jpg")
-    image = f'<img src="{base}/files/preview_top.jpg" alt="" width="160">' if still else ""
+    still = services.viewer_outputs.file(record, PREVIEW_TOP)
+    image = f'<img src="{base}/files/{PREVIEW_TOP}" alt="" width="160">' if still else ""
     psnr = latest_metrics(services.jobs.store.events(record.id)).get("psnr")
     psnr_text = f"{psnr:.2f} dB" if isinstance(psnr, int | float) else ""
     return (

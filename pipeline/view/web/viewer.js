@@ -11,6 +11,8 @@ const $ = (id) => document.getElementById(id);
 function setState(state, splats) {
   if (splats !== undefined) body.dataset.splats = String(splats);
   body.dataset.state = state;
+  // For tools and the benchmark: milliseconds from navigation start to the first drawn frame.
+  if (state === "ready" && window.firstReadyMs === undefined) window.firstReadyMs = performance.now();
 }
 
 function showMessage(text) {
@@ -182,6 +184,7 @@ async function startSpark(scene) {
     await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
     renderer.render(world, camera);
     body.dataset.loads = String(loads);
+    body.dataset.live = splat.live ? "true" : "false";
     setState("ready", count);
   }
 
@@ -228,7 +231,10 @@ async function startFallback(scene) {
     img.src = next;
   }
 
-  img.addEventListener("load", () => setState("ready", scene.splat ? scene.splat.count : 0));
+  img.addEventListener("load", () => {
+    body.dataset.live = scene.splat && scene.splat.live ? "true" : "false";
+    setState("ready", scene.splat ? scene.splat.count : 0);
+  });
   img.addEventListener("error", () => showMessage("the server could not render this view"));
   let drag = null;
   img.draggable = false;
@@ -288,7 +294,8 @@ function follow(scene) {
   source.addEventListener("snapshot", async (e) => {
     const snap = JSON.parse(e.data);
     if (!reload) Object.assign(scene, await fetchScene());
-    await show(scene, { url: snap.url, file_type: "splat", count: snap.gaussians, version: e.lastEventId });
+    const live = { url: snap.url, file_type: "splat", count: snap.gaussians, live: true };
+    await show(scene, { ...live, version: e.lastEventId });
   });
   source.addEventListener("end", async (e) => {
     source.close();

@@ -29,7 +29,7 @@ async def test_ready_lists_its_checks(tmp_path: Path) -> None:
         "ready": True,
         "checks": {"store": "ok", "worker": "ok", "pipeline": "ok", "tasks_root": "ok",
                    "disk": "ok"},
-        "mode": {"lease": False, "push": True},
+        "mode": {"lease": False, "push": True, "watch": False},
         "state": "idle",
     }  # fmt: skip
 

@@ -14,6 +14,7 @@ import pytest
 from app import PROJECT_ROOT
 from demo import free_port
 from tests.app.e2e.harness import NodeProcess, node_environment
+from tests.support.invariants import SECRET_VARIABLES, FolderGuard, ProcessTreeWatch
 
 StartNode = Callable[..., NodeProcess]
 
@@ -36,17 +37,35 @@ def synthetic_scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture
 def start_node(tmp_path: Path) -> Iterator[StartNode]:
-    """Starts ``python -m app`` processes (``start_node(**env)``); all are stopped afterwards."""
+    """Starts ``python -m app`` processes (``start_node(**env)``); all are stopped afterwards.
+
+    Around them it checks issue #10's invariants: no descendant of a node carries a node secret
+    in its environment, and nothing outside ``TASKS_ROOT/<uuid>`` and the store was created or
+    deleted in the node's folder or the project tree (see :mod:`tests.support.invariants`).
+    """
     nodes: list[NodeProcess] = []
+    guards = [FolderGuard([PROJECT_ROOT], PROJECT_ROOT / "tasks", PROJECT_ROOT / "data", [])]
+    secrets: list[str] = []
 
     def start(work: Path | None = None, **env: str) -> NodeProcess:
         folder = work or tmp_path / f"node-{len(nodes)}"
         folder.mkdir(parents=True, exist_ok=True)
         environment = node_environment(folder, free_port(), **env)
+        secrets.extend(environment.get(name, "") for name in SECRET_VARIABLES)
+        guards.append(
+            FolderGuard([folder], folder / "tasks", folder / "data", [folder / "node.log"])
+        )
         node = NodeProcess(folder, environment, folder / "node.log").start()
         nodes.append(node)
         return node
 
-    yield start
-    for node in nodes:
-        node.stop()
+    def node_pids() -> list[int]:
+        return [n.pid for n in nodes if n.process is not None and n.process.poll() is None]
+
+    with ProcessTreeWatch(node_pids, secrets) as watch:
+        yield start
+        for node in nodes:
+            node.stop()
+    # Issue #10's invariants, over every node this test started (and all they started).
+    assert watch.violations == []
+    assert [change for guard in guards for change in guard.changes()] == []

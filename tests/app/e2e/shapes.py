@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-STAGES = ("frames", "dataset", "train", "export", "preview")
+from pipeline.contract import STAGES
+
 COUNTERS = ("datasets", "metadata_chunks", "metadata_items", "recording_failures",
             "colmap_downloaded", "colmap_failed")  # fmt: skip
 UPLOADED = ("uploaded_splat", "uploaded_previews", "uploaded_preview_video")

@@ -76,7 +76,7 @@ async def test_a_successful_run_reports_the_v1_progress_sequence_monotonically(
     assert progress[2]["job_root_path"] == root and "run --job-root" in progress[2]["script"]
     running = [p for p in progress if p.get("status") == "running"]
     assert {p["pipeline_stage"] for p in running} == {
-        "frames", "dataset", "train", "export", "preview",
+        "frames", "dataset", "train", "export", "preview", "report",
     }  # fmt: skip
     training = [p for p in running if "step" in p]
     assert training and all(35 <= p["pct"] <= 80 for p in running)
@@ -113,7 +113,7 @@ async def test_events_follow_the_reference_messages_in_order(
     }  # fmt: skip
     stages = [e for e in job.reporter.events if e["message"] == "pipeline stage completed"]
     assert [e["pipeline_stage"] for e in stages] == [
-        "frames", "dataset", "train", "export", "preview",
+        "frames", "dataset", "train", "export", "preview", "report",
     ]  # fmt: skip
     assert job.reporter.events[0]["task_id"] == job.task_id
 
@@ -464,3 +464,41 @@ async def test_a_listed_preview_outside_the_job_folder_is_skipped(
     settings = make_settings(tmp_path, "write-outputs", f"done:{listed}")
     await run_splatter_job(job.context, settings)
     assert [a.data_type for a in job.context.storage.artifacts()] == ["splat_data"]
+
+
+async def test_the_quality_report_is_uploaded_after_the_previews_with_its_metrics(
+    tmp_path: Path, emulator: EmulatorServer, http: httpx.AsyncClient
+) -> None:
+    scene = emulated_scene(emulator)
+    job = push_context(emulator, http, scene)
+    await run_splatter_job(job.context, make_settings(tmp_path, "write-report", "write-outputs"))
+    artifacts = [(a.name, a.data_type) for a in job.context.storage.artifacts()]
+    assert artifacts[-1] == (f"refined_splat_report{SUFFIX}", "splat_report_json")
+    report = json.loads(stored(emulator, scene.domain_id)[artifacts[-1]])
+    assert report["quality"]["psnr"] == 24.5
+    final = job.reporter.progress[-1]
+    assert final["progress"] == 100 and final["uploaded_report"] == f"refined_splat_report{SUFFIX}"
+    assert final["metrics"] == {
+        "psnr": 24.5, "ssim": 0.81, "views": 3, "flat_psnr": 14.0, "gaussians": 1234,
+    }  # fmt: skip
+
+
+async def test_an_unreadable_report_is_uploaded_as_is_without_metrics(
+    tmp_path: Path, job: RecordedContext
+) -> None:
+    await run_splatter_job(job.context, make_settings(tmp_path, "bad-report", "write-outputs"))
+    final = job.reporter.progress[-1]
+    assert final["uploaded_report"] == f"refined_splat_report{SUFFIX}"
+    assert "metrics" not in final
+
+
+async def test_a_refused_report_upload_does_not_fail_the_job(
+    tmp_path: Path, start_emulator: StartEmulator, http: httpx.AsyncClient
+) -> None:
+    emulator = start_emulator(domain_data_max_bytes=100)  # the report has more than 100 bytes
+    job = push_context(emulator, http, emulated_scene(emulator))
+    await run_splatter_job(job.context, make_settings(tmp_path, "write-report", "write-splat"))
+    final = job.reporter.progress[-1]
+    assert "uploaded_report" not in final and final["metrics"]["psnr"] == 24.5
+    warning = next(e for e in job.reporter.events if e["level"] == "warn")
+    assert warning["artifact"] == f"refined_splat_report{SUFFIX}"

@@ -84,7 +84,7 @@ def test_pct_never_decreases_even_when_events_go_backwards() -> None:
         {"event": "stage", "stage": "frames", "status": "started"},
         train(10),
         {"event": "progress", "stage": "dataset", "pct": 99},
-        {"event": "stage", "stage": "preview", "status": "completed", "duration_s": 1.0},
+        {"event": "stage", "stage": "report", "status": "completed", "duration_s": 1.0},
     ]:
         mapped = mapper.on_event(event_from_dict(event))
         if mapped.progress:
@@ -138,3 +138,15 @@ def test_only_training_updates_carry_the_training_fields() -> None:
     mapped = mapper.on_event(event_from_dict(preview))
     assert mapped.progress is not None
     assert set(mapped.progress) == {"pct", "stage", "status", "pipeline_stage", "stage_pct"}
+
+
+def test_a_snapshot_becomes_a_job_event_naming_its_file() -> None:
+    mapper = PipelineProgressMapper(min_interval_s=0)
+    event = {"event": "snapshot", "stage": "train", "file": "live.splat", "step": 40,
+             "gaussians": 1234, "write_s": 0.01}  # fmt: skip
+    mapped = mapper.on_event(event_from_dict(event))
+    assert mapped.progress is None
+    assert mapped.events == [
+        {"level": "info", "stage": "python", "message": "training snapshot",
+         "snapshot": "live.splat", "step": 40, "gaussians": 1234, "write_s": 0.01}
+    ]  # fmt: skip

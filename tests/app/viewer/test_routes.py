@@ -197,3 +197,18 @@ async def test_the_scene_of_a_job_without_outputs_says_why(tmp_path: Path) -> No
         render = await node.client.get(f"/jobs/{job.id}/render")
     assert scene["splat"] is None and "not kept" in scene["message"]
     assert render.status_code == 404
+
+
+async def test_a_snapshot_event_is_announced_with_the_file_to_reload(tmp_path: Path) -> None:
+    async with running_node(make_settings(tmp_path)) as node:
+        store = services_of(node.app).store
+        job = succeeded_room_job(services_of(node.app), 500)
+        event = {"level": "info", "stage": "python", "message": "training snapshot",
+                 "snapshot": "live.splat", "step": 40, "gaussians": 900}  # fmt: skip
+        seq = store.add_event(job.id, event)
+        stream = await node.client.get(f"/jobs/{job.id}/events")
+    snapshots = [e for e in _sse(stream.text) if e["event"] == "snapshot"]
+    assert [int(e["id"]) for e in snapshots] == [seq]
+    data = json.loads(snapshots[0]["data"])
+    assert data["url"] == f"/jobs/{job.id}/files/live.splat"
+    assert (data["step"], data["gaussians"], data["seq"]) == (40, 900, seq)

@@ -50,6 +50,15 @@ def test_preview_size_and_rate_are_passed_only_with_previews(tmp_path: Path) -> 
     assert WorkerSupervisor(off).command_for(tmp_path)[4:] == ["--backend", "auto", "--no-preview"]
 
 
+def test_the_snapshot_interval_is_passed_when_set(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, pipeline_command="p", splatter_snapshot_secs=2.5)
+    assert WorkerSupervisor(settings).command_for(tmp_path)[4:] == [
+        "--backend", "auto", "--snapshot-every", "2.5",
+    ]  # fmt: skip
+    off = make_settings(tmp_path, pipeline_command="p", splatter_snapshot_secs=0)
+    assert WorkerSupervisor(off).command_for(tmp_path)[-2:] == ["--snapshot-every", "0"]
+
+
 def test_sog_off_is_passed_as_no_sog(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, pipeline_command="p", splatter_convert_to_sog=False)
     assert WorkerSupervisor(settings).command_for(tmp_path)[4:] == [

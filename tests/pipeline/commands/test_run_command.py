@@ -19,7 +19,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.contract import STAGES
 from pipeline.export import read_ply, read_splat
-from pipeline.preview.mp4 import probe_mp4
+from pipeline.mp4 import probe_mp4
 from tests.pipeline.synthetic.factories import make_tiny_job
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -34,6 +34,8 @@ SPLATTER_FILES = {
     "preview_angle.jpg",
     "preview_camera_path.json",
     "run_state.json",
+    "report.json",
+    "report.html",
 }
 
 
@@ -73,7 +75,8 @@ def test_run_succeeds_and_leaves_exactly_the_outputs(finished_run: Finished) -> 
     assert finished_run.returncode == 0, finished_run.stderr
     splatter = finished_run.job_root / "refined" / "splatter"
     top_level = {p.name for p in splatter.iterdir()}
-    assert top_level == SPLATTER_FILES | {"checkpoints"}
+    # #11: the live training snapshot and its sidecar stay beside the outputs (not outputs).
+    assert top_level == SPLATTER_FILES | {"checkpoints", "report", "live.splat", "live.json"}
     leftovers = [p for p in finished_run.job_root.rglob("*") if "partial" in p.name]
     assert leftovers == []
     assert (finished_run.job_root / "refined" / "nerfstudio-data" / "transforms.json").is_file()
@@ -96,7 +99,7 @@ def test_event_stream_walks_every_stage_in_order(finished_run: Finished) -> None
     stage_events = [e for e in finished_run.events if e["event"] == "stage"]
     started = [e["stage"] for e in stage_events if e["status"] == "started"]
     completed = [e["stage"] for e in stage_events if e["status"] == "completed"]
-    assert started == completed == list(STAGES)
+    assert started == completed == [s for s in STAGES if s != "sfm"]  # no SfM in a job
     train = [e for e in finished_run.events if e["event"] == "progress" and e["stage"] == "train"]
     assert train[-1]["step"] == train[-1]["total"] == 40
     assert {"loss", "gaussians", "eta_s"} <= train[-1].keys()
@@ -105,6 +108,26 @@ def test_event_stream_walks_every_stage_in_order(finished_run: Finished) -> None
     metrics = next(e for e in finished_run.events if e["event"] == "metrics")
     # 12 views, the reference's split (pipeline-reference.md §3.2): ceil(0.9 · 12) = 11 trained.
     assert metrics["psnr"] > 10.0 and metrics["views"] == 1
+
+
+def test_training_announces_its_live_snapshots(finished_run: Finished) -> None:
+    snapshots = [e for e in finished_run.events if e["event"] == "snapshot"]
+    assert snapshots and snapshots[0]["step"] == 1  # the first one right after the first step
+    last = snapshots[-1]
+    assert last["file"] == "live.splat" and last["stage"] == "train"
+    live = read_splat(finished_run.job_root / "refined" / "splatter" / "live.splat")
+    assert len(live.positions) == last["gaussians"] > 0
+
+
+def test_snapshot_every_zero_writes_none_and_a_bad_value_is_refused(tmp_path: Path) -> None:
+    make_tiny_job(tmp_path)
+    args = ["run", "--job-root", str(tmp_path), "--steps", "3", "--no-preview", "--threads", "1"]
+    events = _events_of(lambda: main([*args, "--snapshot-every", "0"]))
+    assert not [e for e in events if e["event"] == "snapshot"]
+    assert not (tmp_path / "refined" / "splatter" / "live.splat").exists()
+    with pytest.raises(SystemExit) as refused:
+        main([*args, "--snapshot-every", "-1"])
+    assert refused.value.code == 2
 
 
 def test_rerun_resumes_without_redoing_finished_steps(tmp_path: Path) -> None:

@@ -8,9 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from pipeline.export.splat_format import write_splat
+from pipeline.formats.arrays import SplatArrays
+from pipeline.formats.registry import write_splats
+from pipeline.preview.render import FrameRenderer
+from pipeline.render import get_rasterizer
+from pipeline.view.server import ViewedFile
+from tests.support.browser import chromium_page
+from tests.support.images import png_rgb, psnr
 from tests.support.scenes import room_splats
 
 
@@ -56,3 +64,57 @@ def test_a_file_it_cannot_view_is_refused_with_the_reason(tmp_path: Path) -> Non
     )  # fmt: skip
     assert done.returncode == 1
     assert "cannot view notes.txt: expected one of .ply, .splat" in done.stderr
+
+
+def _serve(path: Path, *options: str) -> Iterator[str]:
+    """``python -m pipeline view PATH --port 0 --no-browser`` running; yields its URL."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "view", str(path), "--port", "0", "--no-browser",
+         *options],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.startswith("viewer: http://127.0.0.1:"), line
+        yield line.split(": ", 1)[1].strip()
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+
+
+@pytest.fixture
+def room_sog(tmp_path: Path) -> tuple[Path, int]:
+    path = tmp_path / "room.sog"
+    splats = room_splats(4000)
+    write_splats(path, SplatArrays(*(t.numpy() for t in splats.tensors())))
+    return path, len(splats)
+
+
+@pytest.fixture
+def sog_url(room_sog: tuple[Path, int]) -> Iterator[str]:
+    yield from _serve(room_sog[0], "--up=-y")
+
+
+@pytest.mark.browser
+@pytest.mark.anyio
+async def test_a_sog_file_is_drawn_by_the_page_as_the_pipeline_renders_it(
+    room_sog: tuple[Path, int], sog_url: str
+) -> None:
+    path, count = room_sog
+    async with chromium_page(800, 450) as page:
+        await page.goto(sog_url)
+        await page.wait_for_function(
+            "['ready', 'error'].includes(document.body.dataset.state)", timeout=120_000
+        )
+        state = await page.evaluate("[document.body.dataset.state, document.body.dataset.splats]")
+        shot = png_rgb(await page.locator("#view").screenshot())
+    assert state == ["ready", str(count)]
+    viewed = ViewedFile.open(path, np.array([0.0, -1.0, 0.0]))
+    assert viewed.loaded.file_type == "pcsogszip"
+    height, width = shot.shape[:2]
+    camera = viewed.camera.path_camera(viewed.camera.c2w, width, height)
+    want = FrameRenderer(viewed.loaded.splats, get_rasterizer("cpu")).render(camera)
+    agreement = psnr(shot, want)
+    print(f"browser (SOG) vs pipeline render: {agreement:.1f} dB")
+    assert want.std() > 10 and agreement >= 20.0

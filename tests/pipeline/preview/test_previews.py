@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
+from pipeline.mp4 import probe_mp4
 from pipeline.preview.camera_path import OrbitConfig
-from pipeline.preview.encode import EncodeConfig
-from pipeline.preview.mp4 import probe_mp4
 from pipeline.preview.previews import PREVIEW_FILES, PreviewConfig, render_preview
 from pipeline.render import get_rasterizer
 from pipeline.render.types import BackendName, Camera, Gaussians, RenderOutput, RenderSettings
+from pipeline.video import EncodeConfig
 from tests.pipeline.export.factories import blob_splats
 from tests.support.progress import RecordingProgress
 from tests.support.splats import random_splats

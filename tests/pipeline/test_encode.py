@@ -9,9 +9,9 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from pipeline.mp4 import probe_mp4
 from pipeline.preview.camera_path import OrbitConfig
-from pipeline.preview.encode import EncodeConfig, EncodeError, VideoEncoder
-from pipeline.preview.mp4 import probe_mp4
+from pipeline.video import EncodeConfig, EncodeError, VideoEncoder
 from tests.pipeline.preview.video_checks import ffmpeg_describe, synthetic_frames
 
 
@@ -119,9 +119,11 @@ def test_interrupted_encode_kills_ffmpeg_and_cleans_up(tmp_path: Path) -> None:
 
 def test_frames_are_checked(tmp_path: Path) -> None:
     with VideoEncoder(tmp_path / "preview.mp4", 32, 18, 30, 1) as video:
-        with pytest.raises(ValueError, match=r"frame must be uint8 \[18, 32, 3\]"):
+        with pytest.raises(
+            ValueError, match=r"frame 0 is \(18, 32, 3\) float32, expected \(18, 32, 3\) uint8"
+        ):
             video.write(np.zeros((18, 32, 3), np.float32))
-        with pytest.raises(ValueError, match="frame must be"):
+        with pytest.raises(ValueError, match=r"frame 0 is \(32, 18, 3\) uint8, expected"):
             video.write(np.zeros((32, 18, 3), np.uint8))
         video.write(np.zeros((18, 32, 3), np.uint8))
         with pytest.raises(EncodeError, match="more than the 1 frames"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 
-from pipeline.preview.mp4 import probe_mp4
+from pipeline.mp4 import probe_mp4
 
 
 def _encode(path: Path, faststart: bool, size: str = "64x48", frames: int = 12) -> Path:

@@ -1,0 +1,327 @@
+"""Structure from motion for photos and videos without poses (pycolmap, the ``sfm`` extra).
+
+Steps, all on the CPU, in ``OUT/sfm/``:
+
+1. Images: photos are used where they are (``images_dir`` = the capture folder); photos of one
+   pixel size share one camera (one focal length and distortion to estimate). Videos are
+   sampled to ``frame_budget`` frames in all (shared in proportion to their lengths): each
+   video's frames are cut into equal windows, one per kept frame, and the sharpest frame of
+   each window (highest variance of the Laplacian of its grey image) is written as
+   ``OUT/sfm/images/<video stem>/<index:06d>.jpg``; each video gets its own camera.
+2. SIFT features (``peak_threshold`` below COLMAP's default, so low-contrast captures keep
+   enough features; images larger than ``max_image_side`` are shrunk for extraction only).
+3. Matching: sequential (each frame with its ``sequential_overlap`` successors) for videos and
+   for photo sets larger than ``exhaustive_max_images``; exhaustive (every pair) otherwise.
+4. Incremental mapping; the largest reconstruction is kept and written as a binary model to
+   ``OUT/sfm/sparse/0``.
+
+A run fails with :class:`~pipeline.errors.SfmError` when fewer than ``min_registered`` images or
+less than ``min_registered_fraction`` of them were registered (the message gives both numbers).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from pipeline.captures.detect import Capture
+from pipeline.colmap import ColmapModel, read_model
+from pipeline.errors import MissingExtraError, SfmError, VideoError
+from pipeline.run import StageTracker
+from pipeline.video import DecodeReport, decode_frames
+
+__all__ = [
+    "SFM_INSTALL",
+    "SfmOptions",
+    "SfmResult",
+    "check_photo_count",
+    "frame_scores",
+    "pick_sharpest",
+    "reconstruct",
+    "require_pycolmap",
+    "sharpness",
+]
+
+log = logging.getLogger(__name__)
+
+#: The command that installs the optional extra.
+SFM_INSTALL = "pip install 'splatter-node[sfm]'"
+
+
+@dataclass(frozen=True)
+class SfmOptions:
+    """Structure-from-motion settings.
+
+    Attributes:
+        frame_budget: frames sampled from all videos together.
+        max_image_side: longer side (pixels) images are shrunk to for feature extraction.
+        peak_threshold: SIFT's peak threshold (COLMAP's default is 0.0067).
+        max_features: SIFT features per image at most.
+        exhaustive_max_images: photo sets up to this size match every pair.
+        sequential_overlap: with sequential matching, frames matched after each frame.
+        min_registered: fewest registered images accepted.
+        min_registered_fraction: smallest share of the images that must be registered.
+        threads: CPU threads (-1: all).
+        seed: the mapper's random seed.
+    """
+
+    frame_budget: int = 120
+    max_image_side: int = 1600
+    peak_threshold: float = 0.002
+    max_features: int = 8192
+    exhaustive_max_images: int = 100
+    sequential_overlap: int = 10
+    min_registered: int = 3
+    min_registered_fraction: float = 0.5
+    threads: int = -1
+    seed: int = 0
+
+
+@dataclass
+class SfmResult:
+    """A reconstruction.
+
+    Attributes:
+        model: the kept model (registered images only).
+        images_dir: the folder the model's image names are relative to.
+        candidates: images given to structure from motion.
+        registered: images in the kept model.
+        matching: ``"sequential"`` or ``"exhaustive"``.
+        duration_s: seconds of the whole step.
+    """
+
+    model: ColmapModel
+    images_dir: Path
+    candidates: int
+    registered: int
+    matching: str
+    duration_s: float
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "sfm_candidates": self.candidates,
+            "registered": self.registered,
+            "registered_fraction": round(self.registered / max(self.candidates, 1), 4),
+            "matching": self.matching,
+            "sfm_s": round(self.duration_s, 3),
+        }
+
+
+def check_photo_count(capture: Capture, options: SfmOptions | None = None) -> None:
+    """Raises :class:`SfmError` for a photo folder too small to ever register enough images."""
+    needed = (options or SfmOptions()).min_registered
+    if capture.kind == "images" and len(capture.images) < needed:
+        raise SfmError(
+            f"{capture.root} holds {len(capture.images)} photos; structure from motion needs "
+            f"at least {needed} overlapping photos"
+        )
+
+
+def require_pycolmap() -> None:
+    """Raises :class:`MissingExtraError` (naming the install command) without pycolmap."""
+    if importlib.util.find_spec("pycolmap") is None:
+        raise MissingExtraError(
+            f"photos and videos without poses need structure from motion, which needs the "
+            f"optional 'sfm' extra (pycolmap): {SFM_INSTALL}"
+        )
+
+
+def reconstruct(
+    capture: Capture, work_dir: Path, tracker: StageTracker, options: SfmOptions | None = None
+) -> SfmResult:
+    """Poses and points for ``capture`` (kind ``images`` or ``videos``).
+
+    Raises:
+        MissingExtraError: pycolmap is not installed.
+        VideoError: a video cannot be decoded or has no frames.
+        SfmError: too few images registered.
+    """
+    require_pycolmap()
+    options = options or SfmOptions()
+    started = time.perf_counter()
+    with tracker.stage("sfm") as info:
+        if capture.kind == "videos":
+            images_dir = work_dir / "images"
+            names = _sample_videos(capture.videos, images_dir, options, tracker)
+            matching = "sequential"
+        else:
+            images_dir = capture.root
+            names = [p.relative_to(capture.root).as_posix() for p in capture.images]
+            small = len(names) <= options.exhaustive_max_images
+            matching = "exhaustive" if small else "sequential"
+        model = _run_colmap(images_dir, names, work_dir, matching, capture.kind, options, tracker)
+        result = SfmResult(model, images_dir, len(names), len(model.images), matching, 0.0)
+        result.duration_s = time.perf_counter() - started
+        info.update(result.summary())
+    _check_registered(result, options)
+    return result
+
+
+def _check_registered(result: SfmResult, options: SfmOptions) -> None:
+    fraction = result.registered / max(result.candidates, 1)
+    if result.registered < options.min_registered or fraction < options.min_registered_fraction:
+        raise SfmError(
+            f"structure from motion registered {result.registered} of {result.candidates} "
+            f"images ({100 * fraction:.0f} %); at least {options.min_registered} and "
+            f"{100 * options.min_registered_fraction:.0f} % are needed (more overlap between "
+            "photos, more texture, or sharper frames help)"
+        )
+
+
+def sharpness(rgb: NDArray[np.uint8], max_side: int = 480) -> float:
+    """Variance of the 4-neighbour Laplacian of the grey image, on a copy strided down to at
+    most ``max_side`` pixels (a focus measure: blurred frames score low)."""
+    stride = max(1, math.ceil(max(rgb.shape[:2]) / max_side))
+    grey = rgb[::stride, ::stride].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    lap = 4 * grey[1:-1, 1:-1] - grey[:-2, 1:-1] - grey[2:, 1:-1] - grey[1:-1, :-2] - grey[1:-1, 2:]
+    return float(lap.var()) if lap.size else 0.0
+
+
+def frame_scores(video: Path) -> list[float]:
+    """:func:`sharpness` of every frame of ``video``, in decode order.
+
+    Raises:
+        VideoError: the video cannot be decoded or has no decodable frames.
+    """
+    scores = [sharpness(rgb) for _, rgb in decode_frames(video, range(2**62), DecodeReport())]
+    if not scores:
+        raise VideoError(video, "no decodable frames")
+    return scores
+
+
+def pick_sharpest(scores: list[float], budget: int) -> list[int]:
+    """The index of the highest score in each of ``min(budget, len(scores))`` equal windows."""
+    windows = np.array_split(np.arange(len(scores)), max(1, min(budget, len(scores))))
+    return [int(w[np.argmax([scores[i] for i in w])]) for w in windows if len(w)]
+
+
+def _sample_videos(
+    videos: tuple[Path, ...], images_dir: Path, options: SfmOptions, tracker: StageTracker
+) -> list[str]:
+    """Write the sampled frames of every video; returns their names relative to
+    ``images_dir``."""
+    if images_dir.exists():
+        shutil.rmtree(images_dir)
+    scores = [frame_scores(video) for video in videos]
+    total = sum(len(s) for s in scores)
+    names: list[str] = []
+    for number, (video, video_scores) in enumerate(zip(videos, scores, strict=True)):
+        share = max(3, round(options.frame_budget * len(video_scores) / total))
+        keep = pick_sharpest(video_scores, share)
+        folder = images_dir / f"{number:02d}_{video.stem}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, rgb in decode_frames(video, keep):
+            Image.fromarray(rgb).save(folder / f"{index:06d}.jpg", quality=95)
+            names.append(f"{folder.name}/{index:06d}.jpg")
+        tracker.progress.progress("sfm", 20.0 * (number + 1) / len(videos), videos=number + 1)
+    log.info("sampled %d frames from %d videos (%d frames)", len(names), len(videos), total)
+    return names
+
+
+def _run_colmap(
+    images_dir: Path,
+    names: list[str],
+    work_dir: Path,
+    matching: str,
+    kind: str,
+    options: SfmOptions,
+    tracker: StageTracker,
+) -> ColmapModel:
+    import pycolmap
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    database = work_dir / "database.db"
+    database.unlink(missing_ok=True)
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = "SIMPLE_RADIAL"
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.num_threads = options.threads
+    extraction.max_image_size = options.max_image_side
+    extraction.sift.peak_threshold = options.peak_threshold
+    extraction.sift.max_num_features = options.max_features
+    if kind == "videos":  # one camera per video: its frames are in a folder of their own
+        groups = [(pycolmap.CameraMode.PER_FOLDER, sorted(names))]
+    else:  # one camera per image size: photos of one size are assumed to share a lens
+        groups = [(pycolmap.CameraMode.SINGLE, group) for group in _by_size(images_dir, names)]
+    for mode, group in groups:
+        pycolmap.extract_features(
+            database, images_dir, image_names=group, camera_mode=mode,
+            reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu,
+        )  # fmt: skip
+    tracker.progress.progress("sfm", 50.0, phase="features", images=len(names))
+    _match(database, matching, options)
+    tracker.progress.progress("sfm", 70.0, phase="matching", matching=matching)
+    return _map(database, images_dir, work_dir, len(names), options, tracker)
+
+
+def _by_size(images_dir: Path, names: list[str]) -> list[list[str]]:
+    """``names`` grouped by stored pixel size (COLMAP reads pixels as stored, without EXIF
+    orientation), each group sorted; groups in order of their first name."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for name in sorted(names):
+        with Image.open(images_dir / name) as image:
+            groups.setdefault(image.size, []).append(name)
+    return list(groups.values())
+
+
+def _match(database: Path, matching: str, options: SfmOptions) -> None:
+    import pycolmap
+
+    matcher = pycolmap.FeatureMatchingOptions()
+    matcher.num_threads = options.threads
+    if matching == "exhaustive":
+        pycolmap.match_exhaustive(database, matching_options=matcher, device=pycolmap.Device.cpu)
+        return
+    pairing = pycolmap.SequentialPairingOptions()
+    pairing.overlap = options.sequential_overlap
+    pycolmap.match_sequential(
+        database, matching_options=matcher, pairing_options=pairing, device=pycolmap.Device.cpu
+    )
+
+
+def _map(
+    database: Path,
+    images_dir: Path,
+    work_dir: Path,
+    candidates: int,
+    options: SfmOptions,
+    tracker: StageTracker,
+) -> ColmapModel:
+    import pycolmap
+
+    mapping = pycolmap.IncrementalPipelineOptions()
+    mapping.num_threads = options.threads
+    mapping.random_seed = options.seed
+    registered = [0]
+
+    def next_image() -> None:
+        registered[0] += 1
+        pct = 70.0 + 30.0 * min(registered[0] / max(candidates, 1), 1.0)
+        tracker.progress.progress("sfm", min(pct, 99.0), phase="mapping", registered=registered[0])
+
+    output = work_dir / "mapping"
+    shutil.rmtree(output, ignore_errors=True)
+    models = pycolmap.incremental_mapping(
+        database, images_dir, output, mapping, next_image_callback=next_image
+    )
+    if not models:
+        raise SfmError(
+            f"structure from motion could not reconstruct the scene from {candidates} images "
+            "(no two images share enough features)"
+        )
+    best = max(models.values(), key=lambda rec: rec.num_reg_images())
+    sparse = work_dir / "sparse" / "0"
+    shutil.rmtree(sparse, ignore_errors=True)
+    sparse.mkdir(parents=True)
+    best.write(sparse)
+    return read_model(sparse)
