@@ -37,6 +37,7 @@ class WorkerSupervisor:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        self._stopping = False
 
     @property
     def busy(self) -> bool:
@@ -44,15 +45,29 @@ class WorkerSupervisor:
         return self.slot.locked()
 
     @property
+    def stopping(self) -> bool:
+        """True once the node began shutting down: a job stopped now is kept for a resume."""
+        return self._stopping
+
+    def begin_shutdown(self) -> None:
+        """Says the node is shutting down (before the doors drain or cancel their jobs)."""
+        self._stopping = True
+
+    @property
     def running_children(self) -> int:
         return len(self._running)
 
-    def command_for(self, job_root: Path) -> list[str]:
-        """The child's argv: ``<PIPELINE_COMMAND> run --job-root DIR [options]``."""
+    def command_for(self, job_root: Path, capture: Path | None = None) -> list[str]:
+        """The child's argv: ``<PIPELINE_COMMAND> run --job-root DIR [options]``, or with a
+        ``capture`` (the watch door's) ``<PIPELINE_COMMAND> train CAPTURE --out DIR [options]``
+        (``train`` detects the capture's layout; it has no ``--trainer``)."""
         s = self._settings
-        argv = [*s.pipeline_argv, "run", "--job-root", str(job_root)]
+        if capture is None:
+            argv = [*s.pipeline_argv, "run", "--job-root", str(job_root)]
+        else:
+            argv = [*s.pipeline_argv, "train", str(capture), "--out", str(job_root)]
         argv += ["--backend", s.splatter_backend]
-        if s.splatter_trainer != "builtin":  # the pipeline's default stays implicit
+        if s.splatter_trainer != "builtin" and capture is None:  # the default stays implicit
             argv += ["--trainer", s.splatter_trainer]
         if s.splatter_iterations is not None:
             argv += ["--steps", str(s.splatter_iterations)]
@@ -71,9 +86,9 @@ class WorkerSupervisor:
                 argv += ["--preview-fps", f"{s.splatter_preview_fps:g}"]
         return argv
 
-    def describe_command(self, job_root: Path) -> str:
+    def describe_command(self, job_root: Path, capture: Path | None = None) -> str:
         """The command as one shell-quoted string (the ``script`` field of the progress)."""
-        return shlex.join(self.command_for(job_root))
+        return shlex.join(self.command_for(job_root, capture))
 
     def check_command(self) -> str | None:
         """Why the pipeline command cannot start, or ``None`` when its program exists."""
@@ -85,9 +100,14 @@ class WorkerSupervisor:
         return None if ok else f"pipeline command not found or not executable: {program}"
 
     async def run_pipeline(
-        self, job_root: Path, cancel: asyncio.Event, on_event: EventCallback
+        self,
+        job_root: Path,
+        cancel: asyncio.Event,
+        on_event: EventCallback,
+        capture: Path | None = None,
     ) -> ChildOutcome:
-        """Runs the pipeline child on ``job_root`` until it exits or ``cancel`` is set.
+        """Runs the pipeline child on ``job_root`` (``train capture --out job_root`` with a
+        ``capture``) until it exits or ``cancel`` is set.
 
         Raises:
             RuntimeError: the supervisor is shutting down.
@@ -99,7 +119,7 @@ class WorkerSupervisor:
         self._idle.clear()
         try:
             outcome = await run_child(
-                self.command_for(job_root),
+                self.command_for(job_root, capture),
                 env=pipeline_env(PYTHONUNBUFFERED="1"),
                 cwd=PROJECT_ROOT,
                 on_event=on_event,
@@ -125,7 +145,7 @@ class WorkerSupervisor:
 
     async def shutdown(self) -> None:
         """Refuses new children and stops the running ones (SIGTERM, then SIGKILL)."""
-        self._closed = True
+        self._closed = self._stopping = True
         for cancel in list(self._running.values()):
             cancel.set()
         with contextlib.suppress(TimeoutError):
