@@ -29,6 +29,8 @@ EXTENSIONS = {
     "splat_preview_top": ".jpg",
     "splat_preview_angle": ".jpg",
     "splat_preview_video": ".mp4",
+    "splat_data_sog": ".sog",
+    "splat_report_json": ".json",
 }
 FINAL_STATUSES = ("completed", "failed", "cancelled")
 

@@ -100,10 +100,12 @@ def test_the_demo_runs_a_job_end_to_end(tmp_path: Path) -> None:
     names = sorted(a["name"] for a in receipt["meta"]["artifacts"])
     ts = "_2025-01-02_03-04-05"
     bases = ("refined_splat", "refined_splat_preview_angle", "refined_splat_preview_top",
-             "refined_splat_preview_video")  # fmt: skip
+             "refined_splat_preview_video", "refined_splat_report",
+             "refined_splat_sog")  # fmt: skip
     assert names == [f"{base}{ts}" for base in bases]
     files = sorted(p.name for p in output.iterdir())
     assert f"refined_splat{ts}.splat" in files and f"refined_splat_preview_video{ts}.mp4" in files
+    assert f"refined_splat_sog{ts}.sog" in files and f"refined_splat_report{ts}.json" in files
     assert "[100%] complete succeeded" in result.stdout
     assert "held-out views, PSNR" in result.stdout
 

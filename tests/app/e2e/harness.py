@@ -57,6 +57,9 @@ def node_environment(work: Path, port: int, **extra: str) -> dict[str, str]:
         POLL_BACKOFF_MS_MAX="100",
         CANCEL_GRACE_SECS="5",
         LOG_FORMAT="json",
+        # the emulator and the progress receivers listen on loopback, which the push door
+        # refuses by default (SSRF guard): the operator's allow-list lets them in
+        SPLATTER_ALLOWED_DOMAIN_HOSTS="127.0.0.1",
     )
     env.update(extra)
     return env

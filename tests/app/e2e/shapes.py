@@ -15,6 +15,8 @@ from pipeline.contract import STAGES
 COUNTERS = ("datasets", "metadata_chunks", "metadata_items", "recording_failures",
             "colmap_downloaded", "colmap_failed")  # fmt: skip
 UPLOADED = ("uploaded_splat", "uploaded_previews", "uploaded_preview_video")
+#: What the final value may add (#12): the quality report's artifact and its held-out metrics.
+REPORTED = ("uploaded_report", "metrics")
 TRAINING = ("step", "total", "loss", "gaussians", "eta_s", "stage_pct")
 
 
@@ -41,7 +43,7 @@ def kind_of(progress: dict[str, Any]) -> str:
         extra = keys - {"pct", "stage", "status", "pipeline_stage"}
         assert extra in (set(), set(TRAINING), {"stage_pct"}), progress
         return "training" if extra == set(TRAINING) else "python running"
-    assert keys == {"progress", "stage", "status", *UPLOADED}, progress
+    assert keys - set(REPORTED) == {"progress", "stage", "status", *UPLOADED}, progress
     assert (progress["progress"], progress["stage"], progress["status"]) == (
         100, "complete", "succeeded",
     )  # fmt: skip

@@ -9,6 +9,7 @@ value against the shapes of protocol §3.7.
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 from typing import Any
@@ -36,6 +37,8 @@ OUTPUTS = [
     (f"refined_splat_preview_angle{SUFFIX}", "splat_preview_angle"),
     (f"refined_splat_preview_top{SUFFIX}", "splat_preview_top"),
     (f"refined_splat_preview_video{SUFFIX}", "splat_preview_video"),
+    (f"refined_splat_report{SUFFIX}", "splat_report_json"),
+    (f"refined_splat_sog{SUFFIX}", "splat_data_sog"),
 ]  # sorted by logical path (= name: no outputs_prefix), the receipt's order
 SEEDED = 7  # the recording, five COLMAP binaries and the manifest
 
@@ -59,7 +62,7 @@ def outputs_on_server(emulator: EmulatorServer, scene: SeededScene) -> list[dict
 
 def check_output_files(emulator: EmulatorServer, scene: SeededScene) -> None:
     """The uploaded bytes are what their data types say: a ``.splat`` (32 bytes per Gaussian,
-    finite positions), two JPEGs, an MP4."""
+    finite positions), two JPEGs, an MP4, a SOG zip and the JSON quality report."""
     read = {
         i.data_type: emulator.state.read_data(scene.domain_id, i.id)
         for i in emulator.state.data_items(scene.domain_id)
@@ -69,6 +72,8 @@ def check_output_files(emulator: EmulatorServer, scene: SeededScene) -> None:
     assert all(math.isfinite(v) for v in struct.unpack_from("<3f", splat, 0))
     assert read["splat_preview_top"][:3] == read["splat_preview_angle"][:3] == b"\xff\xd8\xff"
     assert read["splat_preview_video"][4:8] == b"ftyp"
+    assert read["splat_data_sog"][:4] == b"PK\x03\x04"
+    assert "quality" in json.loads(read["splat_report_json"])
 
 
 async def test_lease_mode_runs_a_task_to_the_exact_complete_receipt(
@@ -104,6 +109,8 @@ async def test_lease_mode_runs_a_task_to_the_exact_complete_receipt(
         f"refined_splat_preview_top{SUFFIX}", f"refined_splat_preview_angle{SUFFIX}",
     ]  # fmt: skip
     assert final["uploaded_preview_video"] == f"refined_splat_preview_video{SUFFIX}"
+    assert final["uploaded_report"] == f"refined_splat_report{SUFFIX}"
+    assert {"psnr", "ssim", "views"} <= set(final["metrics"])
 
     async with node.client() as client:
         (job,) = (await client.get("/jobs")).json()["data"]

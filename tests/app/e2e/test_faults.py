@@ -164,7 +164,12 @@ def upload_lookup(name_prefix: str) -> Callable[[Request], bool]:
 @pytest.mark.parametrize(
     ("down_from", "expected_status", "expected_artifacts"),
     [
-        ("refined_splat_preview", "completed", [f"refined_splat{SUFFIX}"]),
+        # the SOG goes up before the splat (best effort), the previews and report after it
+        (
+            "refined_splat_preview",
+            "completed",
+            [f"refined_splat{SUFFIX}", f"refined_splat_sog{SUFFIX}"],
+        ),
         ("refined_splat", "failed", []),
     ],
     ids=["after-the-splat", "before-the-splat"],
