@@ -22,7 +22,9 @@ numba, torch or plyfile (``--rotate`` does load torch).
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +53,13 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.console import choose_progress, is_human
-    from pipeline.contract import DoneEvent, WarningEvent
+    from pipeline.console import is_human
     from pipeline.errors import PipelineError
     from pipeline.formats.registry import format_for, read_splats, write_splats
 
     started = time.perf_counter()
-    progress = choose_progress(args)
     human = is_human(args)
+    emit = _event_writer(args, human)
     source, target = format_for(args.input), format_for(args.output)
     splats = read_splats(args.input, dc_only=target.max_sh_degree == 0)
     if source.max_sh_degree == 0 and target.max_sh_degree > 0:
@@ -68,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if human:
             print(f"note: {note}")
-        else:
-            progress.emit(WarningEvent(stage="export", message=note))
+        emit({"event": "warning", "stage": "export", "message": note})
     if args.rotate:
         splats = _rotated(splats, rotate_sh=target.max_sh_degree > 0)
     try:
@@ -78,11 +78,23 @@ def run(args: argparse.Namespace) -> int:
         raise PipelineError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
     if human:
         print(f"wrote {count} Gaussians to {args.output}")
-    else:
-        outputs = {args.output.name: str(args.output)}
-        duration = round(time.perf_counter() - started, 3)
-        progress.emit(DoneEvent(outputs=outputs, metrics={"gaussians": count}, duration_s=duration))
+    duration = round(time.perf_counter() - started, 3)
+    emit({"event": "done", "outputs": {args.output.name: str(args.output)},
+          "metrics": {"gaussians": count}, "warnings": [], "duration_s": duration})  # fmt: skip
     return 0
+
+
+def _event_writer(args: argparse.Namespace, human: bool) -> Callable[[dict[str, Any]], None]:
+    """Writes one event as a JSON line on stdout, or nothing (a terminal, ``--quiet``). The
+    lines have the wire shape of :mod:`pipeline.contract`'s events (``parse_event`` reads
+    them; a test checks it), written with ``json`` alone so that ``convert`` does not pay for
+    importing pydantic."""
+
+    def write(event: dict[str, Any]) -> None:
+        if not (human or args.quiet):
+            print(json.dumps(event, allow_nan=False), flush=True)
+
+    return write
 
 
 def _rotated(splats: Any, rotate_sh: bool) -> Any:
