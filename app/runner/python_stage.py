@@ -49,16 +49,18 @@ async def run_python_stage(
     supervisor: WorkerSupervisor,
     metrics: NodeMetrics,
     progress_min_interval_s: float,
+    capture: Path | None = None,
 ) -> DoneEvent:
-    """Runs the pipeline child on ``job_root``; progress 35 → 80. Returns its ``done`` event
-    (what to upload; one listing nothing when the child sent none).
+    """Runs the pipeline child on ``job_root`` (with a ``capture``: ``train capture --out
+    job_root``); progress 35 → 80. Returns its ``done`` event (what to upload; one listing
+    nothing when the child sent none).
 
     Raises:
         JobCancelledError: the cancel flag stopped the child (``task cancelled: python execution``).
         SplatterJobError: the child could not start, or ended with a non-zero status or a signal.
     """
     check_cancelled(ctx, "before python start")
-    script = supervisor.describe_command(job_root)
+    script = supervisor.describe_command(job_root, capture)
     ctx.reporter.set_progress(progress.python_starting(job_root, script))
     ctx.reporter.log_event(
         {
@@ -70,7 +72,7 @@ async def run_python_stage(
     )
     on_event = _ChildEvents(ctx, metrics, progress_min_interval_s)
     try:
-        outcome = await supervisor.run_pipeline(job_root, ctx.cancelled, on_event)
+        outcome = await supervisor.run_pipeline(job_root, ctx.cancelled, on_event, capture)
     except OSError as exc:
         raise SplatterJobError(f"spawn {script}: {exc.strerror or exc}") from exc
     metrics.observe_stage("python", outcome.duration_ms / 1000)

@@ -83,12 +83,17 @@ class WatchFolders:
                 return candidate
         raise FileExistsError(f"no free name for {label} in {folder}")
 
-    def publish(self, outputs: Path, label: str) -> Path:
-        """Copies every file of ``outputs`` into ``outbox/<label>_<stamp>/``; returns it."""
+    def publish(self, outputs: Path, label: str, skip: tuple[str, ...] = ()) -> Path:
+        """Copies ``outputs`` (less the top-level names in ``skip``) into
+        ``outbox/<label>_<stamp>/``; returns it."""
         final = self.fresh(self.outbox, label)
         partial = self.outbox / f".partial-{final.name}"
         shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(outputs, partial, symlinks=True)
+
+        def ignore(folder: str, names: list[str]) -> list[str]:
+            return [n for n in names if n in skip and Path(folder) == outputs]
+
+        shutil.copytree(outputs, partial, symlinks=True, ignore=ignore)
         partial.rename(final)
         return final
 

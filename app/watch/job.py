@@ -1,10 +1,11 @@
 """One watch job: stage the dropped capture in a job folder, run the pipeline, publish.
 
-The capture is staged into ``<TASKS_ROOT>/<task id>/`` by hard links (a copy across file
-systems), so the pipeline never writes into the inbox and the inbox entry stays as dropped until
-the job ends. Today the pipeline child is ``run --job-root`` and the capture must be in the Auki
-job layout (``datasets/<scan>/Frames.mp4`` and a refined COLMAP model); anything else fails
-with a message that says what was found and what is needed.
+The capture is staged as ``<TASKS_ROOT>/<task id>/capture/<label>[.ext]`` by hard links (a
+copy across file systems), so the pipeline never writes into the inbox and the inbox entry
+stays as dropped until the job ends. The child is ``python -m pipeline train CAPTURE --out
+<job folder>/out``, which detects the layout (COLMAP project, nerfstudio data, photos, videos,
+the Auki job folder) and says what it found when none fits; its reason becomes the job's error.
+Everything ``out/`` holds except training checkpoints is published to the outbox.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from app.watch.folders import WatchFolders, link_tree
 from app.worker.supervisor import WorkerSupervisor
 from pipeline.contract import JobLayout
 
-__all__ = ["WatchItem", "WatchRun", "layout_problem"]
+__all__ = ["UNPUBLISHED", "WatchItem", "WatchRun"]
+
+UNPUBLISHED = ("checkpoints",)
+"""Entries of the pipeline's output folder that stay out of the outbox (resume state)."""
 
 
 @dataclass
@@ -49,23 +53,6 @@ class WatchItem:
     stable_at: float = 0.0
 
 
-def layout_problem(capture: Path) -> str | None:
-    """Why ``capture`` is not a layout the pipeline child can run, or ``None``."""
-    if not capture.is_dir():
-        return (
-            "a single file is not a capture the node can train yet: it needs the Auki job "
-            "layout (datasets/<scan>/Frames.mp4 and refined/global/refined_sfm_combined/)"
-        )
-    found = sorted(p.name for p in capture.iterdir())[:8]
-    if not any((capture / "datasets").glob("*/Frames.mp4")):
-        return (
-            f"not a capture the node can train: found {found or 'an empty folder'}; the Auki "
-            "job layout needs datasets/<scan>/Frames.mp4 and refined/global/"
-            "refined_sfm_combined/"
-        )
-    return None
-
-
 @dataclass
 class WatchRun:
     """The ``LocalWork`` of one watch job."""
@@ -84,15 +71,17 @@ class WatchRun:
         try:
             check_free_disk(self.settings.tasks_root, self.settings.min_free_disk_mb)
             check_cancelled(ctx, "before execution")
-            self._stage(ctx, layout)
+            capture = self._stage(ctx, layout)
+            out = layout.root / "out"
             await run_python_stage(
                 ctx,
-                layout.root,
+                out,
                 self.supervisor,
                 self.metrics,
                 self.settings.progress_min_interval_secs,
+                capture=capture,
             )
-            self.outbox = self.folders.publish(layout.splatter_dir, self.item.label)
+            self.outbox = self.folders.publish(out, self.item.label, skip=UNPUBLISHED)
             ctx.reporter.set_progress({"pct": 100, "stage": "outbox", "status": "succeeded"})
             ctx.reporter.log_event(
                 {
@@ -107,15 +96,15 @@ class WatchRun:
                 layout.root, self.settings.disable_tasks_cleanup, self.settings.tasks_root
             )
 
-    def _stage(self, ctx: JobContextView, layout: JobLayout) -> None:
-        capture = self.folders.inbox / self.item.name
-        if not capture.exists():
+    def _stage(self, ctx: JobContextView, layout: JobLayout) -> Path:
+        """Links the inbox entry into the job folder; returns the staged capture."""
+        source = self.folders.inbox / self.item.name
+        if not source.exists():
             raise SplatterJobError(f"the input {self.item.name!r} left the inbox before it ran")
-        problem = layout_problem(capture)
-        if problem is not None:
-            raise SplatterJobError(problem)
         self.settings.tasks_root.mkdir(parents=True, exist_ok=True)
-        link_tree(capture, prove_job_folder(self.settings.tasks_root, layout.root))
+        root = prove_job_folder(self.settings.tasks_root, layout.root)
+        capture = root / "capture" / f"{self.item.label}{self.item.suffix}"
+        link_tree(source, capture)
         ctx.reporter.set_progress({"pct": 20, "stage": "inputs", "status": "staged"})
         ctx.reporter.log_event(
             {
@@ -126,6 +115,7 @@ class WatchRun:
                 "attempt": self.item.attempt,
             }
         )
+        return capture
 
     def finished(self, record: JobRecord) -> None:
         self.on_finished(self.item, record)

@@ -47,12 +47,17 @@ class WorkerSupervisor:
     def running_children(self) -> int:
         return len(self._running)
 
-    def command_for(self, job_root: Path) -> list[str]:
-        """The child's argv: ``<PIPELINE_COMMAND> run --job-root DIR [options]``."""
+    def command_for(self, job_root: Path, capture: Path | None = None) -> list[str]:
+        """The child's argv: ``<PIPELINE_COMMAND> run --job-root DIR [options]``, or with a
+        ``capture`` (the watch door's) ``<PIPELINE_COMMAND> train CAPTURE --out DIR [options]``
+        (``train`` detects the capture's layout; it has no ``--trainer``)."""
         s = self._settings
-        argv = [*s.pipeline_argv, "run", "--job-root", str(job_root)]
+        if capture is None:
+            argv = [*s.pipeline_argv, "run", "--job-root", str(job_root)]
+        else:
+            argv = [*s.pipeline_argv, "train", str(capture), "--out", str(job_root)]
         argv += ["--backend", s.splatter_backend]
-        if s.splatter_trainer != "builtin":  # the pipeline's default stays implicit
+        if s.splatter_trainer != "builtin" and capture is None:  # the default stays implicit
             argv += ["--trainer", s.splatter_trainer]
         if s.splatter_iterations is not None:
             argv += ["--steps", str(s.splatter_iterations)]
@@ -71,9 +76,9 @@ class WorkerSupervisor:
                 argv += ["--preview-fps", f"{s.splatter_preview_fps:g}"]
         return argv
 
-    def describe_command(self, job_root: Path) -> str:
+    def describe_command(self, job_root: Path, capture: Path | None = None) -> str:
         """The command as one shell-quoted string (the ``script`` field of the progress)."""
-        return shlex.join(self.command_for(job_root))
+        return shlex.join(self.command_for(job_root, capture))
 
     def check_command(self) -> str | None:
         """Why the pipeline command cannot start, or ``None`` when its program exists."""
@@ -85,9 +90,14 @@ class WorkerSupervisor:
         return None if ok else f"pipeline command not found or not executable: {program}"
 
     async def run_pipeline(
-        self, job_root: Path, cancel: asyncio.Event, on_event: EventCallback
+        self,
+        job_root: Path,
+        cancel: asyncio.Event,
+        on_event: EventCallback,
+        capture: Path | None = None,
     ) -> ChildOutcome:
-        """Runs the pipeline child on ``job_root`` until it exits or ``cancel`` is set.
+        """Runs the pipeline child on ``job_root`` (``train capture --out job_root`` with a
+        ``capture``) until it exits or ``cancel`` is set.
 
         Raises:
             RuntimeError: the supervisor is shutting down.
@@ -99,7 +109,7 @@ class WorkerSupervisor:
         self._idle.clear()
         try:
             outcome = await run_child(
-                self.command_for(job_root),
+                self.command_for(job_root, capture),
                 env=pipeline_env(PYTHONUNBUFFERED="1"),
                 cwd=PROJECT_ROOT,
                 on_event=on_event,

@@ -1,6 +1,8 @@
 """A stand-in for ``python -m pipeline run`` that the supervisor tests start as a real child.
 
-Usage: ``python stub_pipeline.py [--do ACTION]... run --job-root DIR [pipeline options]``.
+Usage: ``python stub_pipeline.py [--do ACTION]... run --job-root DIR [pipeline options]``, or
+``... train DATA --out DIR [options]`` (then outputs go to DIR itself and ``require-file`` paths
+are relative to DATA).
 The actions run in order, then the stub exits 0 (unless an action exits first):
 
 ``stdout:TEXT`` / ``stderr:TEXT``   print one line
@@ -25,7 +27,7 @@ The actions run in order, then the stub exits 0 (unless an action exits first):
 ``spawn-grandchild:PIDFILE``        start ``sleep 600`` in the same process group, record its pid
 ``kill-self:SIGNAL``                send SIGNAL (e.g. KILL) to itself
 ``error:MESSAGE``                   report a pipeline error (event + ``error:`` line), exit 1
-``require-file:REL``                exit 1 unless ``<job root>/REL`` is a file (staged inputs)
+``require-file:REL``                exit 1 unless ``<job root>/REL`` (train: ``DATA/REL``) is a file
 ``exit:CODE``                       exit with CODE
 """
 
@@ -81,8 +83,7 @@ def atomic_write(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def write_outputs(job_root: Path, previews: bool) -> None:
-    out = job_root / "refined" / "splatter"
+def write_outputs(out: Path, previews: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "splat_rot.splat").write_bytes(b"\x01" * 64)
     if previews:
@@ -115,6 +116,7 @@ def train_forever() -> None:
 def run_action(action: str, args: argparse.Namespace) -> None:
     name, _, value = action.partition(":")
     job_root = Path(args.job_root)
+    splatter = job_root if args.command == "train" else job_root / "refined" / "splatter"
     if name == "stdout":
         print(value, flush=True)
     elif name == "stderr":
@@ -132,22 +134,23 @@ def run_action(action: str, args: argparse.Namespace) -> None:
     elif name == "train-forever":
         train_forever()
     elif name == "require-file":
-        if not (job_root / value).is_file():
+        base = Path(args.data) if args.command == "train" else job_root
+        if not (base / value).is_file():
             print(f"error: missing input {value}", flush=True)
             sys.exit(1)
     elif name in ("write-report", "bad-report"):
-        out = job_root / "refined" / "splatter"
+        out = splatter
         out.mkdir(parents=True, exist_ok=True)
         report = {"quality": {"psnr": 24.5, "ssim": 0.81, "views": 3, "flat_psnr": 14.0},
                   "training": {"gaussians": 1234, "steps": 40}}  # fmt: skip
         (out / "report.json").write_text(json.dumps(report) if name == "write-report" else "{")
     elif name == "write-sog":  # what `pipeline run` writes unless --no-sog
         if not args.no_sog:
-            out = job_root / "refined" / "splatter"
+            out = splatter
             out.mkdir(parents=True, exist_ok=True)
             (out / "splat_rot.sog").write_bytes(b"sog-zip" * 20)  # 140 bytes
     elif name in ("write-outputs", "write-splat"):
-        write_outputs(job_root, previews=name == "write-outputs" and not args.no_preview)
+        write_outputs(splatter, previews=name == "write-outputs" and not args.no_preview)
     elif name == "write":
         path, _, text = value.partition("=")
         target = job_root / path
@@ -202,13 +205,17 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run")
     run.add_argument("--job-root", required=True)
-    run.add_argument("--steps", type=int)
-    run.add_argument("--backend", default="auto")
-    run.add_argument("--threads", type=int)
-    run.add_argument("--no-preview", action="store_true")
-    run.add_argument("--no-sog", action="store_true")
-    run.add_argument("--preview-size")
-    run.add_argument("--preview-fps", type=float)
+    train = sub.add_parser("train")
+    train.add_argument("data")
+    train.add_argument("--out", dest="job_root", required=True)
+    for command in (run, train):
+        command.add_argument("--steps", type=int)
+        command.add_argument("--backend", default="auto")
+        command.add_argument("--threads", type=int)
+        command.add_argument("--no-preview", action="store_true")
+        command.add_argument("--no-sog", action="store_true")
+        command.add_argument("--preview-size")
+        command.add_argument("--preview-fps", type=float)
     args = parser.parse_args()
     for action in args.do:
         run_action(action, args)

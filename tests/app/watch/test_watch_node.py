@@ -1,7 +1,8 @@
 """The watch door over a real temp folder and a real node process (``python -m app``).
 
 The pipeline child is the stub pipeline (it checks that the capture was staged and writes the
-outputs): these tests are about the door, not about training.
+outputs): these tests are about the door, not about training. The corrupt-input test runs the
+real ``python -m pipeline train``, whose layout detection refuses the capture.
 """
 
 from __future__ import annotations
@@ -64,14 +65,15 @@ class WatchNode:
 
 @contextmanager
 def watch_node(tmp_path: Path, *actions: str, **env: str) -> Iterator[WatchNode]:
-    """A node process with ``WATCH_DIR=tmp_path/watch``; stopped with SIGTERM after."""
+    """A node process with ``WATCH_DIR=tmp_path/watch`` and the stub pipeline doing
+    ``actions`` (no actions: the real pipeline); stopped with SIGTERM after."""
     port = free_port()
     defaults = {"WATCH_STABLE_SECS": str(STABLE_S), "PROGRESS_MIN_INTERVAL_SECS": "0"}
     settings = node_env(
         tmp_path,
         SPLATTER_PORT=str(port),
         WATCH_DIR=str(tmp_path / "watch"),
-        PIPELINE_COMMAND=stub_command(*actions),
+        PIPELINE_COMMAND=stub_command(*actions) if actions else "",
         **{**defaults, **env},
     )
     log = tmp_path / f"node-{port}.log"
@@ -145,7 +147,7 @@ def test_a_capture_still_being_written_is_not_picked_up_early(tmp_path: Path) ->
 
 
 def test_a_corrupt_input_lands_in_error_with_its_reason(tmp_path: Path) -> None:
-    with watch_node(tmp_path, "write-outputs") as node:
+    with watch_node(tmp_path) as node:  # the real pipeline
         junk = node.watch / ".junk"
         junk.mkdir()
         (junk / "notes.txt").write_text("not a capture")
@@ -156,7 +158,10 @@ def test_a_corrupt_input_lands_in_error_with_its_reason(tmp_path: Path) -> None:
     (folder,) = node.entries("error")
     assert folder.startswith("junk_")
     report = (node.watch / "error" / folder / "error.txt").read_text()
-    assert "reason: runner failed: not a capture the node can train: found ['notes.txt']" in report
+    assert "reason: runner failed: python job failed: status=Some(1): no capture found in " in (
+        report
+    )
+    assert "(found: notes.txt); expected one of: COLMAP project" in report
     assert "attempts: 2" in report and "time: 20" in report
     assert (node.watch / "error" / folder / "input" / "notes.txt").read_text() == "not a capture"
     assert node.entries("inbox") == [] and node.entries("outbox") == []

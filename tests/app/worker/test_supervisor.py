@@ -75,6 +75,16 @@ def test_the_nerfstudio_trainer_is_passed_next_to_the_backend(tmp_path: Path) ->
         make_settings(tmp_path, splatter_trainer="lichtfeld")
 
 
+def test_a_capture_is_trained_with_train_and_without_the_trainer_option(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, pipeline_command="p", splatter_trainer="nerfstudio", splatter_iterations=9
+    )
+    capture, out = tmp_path / "capture" / "room.mp4", tmp_path / "out"
+    assert WorkerSupervisor(settings).command_for(out, capture) == [
+        "p", "train", str(capture), "--out", str(out), "--backend", "auto", "--steps", "9",
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("size", ["640", "641x360", "8x8", "axb"])
 def test_a_bad_preview_size_names_the_rule(tmp_path: Path, size: str) -> None:
     with pytest.raises(ValidationError, match="must be WIDTHxHEIGHT, even numbers of at least 16"):
