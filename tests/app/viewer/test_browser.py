@@ -24,7 +24,7 @@ TOKEN = "browser-test-token"
 async def _ready(page: Page, url: str) -> None:
     await page.goto(url)
     await page.wait_for_function(
-        "['ready', 'error', 'empty'].includes(document.body.dataset.state)", timeout=60_000
+        "['ready', 'error', 'empty'].includes(document.body.dataset.state)", timeout=120_000
     )
     assert await page.evaluate("document.body.dataset.state") == "ready"
 
@@ -91,7 +91,8 @@ async def test_without_webgl2_the_page_shows_the_node_s_render_and_drags_it(
         await page.mouse.up()
         await page.wait_for_function(
             "document.getElementById('fallback').getAttribute('src').includes('yaw=-60.00')"
-            " && document.getElementById('fallback').complete"
+            " && document.getElementById('fallback').complete",
+            timeout=120_000,  # rendered at the lowest CPU priority
         )
         turned_src = await image.get_attribute("src")
         framed = frame_job_folder(services.viewer_outputs.kept_root / job.id)
