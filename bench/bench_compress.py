@@ -80,7 +80,7 @@ def _side_by_side(
     print(f"  ours: {ours:.1f} s wall, {ours_cpu:.1f} s CPU", flush=True)
     theirs = _splat_transform(ply, folder / "theirs.sog")
     _sog_rows(table, original, folder, ours, theirs, size)
-    return theirs is not None
+    return theirs is not None and theirs > 0
 
 
 def _scene(count: int) -> SplatArrays:

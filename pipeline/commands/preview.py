@@ -2,8 +2,10 @@
 
 Renders ``preview_top.jpg``, ``preview_angle.jpg``, ``preview.mp4`` and
 ``preview_camera_path.json`` into ``DIR`` without a training run. The scene's up vector comes
-from ``--up``, else from the PLY header (our files record it), else +z. Exits 0 when every
-file was written; otherwise prints why and exits 1 (nothing partial is left).
+from ``--up``, else from the PLY header (our files record it), else +z. When the header
+records the whole scene frame (a job's files do) and ``--up`` is not given, the orbit frames its
+observed region; otherwise a robust box of the Gaussians. Exits 0 when every file was written;
+otherwise prints why and exits 1 (nothing partial is left).
 """
 
 from __future__ import annotations

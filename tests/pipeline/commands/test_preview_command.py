@@ -14,6 +14,7 @@ from pipeline.commands.preview import parse_up
 from pipeline.commands.terminal import TerminalProgress
 from pipeline.contract import WarningEvent
 from pipeline.export.ply import write_ply
+from pipeline.scene_frame import SceneFrame
 from tests.pipeline.export.factories import inria_columns, write_custom_ply
 from tests.support.splats import random_splats
 
@@ -46,6 +47,30 @@ def _elevations_about_target(path: dict[str, list[dict[str, list[float]]]]) -> n
         forward = -c2w[:3, 2]
         angles.append(np.degrees(np.arcsin(-forward @ np.array([0.0, -1.0, 0.0]))))
     return np.array(angles)
+
+
+def test_orbits_the_scene_frame_recorded_in_our_header(tmp_path: Path) -> None:
+    """A job's PLY records its observed region: the orbit aims at its centre, not at the
+    Gaussians' box (here scattered far from it), and ``--up`` falls back to that box."""
+    frame = SceneFrame(np.array([0.0, 0.0, 1.0]), np.array([5.0, -3.0, 1.0]), 0.5, 0.2, "plane")
+    splats = random_splats(50, seed=2)  # around the origin
+    write_ply(tmp_path / "s.ply", splats, up=frame.up, comments=frame.header_comments())
+    out = tmp_path / "out"
+    assert main(["preview", str(tmp_path / "s.ply"), "--out", str(out), *TINY, "--no-video"]) == 0
+    assert _target(out) == pytest.approx(frame.center, abs=1e-6)
+    args = ["preview", str(tmp_path / "s.ply"), "--out", str(out), *TINY, "--no-video", "--up=+z"]
+    assert main(args) == 0
+    assert np.linalg.norm(_target(out) - frame.center) > 3.0
+
+
+def _target(out: Path) -> np.ndarray:
+    """The point the first orbit camera looks at, on its axis at the orbit's distance from
+    the recorded up axis: where the axes of two opposite cameras cross."""
+    path = json.loads((out / "preview_camera_path.json").read_text())["camera_path"]
+    a, b = (np.array(path[i]["camera_to_world"]).reshape(4, 4) for i in (0, len(path) // 2))
+    rows = np.concatenate([a[:3, :2].T, b[:3, :2].T])  # ⟂ to each view axis
+    rhs = np.concatenate([a[:3, :2].T @ a[:3, 3], b[:3, :2].T @ b[:3, 3]])
+    return np.asarray(np.linalg.lstsq(rows, rhs, rcond=None)[0])
 
 
 def test_up_option_overrides_and_foreign_files_default_to_z(tmp_path: Path) -> None:
