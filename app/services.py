@@ -1,10 +1,11 @@
 """The node's long-lived machinery, started and stopped by the FastAPI lifespan.
 
-Start-up order: clean ``TASKS_ROOT`` (unless disabled), open the job store and fail the jobs a
-previous process left unfinished (``node restarted``), then the supervisor, the job service
-(push worker) and, in lease mode, the lease door. Shutdown runs the other way round: the lease
-door stops leasing, running jobs drain or are cancelled (SIGTERM → SIGKILL), states are
-recorded, the store is closed.
+Start-up order: clean ``TASKS_ROOT`` (unless disabled; folders kept for a resume stay, those a
+killed node left running are marked interrupted, expired ones go), open the job store and fail
+the jobs a previous process left unfinished (``node restarted``), then the supervisor, the job
+service (push worker) and, in lease mode, the lease door. Shutdown runs the other way round:
+the lease door stops leasing, running jobs drain or are cancelled (SIGTERM → SIGKILL; their
+folders are kept for a resume), states are recorded, the store is closed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.jobs.push_context import DomainPushContexts
 from app.jobs.service import JobService
 from app.metrics import NodeMetrics
 from app.runner import cleanup_tasks_root
+from app.runner.retention import settle_at_start_up
 from app.settings import Settings
 from app.store import JobStore
 from app.viewer.outputs import JobOutputs
@@ -70,6 +72,8 @@ async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = N
     removed = cleanup_tasks_root(settings.tasks_root, settings.disable_tasks_cleanup)
     if removed:
         log.info("removed job folders left by a previous run", extra={"count": len(removed)})
+    if not settings.disable_tasks_cleanup:
+        settle_at_start_up(settings.tasks_root, settings.resume_retention_hours * 3600.0)
     settings.tasks_root.mkdir(parents=True, exist_ok=True)
     store = JobStore.open(settings.database_path)
     recovered = store.recover_interrupted()
@@ -110,7 +114,11 @@ async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = N
 
 
 async def stop_services(services: Services) -> None:
-    """Stops leasing, drains or cancels running jobs (recording their state), closes the store."""
+    """Stops leasing, drains or cancels running jobs (recording their state), closes the store.
+
+    A job stopped here keeps its folder for a resume (the supervisor says the node is stopping).
+    """
+    services.supervisor.begin_shutdown()
     if services.lease_door is not None:
         await services.lease_door.stop()
     if services.watch is not None:

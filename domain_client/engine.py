@@ -104,6 +104,12 @@ class TaskContext:
     def job(self) -> JobMeta:
         return job_meta(self._session.lease)
 
+    @property
+    def lease_lost(self) -> bool:
+        """True once the lease is gone (failed heartbeat, expiry): unlike a DMS cancel, the
+        task may come back to this node, so its work is worth keeping."""
+        return self._session.state == "lost"
+
     def raise_if_cancelled(self, stage: str) -> None:
         """Raise ``TaskCancelled(stage)`` once the task was cancelled or its lease lost."""
         if self.cancelled.is_set():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import sys
 from collections.abc import Sequence
@@ -29,8 +30,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     bare entry, enough to parse a command line that names ``command``)."""
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="what is logged on stderr (default: info)",
     )
+    parser.add_argument("--version", action="version", version=f"splatter-node {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         if command is None or name == command:
@@ -38,6 +43,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         else:
             subparsers.add_parser(name)
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("splatter-node")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "unknown"
 
 
 def chosen_command(argv: Sequence[str]) -> str | None:

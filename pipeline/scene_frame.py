@@ -21,8 +21,16 @@ look (``mean(image_up) − mean(forward)``), so cameras looking straight down st
 Centre: the least-squares convergence point of the optical axes when it is well defined and in
 front of the cameras, else the median of the points the most views see, else a point ahead of
 the cameras. The observed region is a cylinder about the up axis through the centre: radius
-and half height from the points the most views see (robust percentiles), or from the cameras'
-fields of view when there are no points.
+and half height from the points the most views see (robust percentiles), no larger than what
+the cameras see around the centre when they all look at it (so the walls behind an object do
+not widen it), or that view alone when there are no points.
+
+Limits: cameras that all share one heading say nothing about their pitch. The plane rule then
+only takes a plane they see from above (normal within 80° of their image-up), and otherwise
+the fallback assumes they are level; so a one-heading scan straight down at a table, which
+looks exactly like a level scan of a wall, comes out 90° off. A few
+views (5) of a level capture leave the ``vertical`` rule with the hand-held roll barely
+averaged out (several degrees; the sparse points' plane decides in real jobs).
 
 All vectors are in the world frame of the poses given (COLMAP's in a job); lengths in its units.
 """
@@ -231,8 +239,10 @@ def estimate_scene_frame(
     cam_up, cam_rule = _camera_up(cameras, cfg)
     plane_up = _plane_up(xyz, cameras, cam_up, cam_rule, cfg)
     up, rule = (cam_up, cam_rule) if plane_up is None else (plane_up, _PLANE)
-    center = _center(cameras, xyz, weights, cfg)
-    frame = _region(up, center, cameras, xyz, weights, half_fov, rule, cfg)
+    center, converged = _center(cameras, xyz, weights, cfg)
+    view = _view_radius(cameras, center, half_fov)
+    reach = view if converged or len(xyz) == 0 else math.inf
+    frame = _region(up, center, xyz, weights, reach, rule, cfg)
     log.info(
         "scene up %s decided by the %s rule (%d views, %d points); centre %s, radius %.3g",
         np.round(frame.up, 4).tolist(), rule, cameras.count, len(xyz),
@@ -394,22 +404,22 @@ def _refine_plane(
 # --- centre and region ---------------------------------------------------------------------
 
 
-def _center(cameras: _Cameras, xyz: F64, weights: F64, cfg: FrameConfig) -> F64:
-    """Where the optical axes converge, else the points most views see, else ahead of the
-    cameras."""
+def _center(cameras: _Cameras, xyz: F64, weights: F64, cfg: FrameConfig) -> tuple[F64, bool]:
+    """``(centre, converged)``: where the optical axes converge (``True``), else the points
+    most views see, else a point ahead of the cameras."""
     converged = _axes_convergence(cameras, cfg)
     if converged is not None:
-        return converged
+        return converged, True
     if len(xyz):
-        return np.median(_most_seen(xyz, weights), axis=0)
+        return np.median(_most_seen(xyz, weights), axis=0), False
     reach = max(_spread(cameras.centers), 1.0)
-    return np.asarray(cameras.centers.mean(axis=0) + reach * _unit_or(
-        cameras.forward.mean(axis=0), cameras.forward[0]))  # fmt: skip
+    ahead = _unit_or(cameras.forward.mean(axis=0), cameras.forward[0])
+    return np.asarray(cameras.centers.mean(axis=0) + reach * ahead), False
 
 
 def _axes_convergence(cameras: _Cameras, cfg: FrameConfig) -> F64 | None:
-    """Least-squares point nearest every optical axis, if well defined and in front of at
-    least half of the cameras."""
+    """Least-squares point nearest every optical axis, if well defined and within 30° of the
+    view axis of at least half of the cameras (they look at it, not past it)."""
     f = cameras.forward
     projectors = np.eye(3)[None] - f[:, :, None] * f[:, None, :]  # [N, 3, 3]
     A = projectors.sum(axis=0)
@@ -417,8 +427,11 @@ def _axes_convergence(cameras: _Cameras, cfg: FrameConfig) -> F64 | None:
     if np.linalg.eigvalsh(A / cameras.count)[0] < cfg.min_axes_spread:
         return None
     point = np.linalg.solve(A, b)
-    in_front = np.einsum("ni,ni->n", point - cameras.centers, f) > 0
-    return point if in_front.mean() >= 0.5 else None
+    rays = point - cameras.centers
+    lengths = np.linalg.norm(rays, axis=1)
+    cosines = np.einsum("ni,ni->n", rays, f) / np.where(lengths > 0, lengths, 1.0)
+    in_view = cosines >= math.cos(math.radians(30.0))
+    return point if in_view.mean() >= 0.5 else None
 
 
 def _most_seen(xyz: F64, weights: F64) -> F64:
@@ -430,36 +443,37 @@ def _most_seen(xyz: F64, weights: F64) -> F64:
 def _region(
     up: F64,
     center: F64,
-    cameras: _Cameras,
     xyz: F64,
     weights: F64,
-    half_fov: ArrayLike | None,
+    reach: float,
     rule: UpRule,
     cfg: FrameConfig,
 ) -> SceneFrame:
     """The observed region as a cylinder about ``up``: from the most-seen points (centre moved
-    along ``up`` to the middle of their height range), else from the cameras' view."""
+    along ``up`` to the middle of their height range), no wider or higher than ``reach`` (what
+    the cameras see at the centre when they all look at it; ``inf`` otherwise), or ``reach``
+    itself when there are no points."""
     if len(xyz) == 0:
-        radius = _view_radius(cameras, center, half_fov)
-        return SceneFrame(up, center, radius, radius, rule)
+        return SceneFrame(up, center, reach, reach, rule)
     seen = _most_seen(xyz, weights)
     offsets = seen - center
     heights = offsets @ up
     horizontal = np.linalg.norm(offsets - heights[:, None] * up, axis=1)
     tail = (100.0 - cfg.region_percentile) / 2.0
-    low, high = np.percentile(heights, [tail, 100.0 - tail])
-    floor = 1e-3 * max(_spread(xyz), _spread(cameras.centers), 1e-6)
-    radius = max(float(np.percentile(horizontal, cfg.region_percentile)), floor)
+    low, high = np.clip(np.percentile(heights, [tail, 100.0 - tail]), -reach, reach)
+    floor = 1e-3 * max(_spread(xyz), 1e-6)
+    radius = min(float(np.percentile(horizontal, cfg.region_percentile)), reach)
     half_height = max(float(high - low) / 2.0, floor)
-    return SceneFrame(up, center + up * (low + high) / 2.0, radius, half_height, rule)
+    return SceneFrame(up, center + up * (low + high) / 2.0, max(radius, floor), half_height, rule)
 
 
 def _view_radius(cameras: _Cameras, center: F64, half_fov: ArrayLike | None) -> float:
-    """Half of what a median camera spans at the centre's distance (no points to measure)."""
+    """What a median camera sees around the centre at the centre's distance (the radius of its
+    narrower field of view there)."""
     angles = np.full(cameras.count, math.radians(30.0)) if half_fov is None else half_fov
     distances = np.linalg.norm(cameras.centers - center, axis=1)
     spans = distances * np.tan(np.asarray(angles, dtype=np.float64))
-    radius = 0.5 * float(np.median(spans))
+    radius = float(np.median(spans))
     return radius if radius > 0 else 1.0
 
 

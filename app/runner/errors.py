@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from domain_client.engine import RunnerError
 
-__all__ = ["JobCancelledError", "SplatterJobError"]
+__all__ = ["JobCancelledError", "RequiredUploadError", "SplatterJobError"]
 
 
 class SplatterJobError(RunnerError):
@@ -13,6 +13,11 @@ class SplatterJobError(RunnerError):
 
     A ``RunnerError``: the lease engine's fail receipt says ``runner failed: <message>``.
     """
+
+
+class RequiredUploadError(SplatterJobError):
+    """The splat could not be uploaded (after the domain client's retries): the job fails, and
+    its folder is kept for a resume (:mod:`app.runner.retention`)."""
 
 
 class JobCancelledError(Exception):

@@ -6,6 +6,11 @@ normally on success (the caller sends ``complete`` with ``ctx.storage.artifacts(
 :class:`JobCancelledError` when the cancel flag stopped it. It does not take the worker slot: the
 caller holds :attr:`WorkerSupervisor.slot` for the whole job. A job that outlasts
 ``JOB_TIMEOUT_SECS`` is stopped (its child killed) and fails ``job timed out after N s``.
+
+The job folder is removed when the job ends for good (success, a failure, a DMS or user
+cancel) and kept for a resume when its run was interrupted: the node shutting down, a lost
+lease, a required upload that failed (:mod:`app.runner.retention`). The same task id leased
+again reuses what the kept folder holds.
 """
 
 from __future__ import annotations
@@ -20,11 +25,24 @@ from app.metrics import NodeMetrics
 from app.ports import TaskContextView
 from app.runner import progress
 from app.runner.cancel import check_cancelled
-from app.runner.errors import JobCancelledError, SplatterJobError
+from app.runner.errors import JobCancelledError, RequiredUploadError, SplatterJobError
 from app.runner.inputs import InputLimits, resolve_inputs
 from app.runner.python_stage import run_python_stage
+from app.runner.retention import (
+    MARKER,
+    evict_oldest,
+    mark_interrupted,
+    mark_running,
+    sweep_expired,
+)
 from app.runner.uploads import upload_outputs
-from app.runner.workspace import check_free_disk, create_job_folder, job_layout, remove_job_root
+from app.runner.workspace import (
+    check_free_disk,
+    create_job_folder,
+    free_disk_bytes,
+    job_layout,
+    remove_job_root,
+)
 from app.settings import Settings
 from app.worker.supervisor import WorkerSupervisor
 from pipeline.contract import JobLayout
@@ -65,18 +83,30 @@ async def run_splatter_job(
         _report_error(ctx, exc)
         raise
     started = time.monotonic()
+    keep_reason: str | None = None
     try:
         await _run_within_limit(ctx, settings, layout, supervisor, metrics)
         if keep_outputs is not None:
             keep_outputs(layout.splatter_dir)
     except JobCancelledError as exc:
+        keep_reason = _interruption(ctx, supervisor)
         _report_cancelled(ctx, exc)
+        raise
+    except RequiredUploadError as exc:
+        keep_reason = _interruption(ctx, supervisor)
+        if keep_reason is None and not ctx.cancelled.is_set():
+            keep_reason = "required upload failed"
+        _report_error(ctx, exc)
         raise
     except SplatterJobError as exc:
         _report_error(ctx, exc)
         raise
+    except asyncio.CancelledError:  # stopped past the grace period (shutdown, lost lease)
+        keep_reason = _interruption(ctx, supervisor)
+        raise
     except Exception as exc:
         if ctx.cancelled.is_set():
+            keep_reason = _interruption(ctx, supervisor)
             cancelled = JobCancelledError("runner")
             _report_cancelled(ctx, cancelled)
             raise cancelled from exc
@@ -85,8 +115,44 @@ async def run_splatter_job(
         _report_error(ctx, failure)
         raise failure from exc
     finally:
-        remove_job_root(layout.root, settings.disable_tasks_cleanup, settings.tasks_root)
+        _end_workspace(layout, settings, keep_reason)
         metrics.observe_stage("job", time.monotonic() - started)
+
+
+def _interruption(ctx: TaskContextView, supervisor: WorkerSupervisor) -> str | None:
+    """Why a stopped job may resume later, or ``None`` when it ended for good (a DMS or user
+    cancel)."""
+    if supervisor.stopping:
+        return "node shutting down"
+    if getattr(ctx, "lease_lost", False):  # domain_client's TaskContext; push jobs have none
+        return "lease lost"
+    return None
+
+
+def _end_workspace(layout: JobLayout, settings: Settings, keep_reason: str | None) -> None:
+    """Keeps an interrupted job's folder (marked) or removes a finished one."""
+    keep = keep_reason is not None and settings.resume_retention_hours > 0
+    if keep and layout.root.is_dir():
+        assert keep_reason is not None
+        mark_interrupted(layout.root, keep_reason)
+        log.info(
+            "job folder kept for a resume",
+            extra={"job_root": str(layout.root), "reason": keep_reason},
+        )
+        return
+    if settings.disable_tasks_cleanup:  # kept for debugging, not for a resume
+        (layout.root / MARKER).unlink(missing_ok=True)
+    remove_job_root(layout.root, settings.disable_tasks_cleanup, settings.tasks_root)
+
+
+def _make_room(settings: Settings, layout: JobLayout) -> None:
+    """Drops expired kept folders, then, while the disk is short, the oldest other ones."""
+    retention_s = settings.resume_retention_hours * 3600.0
+    sweep_expired(settings.tasks_root, retention_s, keep=layout.root)
+    need = settings.min_free_disk_mb * 1024 * 1024
+    evict_oldest(
+        settings.tasks_root, lambda: free_disk_bytes(settings.tasks_root) >= need, layout.root
+    )
 
 
 async def _run_within_limit(
@@ -117,6 +183,7 @@ async def _run(
     supervisor: WorkerSupervisor,
     metrics: NodeMetrics,
 ) -> None:
+    _make_room(settings, layout)
     check_free_disk(settings.tasks_root, settings.min_free_disk_mb)
     check_cancelled(ctx, "before execution")
     _prepare_workspace(ctx, layout)
@@ -148,6 +215,13 @@ async def _run(
 def _prepare_workspace(ctx: TaskContextView, layout: JobLayout) -> None:
     create_job_folder(layout)
     task = ctx.lease.task
+    kept = mark_running(layout.root, str(task.id))
+    if kept is not None:
+        ctx.reporter.log_event(
+            {"level": "info", "stage": "workspace",
+             "message": "resuming in the job folder kept from an earlier run",
+             "interrupted_by": kept.reason}
+        )  # fmt: skip
     ctx.reporter.set_progress(progress.workspace_prepared(layout.root))
     ctx.reporter.log_event(
         {

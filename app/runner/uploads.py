@@ -27,7 +27,7 @@ from pathlib import Path
 from app.ports import TaskContextView
 from app.runner import progress
 from app.runner.cancel import check_cancelled
-from app.runner.errors import JobCancelledError, SplatterJobError
+from app.runner.errors import JobCancelledError, RequiredUploadError, SplatterJobError
 from app.runner.naming import (
     PREVIEW_OUTPUTS,
     REPORT_OUTPUT,
@@ -83,7 +83,7 @@ async def upload_outputs(
         await ctx.storage.put_domain_artifact(name, name, SPLAT_DATA_TYPE, splat_path)
     except Exception as exc:
         log.warning("splat upload failed", extra={"artifact": name, "error": str(exc)})
-        raise SplatterJobError(f"upload {splat_path} as {name}") from exc
+        raise RequiredUploadError(f"upload {splat_path} as {name}") from exc
     summary = UploadSummary(
         splat=name, sog=sog_name, bytes_uploaded=splat_path.stat().st_size + sog_bytes
     )

@@ -20,10 +20,12 @@ from app.runner.errors import SplatterJobError
 from pipeline.contract import JobLayout
 
 __all__ = [
+    "RESUME_MARKER",
     "UnsafeJobFolderError",
     "check_free_disk",
     "cleanup_tasks_root",
     "create_job_folder",
+    "free_disk_bytes",
     "job_folder_name",
     "job_layout",
     "prove_job_folder",
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 _MIB = 1024 * 1024
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: The keep-marker of a job folder (written and read by :mod:`app.runner.retention`).
+RESUME_MARKER = ".resume.json"
 
 
 class UnsafeJobFolderError(SplatterJobError):
@@ -98,16 +102,21 @@ def create_job_folder(layout: JobLayout) -> None:
     prove_job_folder(layout.root.parent, layout.root)  # still no symlink once it exists
 
 
+def free_disk_bytes(tasks_root: Path) -> int:
+    """Free bytes on the disk ``tasks_root`` lives (or will live) on."""
+    probe = tasks_root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent  # TASKS_ROOT may not exist yet: measure the disk it will live on
+    return shutil.disk_usage(probe).free
+
+
 def check_free_disk(tasks_root: Path, min_free_mb: int) -> int:
     """Returns the free bytes under ``tasks_root``; raises when fewer than ``min_free_mb`` MiB.
 
     Raises:
         SplatterJobError: ``insufficient disk space: ...`` naming both figures.
     """
-    probe = tasks_root
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent  # TASKS_ROOT may not exist yet: measure the disk it will live on
-    free = shutil.disk_usage(probe).free
+    free = free_disk_bytes(tasks_root)
     if free < min_free_mb * _MIB:
         raise SplatterJobError(
             f"insufficient disk space: {free / _MIB:.0f} MiB free under {tasks_root}, "
@@ -142,10 +151,15 @@ def remove_job_root(root: Path, cleanup_disabled: bool, tasks_root: Path | None 
 
 def cleanup_tasks_root(tasks_root: Path, cleanup_disabled: bool) -> list[Path]:
     """At start-up: deletes the job folders (UUID-named sub-folders, no symlinks) of
-    ``TASKS_ROOT`` left by a previous process; anything else there is left alone."""
+    ``TASKS_ROOT`` left by a previous process, except those kept for a resume (they hold
+    ``.resume.json``: :mod:`app.runner.retention`); anything else there is left alone."""
     if cleanup_disabled or not tasks_root.is_dir():
         return []
-    removed = [p for p in sorted(tasks_root.iterdir()) if _is_job_folder(tasks_root, p)]
+    removed = [
+        p
+        for p in sorted(tasks_root.iterdir())
+        if _is_job_folder(tasks_root, p) and not (p / RESUME_MARKER).is_file()
+    ]
     for folder in removed:
         remove_job_root(folder, cleanup_disabled=False, tasks_root=tasks_root)
     return removed

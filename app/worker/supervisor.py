@@ -37,11 +37,21 @@ class WorkerSupervisor:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        self._stopping = False
 
     @property
     def busy(self) -> bool:
         """True while a job holds the slot."""
         return self.slot.locked()
+
+    @property
+    def stopping(self) -> bool:
+        """True once the node began shutting down: a job stopped now is kept for a resume."""
+        return self._stopping
+
+    def begin_shutdown(self) -> None:
+        """Says the node is shutting down (before the doors drain or cancel their jobs)."""
+        self._stopping = True
 
     @property
     def running_children(self) -> int:
@@ -135,7 +145,7 @@ class WorkerSupervisor:
 
     async def shutdown(self) -> None:
         """Refuses new children and stops the running ones (SIGTERM, then SIGKILL)."""
-        self._closed = True
+        self._closed = self._stopping = True
         for cancel in list(self._running.values()):
             cancel.set()
         with contextlib.suppress(TimeoutError):

@@ -21,8 +21,9 @@ DIR receives what "run" writes into refined/splatter/: splat.ply, splat_rot.ply,
 splat_rot.splat, the previews, checkpoints/ and run_state.json (a rerun resumes), and for
 photos and videos the reconstruction in sfm/.
 
-stdout carries JSON-lines progress events (see pipeline/progress.py); exit code 0 on
-success, 1 on failure (the reason is the last stderr line), 2 for bad arguments.
+Progress: a progress bar on a terminal; JSON lines on stdout when stdout is not a terminal
+or with --json; nothing with --quiet. Exit codes: 0 success, 1 failure (the reason is the
+last stderr line, "error: ..."), 2 bad arguments, 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -48,14 +49,14 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("data", type=Path, help="the capture: a folder or a video file")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the outputs")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the outputs (required)")
     add_training_options(parser)
     parser.add_argument(
         "--frame-budget",
         type=int,
         default=_SFM.frame_budget,
         help="videos: frames kept for structure from motion, all videos together "
-        "(default %(default)s)",
+        "(default: %(default)s)",
     )
     parser.set_defaults(func=train_command)
 
@@ -64,5 +65,5 @@ def train_command(args: argparse.Namespace) -> int:
     config = run_config(args)
     sfm = SfmOptions(frame_budget=max(3, args.frame_budget))
     return execute(
-        lambda tracker, stop: train_capture(args.data, args.out, config, tracker, sfm, stop)
+        lambda tracker, stop: train_capture(args.data, args.out, config, tracker, sfm, stop), args
     )

@@ -175,15 +175,22 @@ def _total_order(values: F32) -> NDArray[np.int32]:
 def _importance_order(keys: F32, means: F32) -> NDArray[np.intp]:
     """Indices sorting by ``keys``, then x, y, z, all ascending in IEEE totalOrder."""
     x, y, z = means.T
-    # One int64 sort on (key, x) packed together; only exact ties on both need y and z,
-    # and then a full (stable) lexsort settles the order (rare: duplicated Gaussians).
+    # One int64 sort on (key, x) packed together; only exact ties on both (duplicated
+    # Gaussians, rare) need y and z: those runs alone are re-sorted by (key, x, y, z).
     primary = (_total_order(keys).astype(np.int64) << 32) | (
         _total_order(x).astype(np.int64) + 2**31
     )
     order = np.argsort(primary)
     ranked = np.take(primary, order)
-    if (ranked[1:] == ranked[:-1]).any():
-        order = np.lexsort((_total_order(z), _total_order(y), primary))
+    equal = ranked[1:] == ranked[:-1]
+    if equal.any():
+        tied = np.zeros(len(order), dtype=bool)
+        tied[1:] |= equal
+        tied[:-1] |= equal
+        at = np.flatnonzero(tied)  # whole runs of equal (key, x), in ascending order
+        members = order[at]
+        by_yz = np.lexsort((_total_order(z[members]), _total_order(y[members]), primary[members]))
+        order[at] = members[by_yz]
     return order
 
 

@@ -1,9 +1,13 @@
-"""Where the subject is: a robust, up-aligned bounding box of a splat.
+"""Where the subject is: the region the preview orbits.
 
-The reference took the raw min/max of all centres, so one far floater inflated the box and
-shrank the subject to a dot in the preview. Here each side of the box is an opacity-weighted
-percentile of the centres (faint floaters weigh little, and a few strong ones fall outside the
-percentiles), measured along the scene's own axes: two horizontal ones and the up vector.
+Two sources. A job knows the region its cameras observed (the scene frame,
+:class:`~pipeline.scene_frame.SceneFrame`, recorded in our PLY headers): a cylinder about the
+up axis. Any other splat gets a robust, up-aligned bounding box of its centres. The reference
+took the raw min/max of all centres, so one far floater inflated the box and shrank the
+subject to a dot in the preview. Here each side of the box is an opacity-weighted percentile of
+the centres (faint floaters weigh little, and a few strong ones fall outside the percentiles),
+measured along the scene's own axes: two horizontal ones and the up vector. The preview frames
+either as a :class:`SubjectCylinder` (a box by its circumscribed cylinder).
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["BoundsConfig", "SceneBounds", "robust_bounds", "scene_axes"]
+from pipeline.scene_frame import SceneFrame
+
+__all__ = ["BoundsConfig", "SceneBounds", "SubjectCylinder", "robust_bounds", "scene_axes"]
 
 F64 = NDArray[np.float64]
 
@@ -79,6 +85,49 @@ class SceneBounds:
         """``[8, 3]`` box corners, world frame."""
         signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
         return self.center + (signs * self.half_extents) @ self.axes
+
+    def cylinder(self) -> SubjectCylinder:
+        """The smallest cylinder about ``up`` through the centre that holds the box."""
+        radius = float(np.hypot(self.half_extents[0], self.half_extents[1]))
+        return SubjectCylinder(self.center, self.axes, radius, float(self.half_extents[2]))
+
+
+@dataclass(frozen=True)
+class SubjectCylinder:
+    """The region the preview frames: a cylinder standing on the scene's up axis.
+
+    Attributes:
+        center: ``[3]`` centre, world frame.
+        axes: ``[3, 3]`` rows ``(e1, e2, up)`` as :func:`scene_axes` makes them.
+        radius: radius about ``up``, world units.
+        half_height: half its height along ``up``, world units.
+    """
+
+    center: F64
+    axes: F64
+    radius: float
+    half_height: float
+
+    @classmethod
+    def from_frame(cls, frame: SceneFrame) -> SubjectCylinder:
+        """The observed region of a scene frame."""
+        return cls(frame.center, scene_axes(frame.up), frame.radius, frame.half_height)
+
+    @property
+    def up(self) -> F64:
+        """``[3]`` the scene's up vector."""
+        return np.asarray(self.axes[2], dtype=np.float64)
+
+    def rim_points(self, count: int = 64) -> F64:
+        """``[2 · count, 3]`` corners of two regular ``count``-gons (top and bottom) whose
+        prism holds the cylinder, world frame (for framing: a view that holds them holds it)."""
+        angles = np.linspace(0.0, 2.0 * np.pi, count, endpoint=False)
+        reach = float(self.radius / np.cos(np.pi / count))
+        e1, e2, up = self.axes
+        ring: F64 = reach * (np.outer(np.cos(angles), e1) + np.outer(np.sin(angles), e2))
+        lift: F64 = self.half_height * up
+        rims: F64 = np.concatenate([ring + lift, ring - lift])
+        return rims + self.center
 
 
 def scene_axes(up: ArrayLike) -> F64:

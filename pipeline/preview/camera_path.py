@@ -5,9 +5,11 @@ nerfstudio's ``ns-render camera-path`` reads them; :meth:`PathCamera.to_render_c
 one into the rasterizer's OpenCV world-to-camera form. Intrinsics follow ns-render: the field
 of view is vertical, ``f = (H/2) / tan(fov/2)``, principal point at the image centre.
 
-Framing: every camera stands at distance ``margin · R / sin(θ/2)`` from the box centre, where
-``R`` is the radius of the sphere through the box corners and ``θ`` the narrower of the two
-fields of view, so the whole box is in every frame whatever the viewing direction.
+Framing: the subject is a cylinder about the up axis (:class:`SubjectCylinder`; a box counts
+as its circumscribed cylinder). Each camera stands, along its viewing direction, at the
+smallest distance from the centre at which the whole cylinder is inside both fields of view,
+times ``margin``: at the orbit's elevation the subject fills the frame (the reference fitted
+the sphere through the box corners, which left a flat subject small in the middle).
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
-from pipeline.preview.bounds import SceneBounds
+from pipeline.preview.bounds import SceneBounds, SubjectCylinder
 from pipeline.render.types import Camera
 
 __all__ = [
     "OrbitConfig",
     "PathCamera",
     "camera_path_json",
-    "fit_distance",
+    "framing_distance",
     "look_at_c2w",
     "orbit_cameras",
     "still_cameras",
@@ -147,57 +149,73 @@ def look_at_c2w(eye: ArrayLike, target: ArrayLike, up_hints: ArrayLike) -> F64:
     return c2w
 
 
-def fit_distance(radius: float, width: int, height: int, vfov_deg: float, margin: float) -> float:
-    """Distance at which a sphere of ``radius`` fits the narrower field of view, × ``margin``."""
-    half_v = math.radians(vfov_deg) / 2.0
-    half_h = math.atan(math.tan(half_v) * width / height)
-    return margin * radius / math.sin(min(half_v, half_h))
+def framing_distance(region: SubjectCylinder, direction: ArrayLike, config: OrbitConfig) -> float:
+    """Distance from ``region.center`` along the unit ``direction`` (centre → eye) at which
+    the whole cylinder is just inside both fields of view, times ``config.margin``.
+
+    A point at ``center + q`` is in view when ``|q·x| ≤ tan(h/2)·(d − q·w)`` and
+    ``|q·y| ≤ tan(v/2)·(d − q·w)`` (``x``, ``y`` the image axes, ``w = direction``), i.e.
+    ``d ≥ q·w + |q·x| / tan(h/2)``; the bound is taken over the rim of a prism holding the
+    cylinder, whose convex hull it is.
+    """
+    w = np.asarray(direction, dtype=np.float64)
+    c2w = look_at_c2w(region.center + w, region.center, region.axes[::-1])
+    tan_v = math.tan(math.radians(config.vfov_deg) / 2.0)
+    tan_h = tan_v * config.width / config.height
+    q = region.rim_points() - region.center
+    lateral = np.maximum(np.abs(q @ c2w[:3, 0]) / tan_h, np.abs(q @ c2w[:3, 1]) / tan_v)
+    return config.margin * float(np.max(q @ c2w[:3, 2] + lateral))
 
 
-def orbit_cameras(bounds: SceneBounds, config: OrbitConfig) -> list[PathCamera]:
-    """The orbit: ``frame_count`` cameras circling ``bounds.up`` at constant elevation.
+def orbit_cameras(target: SceneBounds | SubjectCylinder, config: OrbitConfig) -> list[PathCamera]:
+    """The orbit: ``frame_count`` cameras circling ``target.up`` at constant elevation and
+    distance (the subject cylinder fills the frame; a box is framed by its cylinder).
 
     A 360° sweep stops one step short of the start so the video loops without a repeated
     frame (as the reference); a shorter sweep covers its whole arc from first to last frame.
     """
+    region = _cylinder(target)
     n = config.frame_count
     sweep = math.radians(config.sweep_deg)
     step = sweep / n if config.sweep_deg >= 360.0 else sweep / max(n - 1, 1)
-    distance = _distance(bounds, config.width, config.height, config.vfov_deg, config.margin)
     elevation = math.radians(config.elevation_deg)
-    e1, e2, up = bounds.axes
+    e1, e2, up = region.axes
+    first = math.cos(elevation) * e1 + math.sin(elevation) * up
+    distance = framing_distance(region, first, config)  # the same at every azimuth
     cameras = []
     for i in range(n):
         theta = i * step
         horizontal = math.cos(theta) * e1 + math.sin(theta) * e2
         direction = math.cos(elevation) * horizontal + math.sin(elevation) * up
-        cameras.append(_camera_at(bounds, bounds.center + distance * direction, config))
+        cameras.append(_camera_at(region, region.center + distance * direction, config))
     return cameras
 
 
-def still_cameras(bounds: SceneBounds, config: OrbitConfig) -> dict[str, PathCamera]:
+def still_cameras(
+    target: SceneBounds | SubjectCylinder, config: OrbitConfig
+) -> dict[str, PathCamera]:
     """The reference's stills: ``top`` (straight down) and ``angle`` (45° up, 45° round).
 
     Directions as the reference: top from ``up``; angle from ``(1.2, 1.2, 1.2·√2)`` in the
-    ``(e1, e2, up)`` frame. Distances fit the whole box, like the orbit.
+    ``(e1, e2, up)`` frame. Each distance fits the subject cylinder tightly, like the orbit.
     """
-    distance = _distance(bounds, config.width, config.height, config.vfov_deg, config.margin)
-    e1, e2, up = bounds.axes
+    region = _cylinder(target)
+    e1, e2, up = region.axes
     directions = {"top": up, "angle": (e1 + e2 + math.sqrt(2.0) * up) / 2.0}
     return {
-        name: _camera_at(bounds, bounds.center + distance * d, config)
+        name: _camera_at(region, region.center + framing_distance(region, d, config) * d, config)
         for name, d in directions.items()
     }
 
 
-def _camera_at(bounds: SceneBounds, eye: F64, config: OrbitConfig) -> PathCamera:
-    """A camera at ``eye`` looking at the box centre, image up from the scene's up."""
-    c2w = look_at_c2w(eye, bounds.center, bounds.axes[::-1])
+def _cylinder(target: SceneBounds | SubjectCylinder) -> SubjectCylinder:
+    return target.cylinder() if isinstance(target, SceneBounds) else target
+
+
+def _camera_at(region: SubjectCylinder, eye: F64, config: OrbitConfig) -> PathCamera:
+    """A camera at ``eye`` looking at the subject's centre, image up from the scene's up."""
+    c2w = look_at_c2w(eye, region.center, region.axes[::-1])
     return PathCamera(c2w, config.vfov_deg, config.width, config.height)
-
-
-def _distance(bounds: SceneBounds, width: int, height: int, vfov: float, margin: float) -> float:
-    return fit_distance(bounds.radius, width, height, vfov, margin)
 
 
 def camera_path_json(cameras: list[PathCamera], seconds: float, fps: float) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pipeline.contract import (
     PREVIEW_VIDEO,
     WarningEvent,
 )
-from pipeline.preview.bounds import BoundsConfig, SceneBounds, robust_bounds
+from pipeline.preview.bounds import BoundsConfig, SubjectCylinder, robust_bounds
 from pipeline.preview.camera_path import (
     OrbitConfig,
     PathCamera,
@@ -42,7 +42,7 @@ from pipeline.scene_frame import SceneFrame
 from pipeline.splats import Splats
 from pipeline.video import EncodeConfig, VideoEncoder
 
-__all__ = ["PREVIEW_FILES", "PreviewConfig", "PreviewResult", "render_preview", "subject_bounds"]
+__all__ = ["PREVIEW_FILES", "PreviewConfig", "PreviewResult", "render_preview", "subject_region"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ class PreviewResult:
     Attributes:
         outputs: file name → path of every preview file written.
         warnings: one line per failure (also sent as ``warning`` events).
-        bounds: the subject's box, or ``None`` if it could not be measured.
+        region: the cylinder the orbit and the stills frame (:func:`subject_region`), or
+            ``None`` if it could not be measured.
         frames_rendered: video frames rendered.
         render_s: seconds spent rendering (stills and frames).
         total_s: wall-clock seconds of the whole step.
@@ -92,7 +93,7 @@ class PreviewResult:
 
     outputs: dict[str, Path] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    bounds: SceneBounds | None = None
+    region: SubjectCylinder | None = None
     frames_rendered: int = 0
     render_s: float = 0.0
     total_s: float = 0.0
@@ -141,8 +142,9 @@ def render_preview(
     Args:
         splats: the Gaussians, in the frame the previews are framed in (nerfstudio's frame
             in a job: ``ExportResult.nerfstudio_splats``).
-        up: the scene frame in that frame (``ExportResult.nerfstudio_frame``): its up axis
-            orients the orbit and the stills; or just a ``[3]`` up vector.
+        up: the scene frame in that frame (``ExportResult.nerfstudio_frame``): the orbit and
+            the stills turn about its up axis and frame its observed region; or just a ``[3]``
+            up vector, and the region is a robust box of the Gaussians.
         rasterizer: the backend that renders (the same one as training).
         out_dir: where ``preview_top.jpg``, ``preview_angle.jpg``, ``preview.mp4`` and
             ``preview_camera_path.json`` go.
@@ -167,10 +169,10 @@ def _run(step: _Step, splats: Splats, up: ArrayLike | SceneFrame, rasterizer: Ra
         return
     cfg = step.config
     try:
-        bounds = subject_bounds(splats, up, cfg.bounds)
-        step.result.bounds = bounds
-        orbit = orbit_cameras(bounds, cfg.orbit)
-        stills = still_cameras(bounds, cfg.orbit)
+        region = subject_region(splats, up, cfg.bounds)
+        step.result.region = region
+        orbit = orbit_cameras(region, cfg.orbit)
+        stills = still_cameras(region, cfg.orbit)
         renderer = FrameRenderer(splats, rasterizer, cfg.background, cfg.sh_degree)
     except Exception as exc:  # best effort: any failure only costs the preview
         step.warn(f"preview skipped: cannot set up the renderer: {_describe(exc)}")
@@ -182,18 +184,22 @@ def _run(step: _Step, splats: Splats, up: ArrayLike | SceneFrame, rasterizer: Ra
         _render_video(step, renderer, orbit)
 
 
-def subject_bounds(
+def subject_region(
     splats: Splats, up: ArrayLike | SceneFrame, config: BoundsConfig | None = None
-) -> SceneBounds:
-    """The box the preview frames: what the orbit and stills circle and fit (also the browser
-    viewer's first view, so that it opens on the video's first frame).
+) -> SubjectCylinder:
+    """The region the preview frames: what the orbit and stills circle and fit (also the
+    browser viewer's first view, so that it opens on the video's first frame). The scene
+    frame's observed region when ``up`` is one, else the robust box of the Gaussians by its
+    circumscribed cylinder.
 
     Raises:
         ValueError: no Gaussian has a finite position, or the up vector is zero.
     """
+    if isinstance(up, SceneFrame):
+        return SubjectCylinder.from_frame(up)
     gaussians = splats.detach().activated()
-    axis = up.up if isinstance(up, SceneFrame) else up
-    return robust_bounds(gaussians.means.cpu(), gaussians.opacities.cpu(), axis, config)
+    means, opacities = gaussians.means.cpu(), gaussians.opacities.cpu()
+    return robust_bounds(means, opacities, up, config).cylinder()
 
 
 def _remove_stale(out_dir: Path) -> None:

@@ -2,8 +2,8 @@
 
 The first view is the first frame of the preview orbit (:func:`pipeline.preview.orbit_cameras`
 on the same Gaussians and up vector), so the page opens on what the video opens on. Other
-poses are named by yaw / pitch / distance around the subject's box centre: yaw turns about the
-scene's up from the box's first horizontal axis ``e1`` towards ``e2``, pitch lifts above the
+poses are named by yaw / pitch / distance around the subject's centre: yaw turns about the
+scene's up from the subject's first horizontal axis ``e1`` towards ``e2``, pitch lifts above the
 horizontal plane; yaw 0 at the orbit's elevation and distance is the orbit's first pose.
 
 Poses are OpenGL camera-to-world matrices (x right, y up, looking along −z): three.js's own
@@ -19,15 +19,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from pipeline.preview.bounds import BoundsConfig, SceneBounds
-from pipeline.preview.camera_path import (
-    OrbitConfig,
-    PathCamera,
-    fit_distance,
-    look_at_c2w,
-    orbit_cameras,
-)
-from pipeline.preview.previews import subject_bounds
+from pipeline.preview.bounds import BoundsConfig, SubjectCylinder
+from pipeline.preview.camera_path import OrbitConfig, PathCamera, look_at_c2w, orbit_cameras
+from pipeline.preview.previews import subject_region
 from pipeline.scene_frame import SceneFrame
 from pipeline.splats import Splats
 
@@ -43,8 +37,8 @@ class ViewCamera:
     Attributes:
         c2w: ``[4, 4]`` OpenGL camera-to-world of the first view.
         vfov_deg: vertical field of view, degrees.
-        target: ``[3]`` orbit centre (the subject's box centre), world frame.
-        axes: ``[3, 3]`` rows ``(e1, e2, up)`` of the subject's box, world frame.
+        target: ``[3]`` orbit centre (the subject region's centre), world frame.
+        axes: ``[3, 3]`` rows ``(e1, e2, up)`` of the subject region, world frame.
         distance: first view's distance from ``target``, world units.
         pitch_deg: first view's elevation above the horizontal plane, degrees (yaw is 0).
         width, height: the preview's image size (the first view's aspect ratio).
@@ -114,16 +108,17 @@ def first_view(
         up: the scene frame (from the PLY header) or just its ``[3]`` up vector, in that
             frame, as the preview step gets it.
         orbit: the preview's orbit settings (default: the pipeline's).
-        bounds_config: how the subject's box is measured (default: the preview's).
+        bounds_config: how the subject's box is measured when ``up`` is only a vector
+            (default: the preview's).
 
     Raises:
         ValueError: no Gaussian has a finite position, or ``up`` is zero.
     """
     cfg = orbit or OrbitConfig()
-    bounds: SceneBounds = subject_bounds(splats, up, bounds_config)
-    first: PathCamera = orbit_cameras(bounds, cfg)[0]
-    distance = fit_distance(bounds.radius, cfg.width, cfg.height, cfg.vfov_deg, cfg.margin)
+    region: SubjectCylinder = subject_region(splats, up, bounds_config)
+    first: PathCamera = orbit_cameras(region, cfg)[0]
+    distance = float(np.linalg.norm(first.eye - region.center))
     return ViewCamera(
-        c2w=first.c2w, vfov_deg=cfg.vfov_deg, target=bounds.center, axes=bounds.axes,
+        c2w=first.c2w, vfov_deg=cfg.vfov_deg, target=region.center, axes=region.axes,
         distance=distance, pitch_deg=cfg.elevation_deg, width=cfg.width, height=cfg.height,
     )  # fmt: skip

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from app.records import NewJob
+from app.runner.retention import mark_running, read_marker
 from app.services import start_services
 from app.store import JobStore
 from emulator import EmulatorServer
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.anyio
 KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082798ce3f4fdf2548b6f90"
 
 
-async def test_a_restart_fails_the_job_left_running_and_clears_old_job_folders(
+async def test_a_restart_fails_the_job_left_running_and_clears_old_job_folders_but_kept_ones(
     tmp_path: Path,
 ) -> None:
     settings = make_settings(tmp_path)
@@ -30,7 +32,11 @@ async def test_a_restart_fails_the_job_left_running_and_clears_old_job_folders(
     job = store.create(NewJob(source="push", task_id=task_id, capability="/splatter/colmap/v1"))
     store.mark_running(job.id)
     store.close()
-    (settings.tasks_root / task_id / "datasets").mkdir(parents=True)
+    stale = settings.tasks_root / task_id  # a leftover without a keep-marker
+    (stale / "datasets").mkdir(parents=True)
+    killed = settings.tasks_root / str(uuid.uuid4())  # a job running when the node died
+    killed.mkdir()
+    mark_running(killed, killed.name)
     async with running_node(settings) as node:
         record = await node.job(job.id)
         ready = await node.client.get("/ready")
@@ -38,7 +44,11 @@ async def test_a_restart_fails_the_job_left_running_and_clears_old_job_folders(
     assert record["events"][-1]["event"] == {
         "level": "error", "stage": "runner", "message": "node restarted",
     }  # fmt: skip
-    assert list(settings.tasks_root.iterdir()) == []
+    assert killed.is_dir() and not stale.exists()  # kept for a resume / removed
+    marker = read_marker(killed)
+    assert marker is not None and (marker.state, marker.reason) == (
+        "interrupted", "node restarted",
+    )  # fmt: skip
     assert ready.status_code == 200
 
 
@@ -67,7 +77,12 @@ async def test_stopping_the_node_cancels_the_running_job_and_records_it(
     assert (record.state, record.error) == ("cancelled", "task cancelled: python execution")
     assert not alive(int(pidfile.read_text()))
     assert stopped_in < 1.0 + 5.0  # grace period plus start-up slack, not the job's length
-    assert list(settings.tasks_root.iterdir()) == []
+    # #10: a job stopped by the shutdown keeps its folder for a resume (it used to be removed).
+    (kept,) = settings.tasks_root.iterdir()
+    marker = read_marker(kept)
+    assert marker is not None and (marker.state, marker.reason) == (
+        "interrupted", "node shutting down",
+    )  # fmt: skip
 
 
 async def test_a_job_that_ends_within_the_drain_time_finishes_normally(

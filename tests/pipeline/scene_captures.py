@@ -256,7 +256,9 @@ def straight_down(views: int = 12, seed: int = 0) -> Capture:
     return _finish(name, np.stack(poses), table, np.zeros(3), rng)
 
 
-PITCH_BANDS: tuple[tuple[float, float], ...] = ((0.0, 15.0), (30.0, 45.0), (60.0, 75.0))
+PITCH_BANDS: tuple[tuple[float, float], ...] = (
+    (0.0, 15.0), (30.0, 45.0), (60.0, 75.0), (0.0, 75.0),
+)  # fmt: skip
 VIEW_COUNTS: tuple[int, ...] = (5, 20, 200)
 
 

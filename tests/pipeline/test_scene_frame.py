@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.scene_frame import FrameConfig, SceneFrame, estimate_scene_frame, frame_from_model
+from pipeline.synthetic.scene import ROOM_RADIUS
 from tests.pipeline.scene_captures import (
     Capture,
     angle_deg,
@@ -24,6 +25,10 @@ from tests.pipeline.synthetic.factories import make_tiny_job
 
 CASES = generated_cases()
 FEW_VIEWS = 5
+
+
+def _case(prefix: str) -> Capture:
+    return next(c for c in CASES if c.name.startswith(prefix + " "))
 
 
 def _estimate(capture: Capture) -> SceneFrame:
@@ -45,9 +50,10 @@ def test_with_points_up_is_vertical_and_the_supporting_plane(capture: Capture) -
 
 @pytest.mark.parametrize("capture", CASES, ids=[c.name for c in CASES])
 def test_cameras_alone_find_the_vertical(capture: Capture) -> None:
-    """The ``vertical`` rule averages the hand-held roll (uniform ±10°, σ ≈ 5.8°) out over
-    the views: with evenly spread headings its error is about σ·√(2/n) per axis, so 20 views
-    and more stay within 5°, while five views need 12° (≈ the 99th percentile, 3.03·σ·√(2/5))."""
+    """The ``vertical`` rule averages the hand-held roll (uniform ±10°) out over the views, so
+    20 views and more stay within 5°. Five views cannot: over 40 seeds their error has a median
+    of 4.5° and a 90th percentile of 8.5° (level rooms, 12.9° at worst), so they are held to
+    12° here (seeded: these captures are fixed) and reported, not hidden."""
     cams = capture.without_points()
     frame = _estimate(cams)
     assert frame.rule == "vertical"
@@ -98,7 +104,7 @@ def test_cameras_looking_straight_down() -> None:
 def test_a_wall_is_not_taken_for_the_floor() -> None:
     """Room captures hold more wall than floor points; the plane must agree with the
     cameras' up (here, with so little floor, no plane decides)."""
-    capture = generated_cases()[9]  # room, 5 views, nearly level
+    capture = _case("room 5v pitch 0-15")
     heights = (capture.points - capture.center) @ capture.up  # centre 1 m above the floor
     walls_only = capture.points[np.abs(heights) < 0.9]
     frame = estimate_scene_frame(capture.world_to_cameras, walls_only)
@@ -124,7 +130,7 @@ def test_frame_turns_with_the_world() -> None:
 
 def test_vertical_rule_matches_a_brute_force_search() -> None:
     """The SVD answer against the best of ~160k directions on a fine grid (float64)."""
-    capture = CASES[1].without_points()  # tabletop, 5 views, pitched 30–45°
+    capture = _case("tabletop 5v pitch 30-45").without_points()
     right = capture.world_to_cameras[:, 0, :3]
     theta = np.radians(np.arange(0.0, 180.0, 0.25))
     phi = np.radians(np.arange(0.0, 360.0, 0.5))
@@ -138,7 +144,7 @@ def test_vertical_rule_matches_a_brute_force_search() -> None:
 
 def test_centre_is_where_the_optical_axes_converge() -> None:
     """Against an independent float64 least squares: stack each axis's two normal equations."""
-    capture = CASES[4].without_points()  # tabletop, 20 views
+    capture = _case("tabletop 20v pitch 30-45").without_points()
     rotations = capture.world_to_cameras[:, :3, :3]
     centres = -np.einsum("nji,nj->ni", rotations, capture.world_to_cameras[:, :3, 3])
     rows = np.concatenate(list(rotations[:, :2]))  # camera x and y axes: ⟂ to the view axis
@@ -152,7 +158,7 @@ def test_centre_is_where_the_optical_axes_converge() -> None:
 
 
 def test_region_holds_the_points_most_views_see() -> None:
-    capture = CASES[4]  # tabletop, 20 views, with points
+    capture = _case("tabletop 20v pitch 30-45")
     frame = _estimate(capture)
     seen = capture.points[capture.track_lengths >= np.median(capture.track_lengths)]
     offsets = seen - frame.center
@@ -163,6 +169,14 @@ def test_region_holds_the_points_most_views_see() -> None:
     assert frame.radius < 1.3 and frame.half_height < 0.3  # the table, not the clutter
 
 
+def test_a_walk_through_room_keeps_its_size() -> None:
+    """Cameras looking out in every direction converge nowhere: the region comes from the
+    points most views see, the room's walls and floor."""
+    capture = _case("room 200v pitch 0-15")
+    frame = _estimate(capture)
+    assert frame.radius > 2.0  # the room is 6 × 5 m
+
+
 def test_rule_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="pipeline.scene_frame"):
         _estimate(book_on_desk())
@@ -170,8 +184,12 @@ def test_rule_is_logged(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_frame_of_the_synthetic_job(tmp_path: Path) -> None:
+    """Cameras orbit the spheres 3 m out inside a room of radius 4.5 m: the region is what
+    they all look at (their view at the centre's distance), not the walls behind it."""
     frame = frame_from_model(make_tiny_job(tmp_path).model)
     assert angle_deg(frame.up, np.array([0.0, -1.0, 0.0])) <= 3.0  # gravity is +y there
+    assert np.linalg.norm(frame.center[[0, 2]]) < 0.1  # on the room's axis
+    assert frame.radius < 0.5 * ROOM_RADIUS
 
 
 def test_plane_needs_its_share_of_the_points() -> None:

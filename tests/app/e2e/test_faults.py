@@ -4,9 +4,9 @@
   the service stays healthy, the next task runs;
 - cancel by DMS (heartbeat ``cancel: true``) and by ``DELETE /jobs/{id}``: the child is gone
   within the grace period, and no receipt follows a DMS cancel;
-- the domain server down during the uploads: the receipt lists exactly what was uploaded;
-- the node killed and restarted with a job in its store: the job is failed ``node restarted``
-  and DMS hands the task out again once the lease has expired, to the restarted node.
+- the domain server down during the uploads: the receipt lists exactly what was uploaded.
+
+The node killed or stopped and restarted (resume) is in ``test_resume.py``.
 """
 
 from __future__ import annotations
@@ -196,36 +196,3 @@ async def test_the_domain_server_down_during_uploads_leaves_a_receipt_of_what_wa
     else:
         warnings = [e for e in task.events if e["message"].startswith("preview upload failed")]
         assert len(warnings) == 3  # top, angle and video, each logged and skipped
-
-
-async def test_a_node_killed_and_restarted_fails_the_stored_job_and_reruns_the_task(
-    emulator: EmulatorServer,
-    synthetic_scene: dict[str, Any],
-    start_node: StartNode,
-    tmp_path: Path,
-) -> None:
-    scene = await seed(emulator, synthetic_scene)
-    task_id = await create_task(emulator, scene)
-    work = tmp_path / "restarted-node"
-    node = start_node(work, **lease_environment(emulator))
-    await until(lambda: training(emulator, task_id), 120, "training")
-    (child,) = pipeline_children(node)
-    async with node.client() as client:
-        (job,) = (await client.get("/jobs")).json()["data"]
-    node.kill()  # no shutdown: the job stays "running" in the store
-    await until(lambda: not alive(child), 15, "the orphaned pipeline's exit")
-
-    node.start()  # same folders, same wallet
-    async with node.client() as client:
-        record = (await client.get(f"/jobs/{job['id']}")).json()
-    assert (record["state"], record["error"]) == ("failed", "node restarted")
-    # DMS still counts the dead node's lease; once it expires the task is handed out again.
-    emulator.state.advance_clock(emulator.state.config.lease_ttl + 1)
-    task = await wait_task(emulator, task_id, node, within_s=180)
-    assert task.status == "completed", (task.fail_body, node.log_tail())
-    assert task.attempts == 2
-    async with node.client() as client:
-        jobs = (await client.get("/jobs")).json()["data"]
-    assert [(j["task_id"], j["state"]) for j in jobs] == [
-        (task_id, "succeeded"), (task_id, "failed"),
-    ]  # fmt: skip
