@@ -153,3 +153,31 @@ def test_photos_without_poses_reconstruct_align_and_train(tmp_path: Path) -> Non
     assert done["event"] == "done" and done["metrics"]["views"] == 8
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["inputs"]["registered"] == len(images) and report["quality"]["flat_psnr"] > 10
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_PYCOLMAP, reason="the 'sfm' extra (pycolmap) is not installed")
+def test_a_video_is_sampled_and_reconstructed_with_one_camera(tmp_path: Path) -> None:
+    from pipeline.captures.detect import detect_layout
+    from pipeline.captures.sfm import SfmOptions, reconstruct
+    from pipeline.progress import NullProgress
+    from pipeline.run import StageTracker
+
+    config = SyntheticConfig(views=60, width=256, height=192, gaussians=6000, points=500, crf=18)
+    scene = make_synthetic_job(tmp_path / "job", config)
+    video = tmp_path / "walk.mp4"
+    video.write_bytes(scene.layout.recording(config.scan).read_bytes())
+    capture = detect_layout(video)
+    result = reconstruct(capture, tmp_path / "sfm", StageTracker(NullProgress()), SfmOptions(40))
+    assert (result.candidates, result.matching, len(result.model.cameras)) == (40, "sequential", 1)
+    assert result.registered / result.candidates >= 0.9  # measured 40/40
+    images = sorted(result.model.images.values(), key=lambda image: image.name)
+    assert all(image.name.startswith("00_walk/") for image in images)
+    recovered = np.stack([image.world_to_camera() for image in images])
+    true = np.stack(
+        [scene.cameras[int(Path(i.name).stem)].world_to_camera.double().numpy() for i in images]
+    )
+    errors = pose_errors(recovered, true)
+    # Sequential matching without loop closure drifts along the orbit: measured 0.2° at the
+    # start to 3.9° near the end (median 2.4°), centres within about 0.2 m.
+    assert np.median(errors.rotation_deg) < 4.0 and np.median(errors.position) < 0.3
