@@ -57,8 +57,11 @@ test: $(STAMP) $(NPM_STAMP) $(VIEWER_STAMP)
 test-fast: $(STAMP) $(NPM_STAMP) $(VIEWER_STAMP)
 	$(PY) -m pytest -m "not slow"
 
+# Options of python -m demo, e.g. `make demo DEMO_ARGS=--serve` (keep the node and its viewer up).
+DEMO_ARGS ?=
+
 demo: $(STAMP) $(VIEWER_STAMP)
-	$(PY) -m demo
+	$(PY) -m demo $(DEMO_ARGS)
 
 bench: $(STAMP) $(NPM_STAMP)
 	$(PY) -m bench

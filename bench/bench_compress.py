@@ -36,6 +36,8 @@ from pipeline.render.types import Camera, RenderSettings
 ROOT = Path(__file__).resolve().parents[1]
 COUNT = int(os.environ.get("BENCH_COMPRESS_COUNT", "1000000"))  # smaller for a smoke run
 SIZE = f"{COUNT / 1e6:g}M"
+# ≥ 1M Gaussians/s for the whole command, on 1M Gaussians (smaller runs: start-up dominates).
+TARGET = 1e6 if COUNT >= 1_000_000 else None
 # splat-transform's CPU k-means (65,536 SH clusters for 1M Gaussians, a kd-tree per step in 45
 # dimensions) runs for hours at 1M; past this limit the bench reports a lower bound and
 # compares size and quality on a scene it does finish (SMALL_COUNT Gaussians).
@@ -132,10 +134,10 @@ def _convert_row(table: BenchTable, ply: Path, folder: Path) -> None:
         table.add(BenchRow(name, COUNT / ref_wall, "Gaussians/s",
                            note=f"best of 3 wall, {ref_cpu:.2f} s CPU; {_load()}"))  # fmt: skip
     table.add(BenchRow(f"convert {SIZE} SH3 PLY → .splat (whole process)", COUNT / wall,
-                       "Gaussians/s", target=1e6, lower_is_better=False, note=note))  # fmt: skip
+                       "Gaussians/s", target=TARGET, lower_is_better=False, note=note))  # fmt: skip
     # On a busy machine the wall clock measures the queue; CPU time is what the command costs.
     table.add(BenchRow(f"convert {SIZE} SH3 PLY → .splat (whole process, per CPU second)",
-                       COUNT / cpu, "Gaussians/s", target=1e6, lower_is_better=False,
+                       COUNT / cpu, "Gaussians/s", target=TARGET, lower_is_better=False,
                        note="user + system CPU of the same run"))  # fmt: skip
 
 

@@ -6,19 +6,23 @@
 - stdout is not a terminal (a pipe, a file, the node) or ``--json``: the JSON lines of
   :mod:`pipeline.contract` on stdout;
 - ``--quiet``: nothing (a failure still ends with ``error: <reason>`` on stderr).
+
+Importing this module is cheap (``convert`` must stay fast): rich and the contract's pydantic
+models are imported only when a sink that needs them is made.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
 
-from pipeline.contract import Event, Stage, event_dict
-from pipeline.progress import JsonLinesProgress, NullProgress, ProgressSink
+    from pipeline.contract import Event, Stage
+    from pipeline.progress import ProgressSink
 
 __all__ = ["RichProgress", "add_output_options", "choose_progress", "describe", "is_human"]
 
@@ -48,10 +52,14 @@ def choose_progress(
     args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> ProgressSink:
     """The sink ``args`` and the terminal ask for (see the module docstring)."""
+    from pipeline.progress import JsonLinesProgress, NullProgress
+
     stream = stdout or sys.stdout
     if args.quiet:
         return NullProgress()
     if is_human(args, stream):
+        from rich.console import Console
+
         return RichProgress(Console(file=stderr or sys.stderr))
     return JsonLinesProgress(stream)
 
@@ -63,6 +71,8 @@ class RichProgress:
     """
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
         self.console = console
         self._bars = Progress(
             TextColumn("[bold]{task.description:<8}"),
@@ -75,6 +85,8 @@ class RichProgress:
         self._live = False
 
     def emit(self, typed: Event) -> None:
+        from pipeline.contract import event_dict
+
         event = event_dict(typed)
         kind = event["event"]
         if kind == "stage":

@@ -11,6 +11,10 @@ output frame; SH bands are rotated along when the output keeps them), so
 ``convert splat.ply out.splat --rotate`` gives what the reference published as
 ``splat_rot.splat``.
 
+Output (:mod:`pipeline.console`): on a terminal, a line per note and ``wrote N Gaussians to
+OUT``; JSON lines when stdout is not a terminal or with ``--json`` (a ``warning`` per note, then
+``done`` with the output and ``metrics.gaussians``); nothing with ``--quiet``.
+
 This module imports only what the two formats need: PLY → ``.splat`` loads numpy alone, never
 numba, torch or plyfile (``--rotate`` does load torch).
 """
@@ -18,6 +22,9 @@ numba, torch or plyfile (``--rotate`` does load torch).
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,30 +43,58 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--rotate",
         action="store_true",
-        help="rotate from nerfstudio's frame into the reference's output frame first",
+        help="rotate from nerfstudio's frame into the reference's output frame first "
+        "(default: off)",
     )
+    from pipeline.console import add_output_options
+
+    add_output_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.console import is_human
     from pipeline.errors import PipelineError
     from pipeline.formats.registry import format_for, read_splats, write_splats
 
+    started = time.perf_counter()
+    human = is_human(args)
+    emit = _event_writer(args, human)
     source, target = format_for(args.input), format_for(args.output)
     splats = read_splats(args.input, dc_only=target.max_sh_degree == 0)
     if source.max_sh_degree == 0 and target.max_sh_degree > 0:
-        print(
-            f"note: {args.input}: the {source.name} format stores no spherical harmonics, so "
+        note = (
+            f"{args.input}: the {source.name} format stores no spherical harmonics, so "
             f"{args.output} gets the DC colour only (SH degree 0)"
         )
+        if human:
+            print(f"note: {note}")
+        emit({"event": "warning", "stage": "export", "message": note})
     if args.rotate:
         splats = _rotated(splats, rotate_sh=target.max_sh_degree > 0)
     try:
         count = write_splats(args.output, splats, source=args.input)
     except OSError as exc:
         raise PipelineError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
-    print(f"wrote {count} Gaussians to {args.output}")
+    if human:
+        print(f"wrote {count} Gaussians to {args.output}")
+    duration = round(time.perf_counter() - started, 3)
+    emit({"event": "done", "outputs": {args.output.name: str(args.output)},
+          "metrics": {"gaussians": count}, "warnings": [], "duration_s": duration})  # fmt: skip
     return 0
+
+
+def _event_writer(args: argparse.Namespace, human: bool) -> Callable[[dict[str, Any]], None]:
+    """Writes one event as a JSON line on stdout, or nothing (a terminal, ``--quiet``). The
+    lines have the wire shape of :mod:`pipeline.contract`'s events (``parse_event`` reads
+    them; a test checks it), written with ``json`` alone so that ``convert`` does not pay for
+    importing pydantic."""
+
+    def write(event: dict[str, Any]) -> None:
+        if not (human or args.quiet):
+            print(json.dumps(event, allow_nan=False), flush=True)
+
+    return write
 
 
 def _rotated(splats: Any, rotate_sh: bool) -> Any:

@@ -6,6 +6,10 @@ from ``--up``, else from the PLY header (our files record it), else +z. When the
 records the whole scene frame (a job's files do) and ``--up`` is not given, the orbit frames its
 observed region; otherwise a robust box of the Gaussians. Exits 0 when every file was written;
 otherwise prints why and exits 1 (nothing partial is left).
+
+Progress (:mod:`pipeline.console`): a progress bar on a terminal, then the files written; JSON
+lines on stdout (``progress``, ``warning``, then ``done`` listing the files) when stdout is not a
+terminal or with ``--json``; nothing with ``--quiet``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import torch
 from numpy.typing import NDArray
 
 from pipeline.commands.sizes import size_argument
-from pipeline.commands.terminal import TerminalProgress
+from pipeline.console import RichProgress, add_output_options, choose_progress
+from pipeline.contract import DoneEvent
 from pipeline.errors import InputError, PipelineError
 from pipeline.export.ply import read_ply
 from pipeline.preview.camera_path import OrbitConfig
@@ -73,6 +78,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-video", action="store_true", help="stills only")
     parser.add_argument("--no-stills", action="store_true", help="video only")
+    add_output_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -96,9 +102,14 @@ def run(args: argparse.Namespace) -> int:
         (u for u in (args.up, ply.frame, ply.up) if u is not None), np.array([0.0, 0.0, 1.0])
     )
     rasterizer = get_rasterizer(args.backend)
-    result = render_preview(ply.splats, up, rasterizer, args.out, config, TerminalProgress())
-    for path in result.outputs.values():
-        print(path)
+    progress = choose_progress(args)
+    try:
+        result = render_preview(ply.splats, up, rasterizer, args.out, config, progress)
+    finally:
+        if isinstance(progress, RichProgress):
+            progress.close()
+    outputs = {name: str(path) for name, path in sorted(result.outputs.items())}
+    progress.emit(DoneEvent(outputs=outputs, warnings=result.warnings, duration_s=result.total_s))
     expected = (2 if config.stills else 0) + (1 if config.video else 0)
     written = sum(1 for name in result.outputs if not name.endswith(".json"))
     if written < expected:

@@ -57,9 +57,11 @@ async def test_the_page_shows_the_splat_growing_while_a_real_job_trains(
             if state[3] == "succeeded" and state[1] == "false":
                 break
             await asyncio.sleep(0.1)
+        curve_shown = await page.evaluate("!document.getElementById('curve').hidden")
         final = (await client.get(f"/jobs/{job['id']}/scene")).json()
     live_counts = [count for live, count in seen if live == "true"]
     assert len(live_counts) >= 2, (seen, node.log_tail())
     assert max(live_counts) > live_counts[0]  # densification: the scene fills in as it trains
     assert seen[-1] == ("false", final["splat"]["count"])  # then the final splat replaces it
     assert final["job"]["state"] == "succeeded"
+    assert curve_shown  # the loss / Gaussian-count curve drew the training updates

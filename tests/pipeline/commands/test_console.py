@@ -117,3 +117,33 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert done.value.code == 0
     assert re.fullmatch(r"splatter-node \S+\n", capsys.readouterr().out)
+
+
+def test_convert_on_a_terminal_prints_sentences_and_quiet_prints_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.export.ply import write_ply
+    from tests.support.splats import random_splats
+
+    write_ply(tmp_path / "s.ply", random_splats(12))
+    args = ["convert", str(tmp_path / "s.ply"), str(tmp_path / "s.splat")]
+    assert main([*args, "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
+    assert main(args) == 0
+    assert capsys.readouterr().out == f"wrote 12 Gaussians to {tmp_path / 's.splat'}\n"
+
+
+def test_convert_json_lines_are_contract_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.contract import DoneEvent, WarningEvent, parse_event
+    from pipeline.export.ply import write_ply
+    from tests.support.splats import random_splats
+
+    write_ply(tmp_path / "s.ply", random_splats(7))
+    assert main(["convert", str(tmp_path / "s.ply"), str(tmp_path / "s.splat")]) == 0
+    assert main(["convert", str(tmp_path / "s.splat"), str(tmp_path / "b.ply"), "--json"]) == 0
+    events = [parse_event(line) for line in capsys.readouterr().out.splitlines()]
+    assert [type(e) for e in events] == [DoneEvent, WarningEvent, DoneEvent]
+    assert isinstance(events[-1], DoneEvent) and events[-1].metrics == {"gaussians": 7.0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,9 @@ def test_converts_our_ply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     write_ply(tmp_path / "splat.ply", splats)
     assert main(["convert", str(tmp_path / "splat.ply"), str(tmp_path / "out.splat")]) == 0
     assert (tmp_path / "out.splat").read_bytes() == encode_splat(splats).tobytes()
-    assert f"wrote 300 Gaussians to {tmp_path / 'out.splat'}" in capsys.readouterr().out
+    done = json.loads(capsys.readouterr().out.splitlines()[-1])  # stdout is not a terminal
+    assert done["outputs"] == {"out.splat": str(tmp_path / "out.splat")}
+    assert done["metrics"] == {"gaussians": 300}
 
 
 def test_rotate_reproduces_the_reference_rotate_then_convert(tmp_path: Path) -> None:
@@ -173,7 +176,8 @@ def test_splat_to_ply_says_there_was_no_sh(
     write_ply(tmp_path / "s.ply", random_splats(20, sh_degree=3))
     assert main(["convert", str(tmp_path / "s.ply"), str(tmp_path / "s.splat")]) == 0
     assert main(["convert", str(tmp_path / "s.splat"), str(tmp_path / "back.ply")]) == 0
-    assert "stores no spherical harmonics" in capsys.readouterr().out
+    warning = json.loads(capsys.readouterr().out.splitlines()[-2])
+    assert warning["event"] == "warning" and "stores no spherical harmonics" in warning["message"]
     back = read_ply(tmp_path / "back.ply")
     assert back.splats.sh_degree == 0
     # .splat → PLY → .splat gives the same bytes back (bytes decode to mid-step values).

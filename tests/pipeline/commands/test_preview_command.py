@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -11,8 +10,6 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.commands.preview import parse_up
-from pipeline.commands.terminal import TerminalProgress
-from pipeline.contract import WarningEvent
 from pipeline.export.ply import write_ply
 from pipeline.scene_frame import SceneFrame
 from tests.pipeline.export.factories import inria_columns, write_custom_ply
@@ -31,9 +28,12 @@ def test_previews_our_ply_around_its_recorded_up(
     assert sorted(p.name for p in out.iterdir()) == [
         "preview.mp4", "preview_angle.jpg", "preview_camera_path.json", "preview_top.jpg",
     ]  # fmt: skip
-    captured = capsys.readouterr()
-    assert str(out / "preview.mp4") in captured.out
-    assert "preview: 100.0%" in captured.err
+    # stdout is not a terminal here: JSON lines, the last one listing the files written.
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[-1]["event"] == "done"
+    assert events[-1]["outputs"]["preview.mp4"] == str(out / "preview.mp4")
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress[-1]["stage"] == "preview" and progress[-1]["pct"] == 100.0
     # Every camera looks down at 35° with respect to the file's up, (0, -1, 0).
     path = json.loads((out / "preview_camera_path.json").read_text())
     assert len(path["camera_path"]) == 5
@@ -116,26 +116,16 @@ def test_incomplete_preview_exits_non_zero(
 ) -> None:
     write_ply(tmp_path / "empty.ply", random_splats(0))
     assert main(["preview", str(tmp_path / "empty.ply"), "--out", str(tmp_path / "o"), *TINY]) == 1
-    err = capsys.readouterr().err
-    assert "warning: preview skipped: the splat has no Gaussians" in err
-    assert "error: preview incomplete" in err
+    captured = capsys.readouterr()
+    warning = json.loads(captured.out.splitlines()[0])
+    assert warning == {
+        "event": "warning", "stage": "preview",
+        "message": "preview skipped: the splat has no Gaussians",
+    }  # fmt: skip
+    assert "error: preview incomplete" in captured.err
     assert not (tmp_path / "o" / "preview.mp4").exists()
 
 
 def test_parse_up_forms() -> None:
     assert np.array_equal(parse_up("+z"), [0, 0, 1]) and np.array_equal(parse_up("-Y"), [0, -1, 0])
     assert np.allclose(parse_up("0, 3, 4"), [0, 0.6, 0.8])
-
-
-def test_terminal_progress_throttles_and_ends_lines() -> None:
-    stream = io.StringIO()
-    sink = TerminalProgress(stream, min_interval_s=60.0)
-    sink.progress("preview", 10.0, frame=1, frames=10, eta_s=9.0)
-    sink.progress("preview", 20.0, frame=2, frames=10, eta_s=8.0)  # throttled
-    sink.emit(WarningEvent(stage="preview", message="ffmpeg not found"))
-    sink.progress("preview", 100.0, frame=10, frames=10, eta_s=0.0)
-    assert stream.getvalue().splitlines() == [
-        "preview:  10.0%, frame 1/10, eta 9 s",
-        "warning: ffmpeg not found",
-        "preview: 100.0%, frame 10/10, eta 0 s",
-    ]
