@@ -15,9 +15,11 @@ from app.runner.errors import JobCancelledError, PipelineInterruptedError, Splat
 from app.worker.process import ChildOutcome
 from app.worker.supervisor import WorkerSupervisor
 from pipeline.contract import DoneEvent, Event
-from pipeline.stop import EXIT_TERMINATED
 
 __all__ = ["run_python_stage"]
+
+#: The exit status of a pipeline run stopped by SIGTERM (128 + 15; ``pipeline.stop``).
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 log = logging.getLogger(__name__)
 
