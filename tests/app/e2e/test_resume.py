@@ -36,10 +36,12 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 KILL_STEPS = 400
 #: Where the node is killed, as a fraction of the training steps.
 KILL_AT = 0.85
-#: A job killed at 85 % of its training steps and resumed must take, over both attempts (the
-#: node processes' start-up left out), less than this many uninterrupted runs; without a resume
-#: it would take about 1.85 and more (later steps cost more: more Gaussians, full resolution).
-MAX_RUNS_RATIO = 1.6
+#: A job killed at 85 % of its training steps and resumed must finish its second attempt in
+#: less than this fraction of one uninterrupted run (node start-up left out): it has about 15 %
+#: of the steps plus exports, previews and uploads left (0.58 measured on a loaded 2-core box);
+#: without a resume it would be a whole run (1.0) again. Judging the second attempt alone keeps
+#: the machine's load, which stretched the first attempt past a whole run there, from deciding.
+MAX_SECOND_ATTEMPT_RATIO = 0.8
 
 
 def train_step(emulator: EmulatorServer, task_id: str) -> int:
@@ -87,7 +89,8 @@ async def test_a_node_killed_mid_training_resumes_the_re_leased_task_from_its_ch
     # DMS still counts the dead node's lease; once it expires the task is handed out again.
     emulator.state.advance_clock(emulator.state.config.lease_ttl + 1)
     task = await wait_task(emulator, task_id, node, within_s=300)
-    interrupted_total_s = first_attempt_s + time.monotonic() - second_started
+    second_attempt_s = time.monotonic() - second_started
+    interrupted_total_s = first_attempt_s + second_attempt_s
     assert task.status == "completed", (task.fail_body, node.log_tail())
     assert task.attempts == 2
     resumed = {p["resumed_from"] for p in task.progress_history if "resumed_from" in p}
@@ -105,10 +108,11 @@ async def test_a_node_killed_mid_training_resumes_the_re_leased_task_from_its_ch
     baseline = await wait_task(emulator, await create_task(emulator, scene), node, within_s=300)
     full_run_s = time.monotonic() - started
     assert baseline.status == "completed", baseline.fail_body
-    ratio = interrupted_total_s / full_run_s
-    print(f"both attempts {interrupted_total_s:.1f} s, one full run {full_run_s:.1f} s")
-    print(f"ratio {ratio:.2f} full runs (two full runs: 2.0)")
-    assert ratio < MAX_RUNS_RATIO
+    print(
+        f"both attempts {interrupted_total_s:.1f} s (second {second_attempt_s:.1f} s), "
+        f"one full run {full_run_s:.1f} s: {interrupted_total_s / full_run_s:.2f} full runs"
+    )
+    assert second_attempt_s / full_run_s < MAX_SECOND_ATTEMPT_RATIO
 
 
 async def test_a_node_stopped_during_the_upload_retrains_nothing_when_the_task_comes_back(
