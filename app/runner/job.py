@@ -25,7 +25,12 @@ from app.metrics import NodeMetrics
 from app.ports import TaskContextView
 from app.runner import progress
 from app.runner.cancel import check_cancelled
-from app.runner.errors import JobCancelledError, RequiredUploadError, SplatterJobError
+from app.runner.errors import (
+    JobCancelledError,
+    PipelineInterruptedError,
+    RequiredUploadError,
+    SplatterJobError,
+)
 from app.runner.inputs import InputLimits, resolve_inputs
 from app.runner.python_stage import run_python_stage
 from app.runner.retention import (
@@ -90,6 +95,8 @@ async def run_splatter_job(
             keep_outputs(layout.splatter_dir)
     except JobCancelledError as exc:
         keep_reason = _interruption(ctx, supervisor)
+        if keep_reason is None and isinstance(exc, PipelineInterruptedError):
+            keep_reason = "pipeline stopped by SIGTERM"
         _report_cancelled(ctx, exc)
         raise
     except RequiredUploadError as exc:

@@ -64,20 +64,25 @@ def add_parser(subparsers: Any) -> None:
     d = _DEFAULTS
     parser.add_argument("input", type=Path, help="3DGS PLY file")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--seconds", type=float, default=d.seconds, help="5..10 (default 5)")
-    parser.add_argument("--fps", type=float, default=d.fps, help="frames per second (30)")
+    parser.add_argument("--seconds", type=float, default=d.seconds,
+                        help="video length, 5..10 seconds (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--fps", type=float, default=d.fps,
+                        help="frames per second (default: %(default)s)")  # fmt: skip
     parser.add_argument("--size", type=size_argument, default=(d.width, d.height),
-                        help="WxH, even numbers (default 1280x720)")  # fmt: skip
+                        help=f"WxH, even numbers (default: {d.width}x{d.height})")  # fmt: skip
     parser.add_argument("--elevation", type=float, default=d.elevation_deg,
-                        help="orbit elevation, 30..45 degrees (default 35)")  # fmt: skip
+                        help="orbit elevation, 30..45 degrees (default: %(default)s)")  # fmt: skip
     parser.add_argument("--sweep", type=float, default=d.sweep_deg,
-                        help="azimuth swept, 270..360 degrees (default 360)")  # fmt: skip
-    up_help = "scene up: +z, X,Y,Z, or --up=-y for negatives (default: header, else +z)"
+                        help="azimuth swept, 270..360 degrees (default: %(default)s)")  # fmt: skip
+    up_help = "scene up: +z, X,Y,Z, or --up=-y for negatives (default: the PLY header, else +z)"
     parser.add_argument("--up", type=parse_up, default=None, help=up_help)
-    parser.add_argument("--backend", choices=["auto", "cpu", "gsplat"], default="auto")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--no-video", action="store_true", help="stills only")
-    parser.add_argument("--no-stills", action="store_true", help="video only")
+    backend_help = "rasterizer: gsplat on CUDA, else CPU (default: %(default)s)"
+    parser.add_argument("--backend", choices=["auto", "cpu", "gsplat"], default="auto",
+                        help=backend_help)  # fmt: skip
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own choice)")  # fmt: skip
+    parser.add_argument("--no-video", action="store_true", help="stills only (default: off)")
+    parser.add_argument("--no-stills", action="store_true", help="video only (default: off)")
     add_output_options(parser)
     parser.set_defaults(func=run)
 

@@ -105,6 +105,20 @@ def test_help_is_plain_words_with_a_default_for_every_option(command: str) -> No
         assert "(default: " in rendered, f"{command} {action.option_strings}: {rendered}"
 
 
+@pytest.mark.parametrize("command", ["preview", "convert"])
+def test_tool_help_shows_a_default_for_every_option(command: str) -> None:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    child = sub.choices[command]
+    options = [a for a in child._actions if a.option_strings and a.dest != "help"]
+    assert options
+    for action in options:
+        if action.required:
+            continue
+        assert action.help, f"{command} {action.option_strings} has no help"
+        rendered = child._get_formatter()._expand_help(action)
+        assert "(default: " in rendered, f"{command} {action.option_strings}: {rendered}"
+
+
 def test_train_help_describes_every_layout() -> None:
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     text = sub.choices["train"].format_help()
