@@ -38,6 +38,7 @@ from app.metrics import NodeMetrics
 from app.ports import JobContextView, TaskContextView
 from app.records import JobEvent, JobRecord, JobState, NewJob
 from app.runner import JobCancelledError, run_splatter_job
+from app.runner.errors import PipelineInterruptedError
 from app.settings import Settings
 from app.store import JobStore
 from app.targets import check_target
@@ -520,6 +521,10 @@ class JobService:
             self._finish(job_key, "cancelled", error="node shutting down", artifacts=artifacts)
             raise
         except Exception as exc:
+            if isinstance(exc, PipelineInterruptedError):
+                # As at a node shutdown: the job's own cancel (the lease engine's, for a lease
+                # job) so that no receipt is sent and DMS hands the task out again.
+                self._cancels[job_key]()
             self._record_failure(job_key, ctx, exc)
             if reraise:
                 raise

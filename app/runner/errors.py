@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from domain_client.engine import RunnerError
 
-__all__ = ["JobCancelledError", "RequiredUploadError", "SplatterJobError"]
+__all__ = [
+    "JobCancelledError",
+    "PipelineInterruptedError",
+    "RequiredUploadError",
+    "SplatterJobError",
+]
 
 
 class SplatterJobError(RunnerError):
@@ -26,3 +31,16 @@ class JobCancelledError(Exception):
     def __init__(self, stage: str) -> None:
         super().__init__(f"task cancelled: {stage}")
         self.stage = stage
+
+
+class PipelineInterruptedError(JobCancelledError):
+    """The pipeline child exited 143 after a SIGTERM the node did not send (its process group or
+    its cgroup was signalled, e.g. systemd stopping the unit): an interruption, not a failure.
+
+    Handled like a node shutdown: no receipt is sent, the job ends ``cancelled`` and its folder is
+    kept for a resume (the child wrote a checkpoint on its way out).
+    """
+
+    def __init__(self, detail: str | None) -> None:
+        super().__init__("python execution")
+        self.args = (f"task interrupted: pipeline {detail or 'terminated by SIGTERM'}",)

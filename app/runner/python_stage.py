@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,15 @@ from app.metrics import NodeMetrics
 from app.ports import JobContextView
 from app.runner import progress
 from app.runner.cancel import check_cancelled
-from app.runner.errors import JobCancelledError, SplatterJobError
+from app.runner.errors import JobCancelledError, PipelineInterruptedError, SplatterJobError
 from app.worker.process import ChildOutcome
 from app.worker.supervisor import WorkerSupervisor
 from pipeline.contract import DoneEvent, Event
 
 __all__ = ["run_python_stage"]
+
+#: The exit status of a pipeline run stopped by SIGTERM (128 + 15; ``pipeline.stop``).
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ async def run_python_stage(
 
     Raises:
         JobCancelledError: the cancel flag stopped the child (``task cancelled: python execution``).
+        PipelineInterruptedError: a SIGTERM the node did not send stopped the child.
         SplatterJobError: the child could not start, or ended with a non-zero status or a signal.
     """
     check_cancelled(ctx, "before python start")
@@ -78,6 +83,9 @@ async def run_python_stage(
     metrics.observe_stage("python", outcome.duration_ms / 1000)
     if outcome.cancelled:
         raise JobCancelledError("python execution")
+    if _terminated(outcome):
+        log.warning("pipeline stopped by a SIGTERM the node did not send; keeping its work")
+        raise PipelineInterruptedError(outcome.error_message)
     if not outcome.succeeded:
         _report_failure(ctx, outcome)
         raise SplatterJobError(outcome.failure_reason())
@@ -91,6 +99,13 @@ async def run_python_stage(
         }
     )
     return _done_event(outcome)
+
+
+def _terminated(outcome: ChildOutcome) -> bool:
+    """True when SIGTERM ended the child: it exited 143 (checkpoint written: ``pipeline.stop``)
+    or died of the signal before its handler was installed. Only meaningful when the node did
+    not stop it itself (``outcome.cancelled`` is false)."""
+    return outcome.exit_code == EXIT_TERMINATED or outcome.signal_number == signal.SIGTERM
 
 
 def _done_event(outcome: ChildOutcome) -> DoneEvent:

@@ -7,12 +7,16 @@ child, loopback HTTP):
   well under the time of two full runs;
 - the node stopped with SIGTERM while it uploads the splat: the folder is kept, and the
   restarted node, leased the task again, trains nothing (the train stage resumes at its last
-  step; export and previews are skipped) and completes the task.
+  step; export and previews are skipped) and completes the task;
+- the node and its pipeline child both sent SIGTERM (systemd stopping the unit's whole cgroup):
+  the child checkpoints and exits 143 on its own, which is an interruption, not a failure: no
+  receipt, the job ``cancelled``, the folder kept; the re-leased task resumes from that step.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -146,3 +150,62 @@ async def test_a_node_stopped_during_the_upload_retrains_nothing_when_the_task_c
     assert skipped == {"export", "preview"}
     resumed = [e for e in task.events if e.get("message", "").startswith("resuming")]
     assert [e["interrupted_by"] for e in resumed] == ["node shutting down"]
+
+
+async def test_a_cgroup_wide_sigterm_keeps_the_job_for_a_resume_instead_of_failing_it(
+    emulator: EmulatorServer,
+    synthetic_scene: dict[str, Any],
+    start_node: StartNode,
+    tmp_path: Path,
+) -> None:
+    scene = await seed(emulator, synthetic_scene)
+    task_id = await create_task(emulator, scene)
+    work = tmp_path / "cgroup-node"
+    node = start_node(work, **lease_environment(emulator))
+    await until(lambda: train_step(emulator, task_id) >= E2E_STEPS // 2, 300, "training")
+    (child,) = pipeline_children(node)
+    # What systemd's default KillMode does: SIGTERM to every process of the unit at once. The
+    # child, in its own session, gets it directly, checkpoints and exits 143 by itself.
+    os.kill(child, signal.SIGTERM)
+    os.kill(node.pid, signal.SIGTERM)
+    assert node.process is not None
+    assert node.process.wait(timeout=60) in (0, -signal.SIGTERM)  # the graceful shutdown
+    marker = json.loads((work / "tasks" / task_id / ".resume.json").read_text())
+    assert marker["state"] == "interrupted"
+    assert marker["reason"] in ("node shutting down", "pipeline stopped by SIGTERM")
+    assert emulator.state.task(task_id).fail_body is None  # no receipt: DMS will re-lease
+
+    node.start()
+    async with node.client() as client:
+        (job,) = (await client.get("/jobs")).json()["data"]
+    assert job["state"] == "cancelled", job  # an interruption, not a failure
+    emulator.state.advance_clock(emulator.state.config.lease_ttl + 1)
+    task = await wait_task(emulator, task_id, node, within_s=300)
+    assert task.status == "completed", (task.fail_body, node.log_tail())
+    resumed = {p["resumed_from"] for p in task.progress_history if "resumed_from" in p}
+    (resumed_from,) = resumed  # the step the child's own SIGTERM checkpoint holds
+    print(f"resumed from step {resumed_from} of {E2E_STEPS}")
+    assert E2E_STEPS // 2 <= resumed_from < E2E_STEPS
+
+
+async def test_a_pipeline_sigterm_the_node_did_not_send_is_an_interruption(
+    emulator: EmulatorServer,
+    synthetic_scene: dict[str, Any],
+    start_node: StartNode,
+    tmp_path: Path,
+) -> None:
+    scene = await seed(emulator, synthetic_scene)
+    task_id = await create_task(emulator, scene)
+    work = tmp_path / "child-signalled"
+    node = start_node(work, **lease_environment(emulator))
+    await until(lambda: train_step(emulator, task_id) >= E2E_STEPS // 2, 300, "training")
+    (child,) = pipeline_children(node)
+    os.kill(child, signal.SIGTERM)  # the node keeps running
+    async with node.client() as client:
+        (job,) = (await client.get("/jobs")).json()["data"]
+        job = await node.wait_job(client, job["id"], within_s=60)
+    assert job["state"] == "cancelled", job
+    assert job["error"].startswith("task interrupted: pipeline terminated by SIGTERM")
+    marker = json.loads((work / "tasks" / task_id / ".resume.json").read_text())
+    assert (marker["state"], marker["reason"]) == ("interrupted", "pipeline stopped by SIGTERM")
+    assert emulator.state.task(task_id).fail_body is None

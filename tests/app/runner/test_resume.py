@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from app.runner import JobCancelledError, SplatterJobError, run_splatter_job
+from app.runner.errors import PipelineInterruptedError
 from app.runner.retention import MARKER, mark_interrupted, mark_running, read_marker
 from app.settings import Settings
 from app.worker.supervisor import WorkerSupervisor
@@ -123,6 +124,20 @@ async def test_a_lost_lease_keeps_the_folder(
     await stop_while_training(lost, settings, WorkerSupervisor(settings))
     marker = read_marker(job_root(settings, job))
     assert marker is not None and marker.reason == "lease lost"
+
+
+@pytest.mark.parametrize("actions", [("exit:143",), ("kill-self:TERM",)])
+async def test_a_child_stopped_by_a_sigterm_the_node_did_not_send_keeps_the_folder(
+    tmp_path: Path, emulator: EmulatorServer, http: httpx.AsyncClient, actions: tuple[str, ...]
+) -> None:
+    job = push_context(emulator, http, emulated_scene(emulator))
+    settings = make_settings(tmp_path, *actions)
+    with pytest.raises(PipelineInterruptedError, match=r"^task interrupted: pipeline "):
+        await run_splatter_job(job.context, settings)
+    assert not job.context.cancelled.is_set()  # the node sent nothing
+    marker = read_marker(job_root(settings, job))
+    assert marker is not None and marker.reason == "pipeline stopped by SIGTERM"
+    assert "python job failed" not in job.reporter.messages()
 
 
 async def test_a_failed_required_upload_keeps_the_folder_with_its_outputs(
