@@ -52,7 +52,7 @@ from app.settings import Settings
 from app.worker.supervisor import WorkerSupervisor
 from pipeline.contract import JobLayout
 
-__all__ = ["run_splatter_job"]
+__all__ = ["end_workspace", "make_room", "run_splatter_job"]
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ async def run_splatter_job(
         _report_error(ctx, failure)
         raise failure from exc
     finally:
-        _end_workspace(layout, settings, keep_reason)
+        end_workspace(layout, settings, keep_reason)
         metrics.observe_stage("job", time.monotonic() - started)
 
 
@@ -136,7 +136,7 @@ def _interruption(ctx: TaskContextView, supervisor: WorkerSupervisor) -> str | N
     return None
 
 
-def _end_workspace(layout: JobLayout, settings: Settings, keep_reason: str | None) -> None:
+def end_workspace(layout: JobLayout, settings: Settings, keep_reason: str | None) -> None:
     """Keeps an interrupted job's folder (marked) or removes a finished one."""
     keep = keep_reason is not None and settings.resume_retention_hours > 0
     if keep and layout.root.is_dir():
@@ -152,7 +152,7 @@ def _end_workspace(layout: JobLayout, settings: Settings, keep_reason: str | Non
     remove_job_root(layout.root, settings.disable_tasks_cleanup, settings.tasks_root)
 
 
-def _make_room(settings: Settings, layout: JobLayout) -> None:
+def make_room(settings: Settings, layout: JobLayout) -> None:
     """Drops expired kept folders, then, while the disk is short, the oldest other ones."""
     retention_s = settings.resume_retention_hours * 3600.0
     sweep_expired(settings.tasks_root, retention_s, keep=layout.root)
@@ -190,7 +190,7 @@ async def _run(
     supervisor: WorkerSupervisor,
     metrics: NodeMetrics,
 ) -> None:
-    _make_room(settings, layout)
+    make_room(settings, layout)
     check_free_disk(settings.tasks_root, settings.min_free_disk_mb)
     check_cancelled(ctx, "before execution")
     _prepare_workspace(ctx, layout)

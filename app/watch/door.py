@@ -7,7 +7,8 @@ not changed for ``WATCH_STABLE_SECS``. Entries whose name starts with ``.`` are 
 tools write their temporary files so). A stable entry is hashed; one whose content matches a
 queued, running or succeeded watch job is not run again (logged, moved to ``error/`` with the
 reason). Each job leaves its input in ``inbox/`` until it ends, so a restart finds it there and
-queues it again. While ``WATCH_DIR`` or ``TASKS_ROOT`` has less than ``MIN_FREE_DISK_MB`` free,
+queues it again, under the same task id: an interrupted run resumes in its kept job folder.
+While ``WATCH_DIR`` or ``TASKS_ROOT`` has less than ``MIN_FREE_DISK_MB`` free,
 intake pauses (logged once, shown by ``/ready``).
 """
 
@@ -18,7 +19,6 @@ import contextlib
 import logging
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from app.watch.entries import (
     snapshot,
 )
 from app.watch.folders import WatchFolders
-from app.watch.job import WatchItem, WatchRun
+from app.watch.job import WatchItem, WatchRun, watch_task_id
 from app.worker.supervisor import WorkerSupervisor
 
 __all__ = ["RETENTION_SWEEP_SECS", "WatchDoor"]
@@ -188,7 +188,7 @@ class WatchDoor:
         self._enqueue(WatchItem(name, safe_label(name), suffix, digest, 1, stable_at))
 
     def _enqueue(self, item: WatchItem) -> None:
-        task_id = str(uuid.uuid4())
+        task_id = watch_task_id(item.content_hash)
         run = WatchRun(
             item,
             self.folders,

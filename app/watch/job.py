@@ -6,10 +6,19 @@ stays as dropped until the job ends. The child is ``python -m pipeline train CAP
 <job folder>/out``, which detects the layout (COLMAP project, nerfstudio data, photos, videos,
 the Auki job folder) and says what it found when none fits; its reason becomes the job's error.
 Everything ``out/`` holds except training checkpoints is published to the outbox.
+
+The task id is :func:`watch_task_id` of the input's content hash, so the same input always runs
+in the same job folder. The folder carries the resume marker (:mod:`app.runner.retention`) like a
+lease job's: it goes when the job ends for good (success, a failure, a ``DELETE``) and is kept
+when the node stopping interrupted the run (or left ``running`` by a killed node), so the input
+queued again from ``inbox/`` at the next start continues from the pipeline's checkpoint.
 """
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +27,29 @@ from app.metrics import NodeMetrics
 from app.ports import JobContextView
 from app.records import JobRecord
 from app.runner.cancel import check_cancelled
-from app.runner.errors import SplatterJobError
+from app.runner.errors import JobCancelledError, SplatterJobError
+from app.runner.job import end_workspace, make_room
 from app.runner.python_stage import run_python_stage
-from app.runner.workspace import check_free_disk, job_layout, prove_job_folder, remove_job_root
+from app.runner.retention import mark_running
+from app.runner.workspace import check_free_disk, job_layout, prove_job_folder
 from app.settings import Settings
 from app.watch.folders import WatchFolders, link_tree
 from app.worker.supervisor import WorkerSupervisor
 from pipeline.contract import JobLayout
 
-__all__ = ["UNPUBLISHED", "WatchItem", "WatchRun"]
+__all__ = ["UNPUBLISHED", "WATCH_NAMESPACE", "WatchItem", "WatchRun", "watch_task_id"]
 
 UNPUBLISHED = ("checkpoints",)
 """Entries of the pipeline's output folder that stay out of the outbox (resume state)."""
+
+WATCH_NAMESPACE = uuid.UUID("5f0c2a6e-3b7d-5c1e-9a4f-2d8b6e0c1a37")
+"""The UUID namespace of watch task ids (fixed: changing it orphans every kept folder)."""
+
+
+def watch_task_id(content_hash: str) -> str:
+    """The task id (and job folder name) of an input: a UUID v5 of its ``sha256:...`` hash, so
+    an input queued again after a restart finds the folder its interrupted run kept."""
+    return str(uuid.uuid5(WATCH_NAMESPACE, content_hash))
 
 
 @dataclass
@@ -68,7 +88,9 @@ class WatchRun:
 
     async def run(self, ctx: JobContextView) -> None:
         layout = job_layout(self.settings.tasks_root, self.task_id)
+        keep_reason: str | None = None
         try:
+            make_room(self.settings, layout)
             check_free_disk(self.settings.tasks_root, self.settings.min_free_disk_mb)
             check_cancelled(ctx, "before execution")
             capture = self._stage(ctx, layout)
@@ -91,10 +113,12 @@ class WatchRun:
                     "outbox": str(self.outbox.relative_to(self.folders.root)),
                 }
             )
+        except (JobCancelledError, asyncio.CancelledError):
+            if self.supervisor.stopping:  # the node stopping, not a DELETE: resume next start
+                keep_reason = "node shutting down"
+            raise
         finally:
-            remove_job_root(
-                layout.root, self.settings.disable_tasks_cleanup, self.settings.tasks_root
-            )
+            end_workspace(layout, self.settings, keep_reason)
 
     def _stage(self, ctx: JobContextView, layout: JobLayout) -> Path:
         """Links the inbox entry into the job folder; returns the staged capture."""
@@ -103,7 +127,17 @@ class WatchRun:
             raise SplatterJobError(f"the input {self.item.name!r} left the inbox before it ran")
         self.settings.tasks_root.mkdir(parents=True, exist_ok=True)
         root = prove_job_folder(self.settings.tasks_root, layout.root)
-        capture = root / "capture" / f"{self.item.label}{self.item.suffix}"
+        root.mkdir(exist_ok=True)
+        kept = mark_running(root, self.task_id)
+        if kept is not None:
+            ctx.reporter.log_event(
+                {"level": "info", "stage": "workspace",
+                 "message": "resuming in the job folder kept from an earlier run",
+                 "interrupted_by": kept.reason}
+            )  # fmt: skip
+        staged = root / "capture"
+        shutil.rmtree(staged, ignore_errors=True)  # a kept folder's links: staged afresh
+        capture = staged / f"{self.item.label}{self.item.suffix}"
         link_tree(source, capture)
         ctx.reporter.set_progress({"pct": 20, "stage": "inputs", "status": "staged"})
         ctx.reporter.log_event(

@@ -155,9 +155,9 @@ class TrainConfig:
         max_init_points: keep at most this many SfM points (a seeded random subset); ``None``:
             all, as the reference.
         random_init_points: Gaussians placed at random when the scene has no SfM points.
-        random_init_scale: side of that random cube in camera extents (the largest distance
-            of a training camera from their mean); splatfacto's cube is 10 units wide in a
-            scene normalised to about one unit.
+        random_init_scale: those points lie in the training views' frusta up to this depth, in
+            camera extents (the largest distance of a training camera from their mean); the
+            CPU profile uses 3 (an orbit's subject and surroundings).
         checkpoint_every: write a checkpoint every this many steps (and at the end); the
             profiles keep it at most a tenth of the run.
         checkpoint_every_s: ... and whenever this many seconds of training have passed since
@@ -224,9 +224,10 @@ class TrainConfig:
 
         ``steps`` (default 1,000) rescales every schedule (:meth:`scaled_to`); images are
         shrunk to at most 320 px on the longer side, the SfM seed to 10,000 points (5,000 for a
-        random start) and growth stops at 20,000 Gaussians. A full step at 10,000 Gaussians and
-        320×180 costs about 0.17 s on two cores, so a run takes minutes (the 160×120 synthetic
-        job: about two). ``overrides`` replace any top-level field afterwards.
+        random start, at most 3 camera extents deep) and growth stops at 20,000 Gaussians. A
+        full step at 10,000 Gaussians and 320×180 costs about 0.17 s on two cores, so a run
+        takes minutes (the 160×120 synthetic job: about two). ``overrides`` replace any
+        top-level field afterwards.
         """
         base = cls().scaled_to(steps)
         profile = replace(
@@ -234,6 +235,7 @@ class TrainConfig:
             max_image_side=320,
             max_init_points=10_000,
             random_init_points=5_000,
+            random_init_scale=3.0,
             checkpoint_every=max(1, steps // 10),
             densify=replace(base.densify, max_gaussians=20_000),
         )

@@ -57,6 +57,7 @@ async def test_delete_cancels_a_watch_job_and_its_input_goes_to_error(tmp_path: 
     report = (folder / "error.txt").read_text()
     assert "reason: task cancelled: python execution" in report and "attempts: 1" in report
     assert not any((watch / "inbox").iterdir())
+    assert not any((tmp_path / "tasks").iterdir())  # a DELETE keeps nothing for a resume
 
 
 async def test_low_free_disk_pauses_intake_and_shows_in_ready(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ class WatchNode:
     url: str
     watch: Path
     log: Path
+    proc: subprocess.Popen[bytes]
 
     def jobs(self) -> list[dict[str, Any]]:
         response = httpx.get(f"{self.url}/jobs", timeout=5)
@@ -81,12 +82,13 @@ def watch_node(tmp_path: Path, *actions: str, **env: str) -> Iterator[WatchNode]
         proc = subprocess.Popen(
             [sys.executable, "-m", "app"], env=settings, stderr=out, cwd=PROJECT_ROOT
         )
-    node = WatchNode(f"http://127.0.0.1:{port}", tmp_path / "watch", log)
+    node = WatchNode(f"http://127.0.0.1:{port}", tmp_path / "watch", log, proc)
     try:
         eventually_sync(lambda: _ready(node, proc), within_s=WAIT_S)
         yield node
     finally:
-        proc.send_signal(signal.SIGTERM)
+        if proc.poll() is None:  # a test may have killed it
+            proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -191,6 +193,9 @@ def test_a_restart_mid_job_picks_the_input_up_again(tmp_path: Path) -> None:
         eventually_sync(started.exists, within_s=WAIT_S)
     # the node stopped (SIGTERM) in the middle of the job; the input is still in the inbox
     assert node.entries("inbox") == ["room"]
+    (kept,) = (tmp_path / "tasks").iterdir()  # and its job folder is kept for a resume
+    marker = json.loads((kept / ".resume.json").read_text())
+    assert (marker["state"], marker["reason"]) == ("interrupted", "node shutting down")
     started.unlink()
     with watch_node(tmp_path, *actions) as node:
         eventually_sync(started.exists, within_s=WAIT_S)
@@ -200,4 +205,6 @@ def test_a_restart_mid_job_picks_the_input_up_again(tmp_path: Path) -> None:
         ("watch", "cancelled"), ("watch", "succeeded"),
     ]  # fmt: skip
     assert jobs[0]["error"] == "task cancelled: python execution"  # stopped by SIGTERM
+    assert jobs[0]["task_id"] == jobs[1]["task_id"] == kept.name  # the same folder, resumed
     assert node.entries("inbox") == [] and len(node.entries("outbox")) == 1
+    assert list((tmp_path / "tasks").iterdir()) == []  # success: the folder goes

@@ -22,6 +22,7 @@ from tests.pipeline.synthetic.factories import make_tiny_job
 
 # 500 steps with at most 2,000 Gaussians: about 3 dB over the flat image on this scene.
 STEPS, EVAL_EVERY, MAX_GAUSSIANS, MARGIN_DB = 500, 4, 2000, 2.0
+RANDOM_INIT_MARGIN_DB = 1.0
 
 pytestmark = pytest.mark.slow
 
@@ -42,8 +43,8 @@ def flat_psnr(scene: SyntheticScene) -> float:
     )
 
 
-def train(data: Path, out: Path) -> dict[str, Any]:
-    args = ["train", str(data), "--out", str(out), "--steps", str(STEPS), "--threads", "1"]
+def train(data: Path, out: Path, steps: int = STEPS) -> dict[str, Any]:
+    args = ["train", str(data), "--out", str(out), "--steps", str(steps), "--threads", "1"]
     args += ["--eval-every", str(EVAL_EVERY), "--max-gaussians", str(MAX_GAUSSIANS), "--no-preview"]
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
@@ -82,9 +83,10 @@ def test_auki_job_through_train(scene: SyntheticScene, tmp_path: Path) -> None:
 def test_nerfstudio_without_points_trains_from_random_points(
     scene: SyntheticScene, tmp_path: Path
 ) -> None:
-    # splatfacto's random start (a cube 10 camera extents wide) needs far more than 500 CPU
-    # steps to beat the flat image on this scene (measured: 9.2 dB vs 17.6 dB), so this checks
-    # that the run starts from random points and finishes with usable outputs.
+    # Random points in the views' frusta, 3 camera extents deep, 1,000 steps: 19.8-20.8 dB over
+    # seeds 0-2 (flat: 17.6 dB); run-to-run spread is about 1 dB, hence a 1 dB margin here.
+    # splatfacto's 10-extent cube got 9.2 dB at 500 steps and lost every Gaussian at 1,000.
     LAYOUTS["nerfstudio_random_init"](scene, tmp_path / "data")
-    done = train(tmp_path / "data", tmp_path / "out")
-    assert done["metrics"]["gaussians"] >= 1 and math.isfinite(done["metrics"]["psnr"])
+    done = train(tmp_path / "data", tmp_path / "out", steps=2 * STEPS)
+    assert done["metrics"]["gaussians"] >= 1
+    assert done["metrics"]["psnr"] > flat_psnr(scene) + RANDOM_INIT_MARGIN_DB, done["metrics"]

@@ -89,14 +89,25 @@ def test_point_cap_keeps_a_seeded_subset_in_order() -> None:
     assert len(kept) == 40 and torch.all(kept[1:] > kept[:-1])
 
 
-def test_without_points_gaussians_fill_a_cube_around_the_cameras() -> None:
+def test_without_points_gaussians_fill_the_cameras_frusta() -> None:
     scene = scene_with_points(torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.uint8))
-    config = TrainConfig(random_init_points=500, random_init_scale=10.0, sh_degree=1)
+    config = TrainConfig(random_init_points=500, random_init_scale=3.0, sh_degree=1)
     splats = initial_splats(scene, config, torch.Generator().manual_seed(5))
-    centre, extent = camera_extent(scene.train)
-    offsets = (splats.means - centre).abs()
-    assert len(splats) == 500 and offsets.max() <= 5.0 * extent
-    assert offsets.max() > 4.0 * extent  # the whole cube is used, not a small part of it
+    _, extent = camera_extent(scene.train)
+    means = splats.means.double()
+    seen_by = torch.zeros(len(means), dtype=torch.bool)
+    for view in scene.train:  # float64 projection of every point into every view
+        cam = view.camera
+        w2c = cam.world_to_camera.double()
+        local = means @ w2c[:3, :3].T + w2c[:3, 3]
+        z = local[:, 2]
+        pixel = local[:, :2] / z.unsqueeze(-1) * cam.K.double().diagonal()[:2] + cam.K[:2, 2]
+        inside = (pixel >= 0).all(-1) & (pixel[:, 0] <= cam.width) & (pixel[:, 1] <= cam.height)
+        seen_by |= inside & (z > 0) & (z <= 3.0 * extent * (1 + 1e-5))
+    assert len(splats) == 500 and bool(seen_by.all())
+    depths = torch.stack([(means - v.camera.camera_center.double()).norm(dim=-1)
+                          for v in scene.train]).min(dim=0).values  # fmt: skip
+    assert depths.max() > 1.5 * extent  # the whole depth range is used, not a small part
     dc = splats.sh[:, 0]
     assert splats.sh.shape == (500, 4, 3) and dc.min() >= 0 and dc.max() < 1
     assert torch.isfinite(splats.log_scales).all()
