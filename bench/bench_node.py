@@ -28,9 +28,9 @@ from typing import Any
 import httpx
 
 from app import CAPABILITY, PROJECT_ROOT
-from app.worker.environment import child_env
 from bench.table import BenchRow, BenchTable
 from demo import free_port, make_scene, scene_items, stop_process
+from demo.environment import child_env
 
 CONCURRENCY = 50
 ROUNDS = 40

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app import PROJECT_ROOT
-from app.worker.environment import child_env
 from demo.config import DemoConfig
+from demo.environment import child_env
 from emulator import EmulatorServer
 
 __all__ = ["free_port", "running_node", "stop_process"]

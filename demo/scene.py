@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from app import CAPABILITY, PROJECT_ROOT
-from app.worker.environment import child_env
+from demo.environment import child_env
 from domain_client.domain import DomainClient
 from domain_client.tokens import DomainToken
 from emulator import EmulatorServer

@@ -1,5 +1,4 @@
-"""Child environments: the project first on PYTHONPATH; dev tools keep everything, the pipeline
-child gets the allow-list."""
+"""The pipeline child's environment: the project first on PYTHONPATH, the allow-list only."""
 
 from __future__ import annotations
 
@@ -8,30 +7,7 @@ import os
 import pytest
 
 from app import PROJECT_ROOT
-from app.worker.environment import child_env, pipeline_env
-
-
-def test_the_project_comes_first_and_no_path_is_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
-    others = ["/opt/a", str(PROJECT_ROOT), "", "/opt/b", "/opt/a"]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(others))
-    paths = child_env()["PYTHONPATH"].split(os.pathsep)
-    assert paths == [str(PROJECT_ROOT), "/opt/a", "/opt/b"]
-
-
-def test_without_a_pythonpath_it_is_the_project_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PYTHONPATH", raising=False)
-    assert child_env()["PYTHONPATH"] == str(PROJECT_ROOT)
-
-
-def test_the_rest_of_the_environment_is_kept_and_extras_win(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("SPLATTER_TEST_MARK", "kept")
-    monkeypatch.setenv("SPLATTER_TEST_OVERRIDE", "old")
-    env = child_env(SPLATTER_TEST_OVERRIDE="new", PYTHONUNBUFFERED="1")
-    assert env["SPLATTER_TEST_MARK"] == "kept"
-    assert (env["SPLATTER_TEST_OVERRIDE"], env["PYTHONUNBUFFERED"]) == ("new", "1")
-    assert os.environ["SPLATTER_TEST_OVERRIDE"] == "old"  # a copy, not this process's
+from app.worker.environment import pipeline_env
 
 
 def test_the_pipeline_child_gets_the_project_first_and_no_secret(
