@@ -33,6 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import PlyFormatError
+from pipeline.formats.ply import REQUIRED_PROPERTIES, rest_property_names
 from pipeline.scene_frame import SceneFrame
 from pipeline.splats import Splats
 
@@ -46,11 +47,6 @@ __all__ = [
     "write_ply",
 ]
 
-REQUIRED_PROPERTIES: tuple[str, ...] = (
-    "x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
-    "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3",
-)  # fmt: skip
-_REST_COUNTS = {0: 0, 9: 1, 24: 2, 45: 3}  # number of f_rest_* properties -> SH degree
 _FLOAT_TYPES = {"f4", "f8"}
 _AXIS_NAMES = ("x", "y", "z")
 
@@ -168,7 +164,7 @@ def read_ply(path: Path, dc_only: bool = False) -> PlySplats:
     names = {p.name: p for p in vertex.properties}
     for name in REQUIRED_PROPERTIES:
         _check_float_property(names, name, path, required=True)
-    rest_names = [] if dc_only else _rest_property_names(names, path)
+    rest_names = [] if dc_only else rest_property_names(names, path)
     for name in rest_names:
         _check_float_property(names, name, path, required=True)
     splats = _splats_from_vertex(vertex, rest_names)
@@ -220,22 +216,6 @@ def _check_float_property(
     if prop.val_dtype.lstrip("<>=|") not in _FLOAT_TYPES:
         kind = np.dtype(prop.val_dtype).name
         raise PlyFormatError(f"{path}: property '{name}' has type {kind}, expected float or double")
-
-
-def _rest_property_names(names: dict[str, plyfile.PlyProperty], path: Path) -> list[str]:
-    indices = sorted(int(m.group(1)) for n in names if (m := re.fullmatch(r"f_rest_(\d+)", n)))
-    if len(indices) not in _REST_COUNTS:
-        raise PlyFormatError(
-            f"{path}: found {len(indices)} f_rest_* properties; a 3DGS PLY has 0, 9, 24 or 45 "
-            "(SH degree 0..3)"
-        )
-    if indices != list(range(len(indices))):
-        missing = sorted(set(range(len(indices))) - set(indices))
-        raise PlyFormatError(
-            f"{path}: f_rest_* properties are not numbered 0..{len(indices) - 1} "
-            f"(f_rest_{missing[0]} is missing)"
-        )
-    return [f"f_rest_{i}" for i in indices]
 
 
 def _splats_from_vertex(vertex: plyfile.PlyElement, rest_names: list[str]) -> Splats:

@@ -13,6 +13,7 @@ The writer produces the layout of :func:`pipeline.export.ply.write_ply` (binary 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,13 +23,19 @@ from pipeline.atomic import atomic_path
 from pipeline.errors import PlyFormatError
 from pipeline.formats.arrays import F32, SplatArrays
 
-__all__ = ["PlyArrays", "read_ply_arrays", "write_ply_arrays"]
+__all__ = [
+    "REQUIRED_PROPERTIES",
+    "PlyArrays",
+    "read_ply_arrays",
+    "rest_property_names",
+    "write_ply_arrays",
+]
 
 REQUIRED_PROPERTIES: tuple[str, ...] = (
     "x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
     "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3",
 )  # fmt: skip
-_REST_COUNTS = {0: 0, 9: 1, 24: 2, 45: 3}
+_REST_COUNTS = {0: 0, 9: 1, 24: 2, 45: 3}  # number of f_rest_* properties -> SH degree
 _TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
     "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
@@ -73,7 +80,7 @@ def read_ply_arrays(path: Path, dc_only: bool = False) -> PlyArrays:
     kinds = dict(header.properties)
     for name in REQUIRED_PROPERTIES:
         _check_float(kinds, name, path)
-    rest = [] if dc_only else _rest_names(kinds, path)
+    rest = [] if dc_only else rest_property_names(kinds, path)
     for name in rest:
         _check_float(kinds, name, path)
     order = header.binary_order or "<"
@@ -179,8 +186,14 @@ def _check_float(kinds: dict[str, str], name: str, path: Path) -> None:
         )
 
 
-def _rest_names(kinds: dict[str, str], path: Path) -> list[str]:
-    indices = sorted(int(m.group(1)) for n in kinds if (m := re.fullmatch(r"f_rest_(\d+)", n)))
+def rest_property_names(names: Iterable[str], path: Path) -> list[str]:
+    """The ``f_rest_*`` names among a PLY vertex's property ``names``, in SH coefficient order.
+
+    Raises:
+        PlyFormatError: their count is not that of SH degree 0..3, or one is missing (``path``
+            names the file).
+    """
+    indices = sorted(int(m.group(1)) for n in names if (m := re.fullmatch(r"f_rest_(\d+)", n)))
     if len(indices) not in _REST_COUNTS:
         raise PlyFormatError(
             f"{path}: found {len(indices)} f_rest_* properties; a 3DGS PLY has 0, 9, 24 or 45 "
