@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.render_scene import room_gaussians
+from bench.render_scene import look_at_camera, room_gaussians
 from bench.table import BenchRow, BenchTable
 from pipeline.formats.arrays import SplatArrays
 from pipeline.formats.registry import read_splats, write_splats
 from pipeline.render.tile_rasterizer import TileRasterizer
-from pipeline.render.types import Camera, RenderSettings
+from pipeline.render.types import RenderSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 COUNT = int(os.environ.get("BENCH_COMPRESS_COUNT", "1000000"))  # smaller for a smoke run
@@ -208,21 +208,6 @@ def _sog_rows(
                        target=-0.2, lower_is_better=False))  # fmt: skip
 
 
-def _camera(eye: tuple[float, ...], target: tuple[float, ...], width: int = 480,
-            height: int = 270, fov_y_deg: float = 60.0) -> Camera:  # fmt: skip
-    e, t = torch.tensor(eye, dtype=torch.float64), torch.tensor(target, dtype=torch.float64)
-    forward = (t - e) / (t - e).norm()
-    right = torch.linalg.cross(torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), forward)
-    right = right / right.norm()
-    down = torch.linalg.cross(forward, right)
-    R = torch.stack([right, down, forward])
-    w2c = torch.eye(4, dtype=torch.float64)
-    w2c[:3, :3], w2c[:3, 3] = R, -R @ e
-    f = 0.5 * height / math.tan(math.radians(fov_y_deg) / 2)
-    K = torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=torch.float64)
-    return Camera(w2c, K, width, height)
-
-
 _REFERENCE: dict[int, list[torch.Tensor]] = {}
 
 
@@ -230,7 +215,10 @@ def _renders(splats: SplatArrays) -> list[torch.Tensor]:
     gaussians = splats.to_splats().activated()
     rasterizer, settings = TileRasterizer(), RenderSettings(sh_degree=splats.sh_degree)
     with torch.no_grad():
-        return [rasterizer.render(gaussians, _camera(*view), settings).rgb for view in VIEWS]
+        return [
+            rasterizer.render(gaussians, look_at_camera(*view, 480, 270), settings).rgb
+            for view in VIEWS
+        ]
 
 
 def _psnr(original: SplatArrays, decoded: SplatArrays) -> float:

@@ -28,7 +28,7 @@ from pipeline.render.tile_rasterizer import TileRasterizer
 from pipeline.render.tiles import bin_gaussians
 from pipeline.render.types import Camera, Gaussians, RenderSettings
 
-__all__ = ["SceneStats", "room_camera", "room_gaussians", "scene_stats"]
+__all__ = ["SceneStats", "look_at_camera", "room_camera", "room_gaussians", "scene_stats"]
 
 # (centre, radius) of the spheres standing in the room.
 _SPHERES = (
@@ -50,15 +50,22 @@ _COVERAGE = 2.0
 
 def room_camera(width: int = 1280, height: int = 720, fov_y_deg: float = 60.0) -> Camera:
     """The benchmark camera: inside the room near its front wall, looking at the far wall."""
-    eye = torch.tensor([0.3, -0.3, -2.5], dtype=torch.float64)
-    target = torch.tensor([0.0, 0.2, 6.0], dtype=torch.float64)
-    forward = (target - eye) / (target - eye).norm()
+    return look_at_camera((0.3, -0.3, -2.5), (0.0, 0.2, 6.0), width, height, fov_y_deg)
+
+
+def look_at_camera(eye: tuple[float, ...], target: tuple[float, ...], width: int = 1280,
+                   height: int = 720, fov_y_deg: float = 60.0) -> Camera:  # fmt: skip
+    """A pinhole camera at ``eye`` looking at ``target`` (world units, the room's frame: +y is
+    down, so image-down follows world +y), ``width`` × ``height`` pixels, vertical field of view
+    ``fov_y_deg`` degrees, principal point at the image centre."""
+    e, t = torch.tensor(eye, dtype=torch.float64), torch.tensor(target, dtype=torch.float64)
+    forward = (t - e) / (t - e).norm()
     right = torch.linalg.cross(torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), forward)
     right = right / right.norm()
     down = torch.linalg.cross(forward, right)
     R = torch.stack([right, down, forward])
     w2c = torch.eye(4, dtype=torch.float64)
-    w2c[:3, :3], w2c[:3, 3] = R, -R @ eye
+    w2c[:3, :3], w2c[:3, 3] = R, -R @ e
     f = 0.5 * height / math.tan(math.radians(fov_y_deg) / 2)
     K = torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=torch.float64)
     return Camera(w2c, K, width, height)
