@@ -2,8 +2,10 @@
 
 Start-up order: clean ``TASKS_ROOT`` (unless disabled; folders kept for a resume stay, those a
 killed node left running are marked interrupted, expired ones go), open the job store and fail
-the jobs a previous process left unfinished (``node restarted``), then the supervisor, the job
-service (push worker) and, in lease mode, the lease door. Shutdown runs the other way round:
+the lease and watch jobs a previous process left unfinished (``node restarted``; DMS and the
+inbox hand them out again), then the supervisor, the job service (push worker) with the
+unfinished push jobs queued again (each waits for ``PUT /jobs/{id}/token``) and, in lease mode,
+the lease door. Shutdown runs the other way round:
 the lease door stops leasing, running jobs drain or are cancelled (SIGTERM → SIGKILL; their
 folders are kept for a resume), states are recorded, the store is closed.
 """
@@ -56,6 +58,9 @@ class Services:
     viewer_scenes: JobScenes
     lease_door: LeaseDoor | None = None
     recovered: list[str] = field(default_factory=list)
+    """Jobs failed ``node restarted`` at start-up (lease and watch jobs)."""
+    requeued: list[str] = field(default_factory=list)
+    """Push jobs queued again at start-up, each waiting for a token (``resume_interrupted``)."""
     watch: WatchDoor | None = None
 
 
@@ -76,7 +81,9 @@ async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = N
         settle_at_start_up(settings.tasks_root, settings.resume_retention_hours * 3600.0)
     settings.tasks_root.mkdir(parents=True, exist_ok=True)
     store = JobStore.open(settings.database_path)
-    recovered = store.recover_interrupted()
+    # push jobs go back to the queue (resume_interrupted, below); the lease door's are failed
+    # and DMS hands their tasks out again
+    recovered = store.recover_interrupted(requeue=("push",))
     if recovered:
         log.warning("failed jobs interrupted by a restart", extra={"jobs": recovered})
     outputs = JobOutputs(
@@ -97,9 +104,10 @@ async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = N
         store, supervisor, settings, metrics, context_factory=contexts, http=http, outputs=outputs
     )
     jobs.start()
+    requeued = await jobs.resume_interrupted()
     services = Services(
         settings, store, supervisor, metrics, jobs, http, outputs, JobScenes(outputs),
-        lease_door, recovered,
+        lease_door, recovered, requeued=requeued,
     )  # fmt: skip
     if settings.watch_dir is not None:
         services.watch = WatchDoor(settings, jobs, supervisor, metrics)

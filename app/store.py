@@ -14,7 +14,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -23,6 +23,7 @@ from app.records import (
     ALL_STATES,
     JobEvent,
     JobRecord,
+    JobSource,
     JobState,
     NewJob,
     utc_now,
@@ -101,6 +102,14 @@ MIGRATIONS: tuple[str, ...] = (
         attempt      INTEGER NOT NULL
     );
     CREATE INDEX watch_inputs_by_hash ON watch_inputs (content_hash);
+    """,
+    # v3: each push job's envelope without its secrets (no access token), so that a push job
+    # a restart interrupted can be queued again (JobService.resume_interrupted).
+    """
+    CREATE TABLE push_envelopes (
+        job_id   TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+        envelope TEXT NOT NULL
+    );
     """,
 )
 
@@ -184,8 +193,9 @@ class JobStore:
 
     # --- creating and reading ---
 
-    def create(self, job: NewJob) -> JobRecord:
-        """Stores a new ``queued`` job with a fresh id."""
+    def create(self, job: NewJob, envelope: Mapping[str, Any] | None = None) -> JobRecord:
+        """Stores a new ``queued`` job with a fresh id, and a push job's ``envelope`` (JSON;
+        the caller leaves every secret out: :meth:`JobService.submit` drops the token)."""
         job_key = str(uuid.uuid4())
         now = utc_now()
         with self._transaction() as db:
@@ -205,7 +215,20 @@ class JobStore:
                     job.progress_url,
                 ),
             )
+            if envelope is not None:
+                db.execute(
+                    "INSERT INTO push_envelopes (job_id, envelope) VALUES (?,?)",
+                    (job_key, json.dumps(envelope)),
+                )
         return self.get(job_key)
+
+    def push_envelope(self, job_key: str) -> str | None:
+        """The stored envelope of a push job (JSON text as :meth:`create` wrote it), if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT envelope FROM push_envelopes WHERE job_id = ?", (job_key,)
+            ).fetchone()
+        return None if row is None else str(row["envelope"])
 
     def get(self, job_key: str) -> JobRecord:
         """The job with that id; :class:`JobNotFoundError` if none."""
@@ -246,6 +269,16 @@ class JobStore:
             for row in self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
                 counts[cast(JobState, row[0])] = int(row[1])
         return counts
+
+    def queued_jobs(self, source: JobSource) -> list[JobRecord]:
+        """Every queued job from ``source``, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM jobs WHERE state = 'queued' AND source = ?"
+                " ORDER BY created_at, rowid",
+                (source,),
+            ).fetchall()
+        return [self.get(str(row["id"])) for row in rows]
 
     def active_for_task(self, task_id: str) -> JobRecord | None:
         """The queued or running job for a DMS task id, if any."""
@@ -290,6 +323,12 @@ class JobStore:
         """``queued → running`` in one transaction; False when the job is no longer queued
         (cancelled meanwhile). The worker's only way to start a push job."""
         return self._transition_from(job_key, "queued", "running", started_at=utc_now())
+
+    def fail_queued(self, job_key: str, error: str) -> bool:
+        """``queued → failed`` in one transaction; False when the job is no longer queued."""
+        return self._transition_from(
+            job_key, "queued", "failed", finished_at=utc_now(), error=error
+        )
 
     def cancel_queued(self, job_key: str, error: str) -> bool:
         """``queued → cancelled`` in one transaction; False when the job is no longer queued
@@ -364,20 +403,46 @@ class JobStore:
                 [(job_key, a.logical_path, a.name, a.data_type, a.id) for a in artifacts],
             )
 
-    def recover_interrupted(self, reason: str = "node restarted") -> list[str]:
-        """Fails every job left queued or running by a previous process; returns their ids.
+    def recover_interrupted(
+        self, reason: str = "node restarted", *, requeue: tuple[JobSource, ...] = ()
+    ) -> list[str]:
+        """Settles every job a previous process left queued or running; returns the ids of
+        those it failed with ``reason``.
 
-        A queued push job cannot be resumed either: its domain token was never persisted.
+        Jobs of a source in ``requeue`` (the push door's) are not failed: a running one goes
+        back to ``queued`` (``started_at`` cleared) with an event saying why, a queued one stays
+        queued; the job service then decides whether each can run again.
         """
         with self._lock:
             rows = self._db.execute(
-                "SELECT id FROM jobs WHERE state IN ('queued', 'running')"
+                "SELECT id, source, state FROM jobs WHERE state IN ('queued', 'running')"
+                " ORDER BY created_at, rowid"
             ).fetchall()
-        interrupted = [str(r["id"]) for r in rows]
-        for job_key in interrupted:
+        failed: list[str] = []
+        for row in rows:
+            job_key = str(row["id"])
+            if row["source"] in requeue:
+                self.add_event(
+                    job_key,
+                    {"level": "warn", "stage": "runner",
+                     "message": f"{reason}; the job was {row['state']} and is queued again"},
+                )  # fmt: skip
+                self.requeue(job_key)
+                continue
             self.add_event(job_key, {"level": "error", "stage": "runner", "message": reason})
             self.finish(job_key, "failed", error=reason)
-        return interrupted
+            failed.append(job_key)
+        return failed
+
+    def requeue(self, job_key: str) -> None:
+        """``running → queued`` (or leaves a queued job queued): a restart's recovery only; the
+        job runs again from the start of the worker's queue (:meth:`claim_queued`)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state = 'queued', started_at = NULL, updated_at = ?"
+                " WHERE id = ? AND state IN ('queued', 'running')",
+                (utc_now(), job_key),
+            )
 
     # --- internals ---
 

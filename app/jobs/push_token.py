@@ -4,7 +4,9 @@ Nobody heartbeats a pushed job, so its token is never rotated for it. When the d
 answers 401, :class:`DomainClient` asks the token whether another one is available
 (:meth:`PushToken.rotated_since`); a push token then waits up to ``TOKEN_WAIT_SECS`` for the
 pusher to ``PUT`` a fresh one, telling the job's listeners (store, ``progress_url``) that it is
-waiting. The wait ends early when the job is cancelled. A wait that times out marks the token
+waiting. The wait ends early when the job is cancelled. A push job queued again after a node
+restart has no token at all (none is ever stored) and waits the same way before it runs
+(:meth:`PushToken.arrives`). A wait that times out marks the token
 lost: every later domain call of the job fails at once with :attr:`PushToken.gave_up`, so the
 job fails with that reason instead of waiting again for every remaining request.
 """
@@ -59,6 +61,28 @@ class PushToken(DomainToken):
         Raises:
             TaskCancelled: the job was cancelled while waiting.
         """
+        gave_up = (
+            "the domain server refused the job's token (401) and no new token arrived "
+            f"within {wait_s:g} s (TOKEN_WAIT_SECS; hand one over with PUT /jobs/{{id}}/token)"
+        )
+        return await self._await_other(rejected, wait_s, gave_up)
+
+    async def arrives(self, wait_s: float) -> bool:
+        """Whether a token arrives within ``wait_s``: a push job queued again after a restart
+        has none, only an empty one (tokens are never stored; see
+        :meth:`JobService.resume_interrupted`).
+
+        Raises:
+            TaskCancelled: the job was cancelled while waiting.
+        """
+        gave_up = (
+            f"node restarted: no domain token arrived within {wait_s:g} s (TOKEN_WAIT_SECS); "
+            "a push job's token is never stored, so after a restart the job waits for "
+            "PUT /jobs/{id}/token"
+        )
+        return await self._await_other("", wait_s, gave_up)
+
+    async def _await_other(self, rejected: str, wait_s: float, gave_up: str) -> bool:
         if self.current() != rejected:
             return True
         changed = self._changed
@@ -66,10 +90,7 @@ class PushToken(DomainToken):
             self.listener.waiting(wait_s)
         await self._wait(changed, wait_s)
         if self.current() == rejected:
-            self.gave_up = (
-                "the domain server refused the job's token (401) and no new token arrived "
-                f"within {wait_s:g} s (TOKEN_WAIT_SECS; hand one over with PUT /jobs/{{id}}/token)"
-            )
+            self.gave_up = gave_up
             self.mark_lost(self.gave_up)
             return False
         if self.listener is not None:

@@ -13,14 +13,17 @@ which calls :meth:`JobService.run_leased` as its handler while holding the same 
 ``runner failed: <message>``, at most 4096 bytes) or ``cancelled``.
 
 A push job's domain token (a :class:`~app.jobs.push_token.PushToken`, replaceable with
-``PUT /jobs/{id}/token``) lives only in memory: the store never sees it, so after a restart an
-unfinished push job is failed with ``node restarted`` (:meth:`JobStore.recover_interrupted`).
+``PUT /jobs/{id}/token``) lives only in memory: the store keeps the envelope without it
+(:func:`stored_envelope`). A push job a killed node left queued or running is queued again at
+the next start (:meth:`JobService.resume_interrupted`): it waits up to ``TOKEN_WAIT_SECS`` for
+``PUT /jobs/{id}/token``, then runs in the job folder the killed run kept, resuming.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import httpx
+from pydantic import ValidationError
 
 from app.jobs.envelope import PushLease, TokenGrant
 from app.jobs.push_token import PushToken
@@ -39,15 +43,18 @@ from app.ports import JobContextView, TaskContextView
 from app.records import JobEvent, JobRecord, JobState, NewJob
 from app.runner import JobCancelledError, run_splatter_job
 from app.runner.errors import PipelineInterruptedError
+from app.runner.workspace import UnsafeJobFolderError, job_folder_name, remove_job_root
 from app.settings import Settings
 from app.store import JobStore
-from app.targets import check_target
+from app.targets import ForbiddenTargetError, check_target
 from app.viewer.outputs import JobOutputs
 from app.worker.supervisor import WorkerSupervisor
 from domain_client.delivery import ProgressReporter
+from domain_client.errors import TaskCancelled
 from domain_client.models import ArtifactRecord, Lease
 from domain_client.receipts import runner_failure_reason, truncate_utf8
 from domain_client.storage import TaskStorage
+from domain_client.timestamps import format_timestamp, utc_now
 
 __all__ = [
     "DuplicateTaskError",
@@ -59,6 +66,7 @@ __all__ = [
     "PushContextFactory",
     "QueueFullError",
     "TokenNotAcceptedError",
+    "stored_envelope",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,6 +74,18 @@ log = logging.getLogger(__name__)
 RETENTION_SWEEP_SECS = 3600.0
 """How often finished jobs past ``JOB_RETENTION_DAYS`` are deleted (also once at start)."""
 QUEUE_FULL_RETRY_AFTER_SECS = 60
+#: The envelope fields the store never keeps: the domain token (and its expiry, meaningless
+#: without it).
+_SECRET_FIELDS = frozenset({"access_token", "access_token_expires_at"})
+
+
+def stored_envelope(lease: PushLease) -> dict[str, Any]:
+    """A push envelope as the store keeps it: every field but the domain token."""
+    return lease.model_dump(mode="json", exclude=set(_SECRET_FIELDS))
+
+
+class _NotResumableError(RuntimeError):
+    """A push job queued again after a restart that cannot run (the reason it fails with)."""
 
 
 class PushContextFactory(Protocol):
@@ -128,6 +148,9 @@ class _PushJob:
     lease: PushLease
     progress_url: str | None
     token: PushToken
+    restored: asyncio.Event | None = None
+    """Set for a job queued again after a restart (it may have a kept job folder): ends its
+    wait for a token when the job is cancelled."""
 
 
 @dataclass(frozen=True)
@@ -155,10 +178,17 @@ class _TokenWaitReporter:
     """Tells a job's reporter (store, ``progress_url``) that it waits for a token, and when
     it got one (the progress before the wait is restored)."""
 
-    def __init__(self, store: JobStore, job_key: str, reporter: ProgressReporter) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        job_key: str,
+        reporter: ProgressReporter,
+        cause: str = "the domain server refused the token (401)",
+    ) -> None:
         self._store = store
         self._job_key = job_key
         self._reporter = reporter
+        self._cause = cause
         self._waiting = 0
         self._before: dict[str, Any] = {}
 
@@ -174,7 +204,7 @@ class _TokenWaitReporter:
             {
                 "level": "warn",
                 "stage": "token",
-                "message": "the domain server refused the token (401); waiting up to "
+                "message": f"{self._cause}; waiting up to "
                 f"{wait_s:g} s for PUT /jobs/{self._job_key}/token",
             }
         )
@@ -212,6 +242,7 @@ class JobService:
         self._outputs = outputs
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._pushes: dict[str, _PushJob] = {}
+        self._token_waits: dict[str, asyncio.Task[None]] = {}
         self._locals: dict[str, LocalWork] = {}
         self._cancels: dict[str, Callable[[], None]] = {}
         self._idle = asyncio.Event()
@@ -244,7 +275,7 @@ class JobService:
             cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self._settings.cancel_grace_secs + 10.0)
-        for task in (self._worker, self._sweeper):
+        for task in (self._worker, self._sweeper, *self._token_waits.values()):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -253,6 +284,7 @@ class JobService:
             self._cancel_queued(job_key, "node shutting down")
         self._pushes.clear()
         self._locals.clear()
+        self._token_waits.clear()
 
     def sweep_finished(self, now: datetime | None = None) -> int:
         """Deletes jobs finished more than ``JOB_RETENTION_DAYS`` ago; returns how many."""
@@ -311,7 +343,8 @@ class JobService:
                 job_id=lease.task.job_id,
                 domain_id=lease.domain_id,
                 progress_url=progress_url,
-            )
+            ),
+            envelope=stored_envelope(lease),
         )
         token = PushToken(lease.access_token, lease.access_token_expires_at)
         self._pushes[record.id] = _PushJob(lease, progress_url, token)
@@ -343,7 +376,14 @@ class JobService:
         record = self.store.get(job_key)
         if not record.active:
             raise JobFinishedError(f"job {job_key} has already {record.state}")
-        if self._cancel_queued(job_key, "cancelled before it started"):
+        push = self._pushes.get(job_key)
+        restored = push is not None and push.restored is not None
+        reason = "cancelled before it started"
+        if job_key in self._token_waits:
+            reason = "cancelled while waiting for a domain token"
+        if self._cancel_queued(job_key, reason):
+            if restored:  # a cancel ends the job for good: its kept folder goes
+                self._remove_kept_folder(record.task_id)
             return self.store.get(job_key)
         cancel = self._cancels.get(job_key)
         if cancel is not None:
@@ -374,6 +414,108 @@ class JobService:
             job_key, {"level": "info", "stage": "token", "message": "domain token replaced"}
         )
         return self.store.get(job_key)
+
+    # --- push jobs a restart interrupted ---
+
+    async def resume_interrupted(self) -> list[str]:
+        """At start-up, after :meth:`start`: queues again the push jobs a previous process left
+        unfinished (the store put them back to ``queued``: :meth:`JobStore.recover_interrupted`
+        with ``requeue=("push",)``); returns their ids.
+
+        The store has each job's envelope but never its token, so each waits up to
+        ``TOKEN_WAIT_SECS`` for ``PUT /jobs/{id}/token`` (progress ``"status":
+        "waiting_for_token"``, also sent to its ``progress_url``), then joins the queue and
+        runs in the job folder its killed run kept, resuming from its checkpoint. A job whose
+        envelope is missing or unreadable, whose lease has expired (``lease_expires_at``) or
+        whose URLs the SSRF rules now refuse fails at once (``node restarted: ...``); so does
+        one that gets no token in time. Its kept folder is left to ``RESUME_RETENTION_HOURS``.
+        """
+        requeued: list[str] = []
+        for record in self.store.queued_jobs("push"):
+            try:
+                lease = self._restored_lease(record)
+                await self._check_targets(lease, record.progress_url)
+            except (_NotResumableError, ForbiddenTargetError) as exc:
+                self._fail_restored(record.id, truncate_utf8(f"node restarted: {exc}"))
+                continue
+            cancelled = asyncio.Event()
+            token = PushToken("")
+            token.cancelled = cancelled
+            push = _PushJob(lease, record.progress_url, token, restored=cancelled)
+            self._pushes[record.id] = push
+            self._token_waits[record.id] = asyncio.create_task(
+                self._await_token(record.id, push), name=f"token-wait {record.id}"
+            )
+            requeued.append(record.id)
+        if requeued:
+            log.warning(
+                "push jobs interrupted by a restart wait for a domain token",
+                extra={"jobs": requeued, "token_wait_s": self._settings.token_wait_secs},
+            )
+        return requeued
+
+    def _restored_lease(self, record: JobRecord) -> PushLease:
+        text = self.store.push_envelope(record.id)
+        if text is None:
+            raise _NotResumableError(
+                "the job's envelope was not stored (queued by an older node); push the task again"
+            )
+        try:
+            stored = json.loads(text)
+            if not isinstance(stored, dict):
+                raise ValueError("not a JSON object")
+            # the token is PUT later; the lease is checked with a stand-in, then holds none
+            lease = PushLease.model_validate({**stored, "access_token": "not stored"})
+        except ValueError as exc:  # ValidationError is one
+            raise _NotResumableError(
+                f"the stored envelope cannot be read ({_problem(exc)}); push the task again"
+            ) from exc
+        if lease.task.id != record.task_id:
+            raise _NotResumableError("the stored envelope names another task; push the task again")
+        expiry = lease.lease_expires_at
+        if expiry is not None and expiry <= utc_now():
+            raise _NotResumableError(
+                f"the pushed lease expired at {format_timestamp(expiry)} (lease_expires_at); "
+                "push the task again with a fresh lease"
+            )
+        return lease.model_copy(update={"access_token": ""})
+
+    async def _await_token(self, job_key: str, push: _PushJob) -> None:
+        """A restored push job's wait for its token; then it joins the queue, or fails."""
+        forwarder = self._forwarder(push.progress_url)
+        reporter = JobReporter(self.store, job_key, [] if forwarder is None else [forwarder])
+        push.token.listener = _TokenWaitReporter(
+            self.store, job_key, reporter,
+            "the node restarted and a push job's domain token is never stored",
+        )  # fmt: skip
+        try:
+            arrived = await push.token.arrives(self._settings.token_wait_secs)
+        except TaskCancelled:
+            return  # DELETE (or the shutdown) has recorded the end
+        finally:
+            push.token.listener = None
+            self._token_waits.pop(job_key, None)
+            if forwarder is not None:
+                await forwarder.close()
+        if arrived:
+            self._queue.put_nowait(job_key)
+            return
+        if self._pushes.pop(job_key, None) is not None:
+            self._fail_restored(job_key, truncate_utf8(push.token.gave_up or "no domain token"))
+
+    def _fail_restored(self, job_key: str, reason: str) -> None:
+        """Fails a restored push job that cannot run; its kept folder stays (retention)."""
+        self.store.add_event(job_key, {"level": "error", "stage": "runner", "message": reason})
+        if self.store.fail_queued(job_key, reason):
+            self._metrics.job_finished("failed")
+            log.warning("job finished", extra={"job": job_key, "state": "failed", "error": reason})
+
+    def _remove_kept_folder(self, task_id: str) -> None:
+        try:
+            folder = self._settings.tasks_root / job_folder_name(task_id)
+        except UnsafeJobFolderError:
+            return
+        remove_job_root(folder, self._settings.disable_tasks_cleanup, self._settings.tasks_root)
 
     # --- the lease door ---
 
@@ -440,7 +582,9 @@ class JobService:
     def _cancel_queued(self, job_key: str, reason: str) -> bool:
         if not self.store.cancel_queued(job_key, reason):
             return False
-        self._pushes.pop(job_key, None)
+        push = self._pushes.pop(job_key, None)
+        if push is not None and push.restored is not None:
+            push.restored.set()  # ends its wait for a token
         self._metrics.job_finished("cancelled")
         log.info("job finished", extra={"job": job_key, "state": "cancelled", "error": reason})
         local = self._locals.pop(job_key, None)
@@ -574,6 +718,16 @@ class JobService:
         forwarder = ProgressForwarder(self._http, url)
         forwarder.start()
         return forwarder
+
+
+def _problem(exc: ValueError) -> str:
+    """What is wrong with a stored envelope, in one line (at most three fields named)."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'envelope'}: {error['msg']}"
+            for error in exc.errors()[:3]
+        )
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _tell_finished(work: LocalWork, record: JobRecord) -> None:

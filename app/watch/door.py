@@ -225,7 +225,7 @@ class WatchDoor:
         if record.state == "succeeded":
             moved = self.folders.to_processed(path, item.label, item.suffix)
             log.info("watch input processed", extra={"input": item.name, "moved_to": str(moved)})
-        elif record.state == "failed" and item.attempt < self._settings.watch_max_attempts:
+        elif self._may_retry(item, record):
             item.attempt += 1
             item.stable_at = time.monotonic()
             with contextlib.suppress(IntakeUnavailableError):  # shutting down: stays in inbox/
@@ -233,6 +233,12 @@ class WatchDoor:
         else:
             reason = record.error or record.state
             self._refuse(item.name, reason, attempts=item.attempt, item=item)
+
+    def _may_retry(self, item: WatchItem, record: JobRecord) -> bool:
+        """A failed run, or one interrupted with its folder kept (not a ``DELETE``), is queued
+        again while attempts remain; an interrupted one then resumes from its checkpoint."""
+        ended = record.state == "failed" or item.interrupted_by is not None
+        return ended and item.attempt < self._settings.watch_max_attempts
 
     def _refuse(
         self, name: str, reason: str, attempts: int = 0, item: WatchItem | None = None

@@ -11,7 +11,10 @@ The task id is :func:`watch_task_id` of the input's content hash, so the same in
 in the same job folder. The folder carries the resume marker (:mod:`app.runner.retention`) like a
 lease job's: it goes when the job ends for good (success, a failure, a ``DELETE``) and is kept
 when the node stopping interrupted the run (or left ``running`` by a killed node), so the input
-queued again from ``inbox/`` at the next start continues from the pipeline's checkpoint.
+queued again from ``inbox/`` at the next start continues from the pipeline's checkpoint. It is
+also kept when a SIGTERM the node did not send stopped the child (an operator, a container
+runtime): the door then queues the input again at once (an attempt, up to
+``WATCH_MAX_ATTEMPTS``) and the new run continues from the checkpoint the child wrote.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from app.metrics import NodeMetrics
 from app.ports import JobContextView
 from app.records import JobRecord
 from app.runner.cancel import check_cancelled
-from app.runner.errors import JobCancelledError, SplatterJobError
+from app.runner.errors import JobCancelledError, PipelineInterruptedError, SplatterJobError
 from app.runner.job import end_workspace, make_room
 from app.runner.python_stage import run_python_stage
 from app.runner.retention import mark_running
@@ -63,6 +66,8 @@ class WatchItem:
         content_hash: ``sha256:...`` of its content (duplicates).
         attempt: 1 for the first run.
         stable_at: monotonic seconds when it became stable (latency).
+        interrupted_by: why the last run kept its job folder for a resume (a SIGTERM the node
+            did not send, the node stopping); ``None`` when it ended for good.
     """
 
     name: str
@@ -71,6 +76,7 @@ class WatchItem:
     content_hash: str
     attempt: int = 1
     stable_at: float = 0.0
+    interrupted_by: str | None = None
 
 
 @dataclass
@@ -89,6 +95,7 @@ class WatchRun:
     async def run(self, ctx: JobContextView) -> None:
         layout = job_layout(self.settings.tasks_root, self.task_id)
         keep_reason: str | None = None
+        self.item.interrupted_by = None
         try:
             make_room(self.settings, layout)
             check_free_disk(self.settings.tasks_root, self.settings.min_free_disk_mb)
@@ -113,11 +120,14 @@ class WatchRun:
                     "outbox": str(self.outbox.relative_to(self.folders.root)),
                 }
             )
-        except (JobCancelledError, asyncio.CancelledError):
+        except (JobCancelledError, asyncio.CancelledError) as exc:
             if self.supervisor.stopping:  # the node stopping, not a DELETE: resume next start
                 keep_reason = "node shutting down"
+            elif isinstance(exc, PipelineInterruptedError):  # not a DELETE: resume it now
+                keep_reason = "pipeline stopped by SIGTERM"
             raise
         finally:
+            self.item.interrupted_by = keep_reason
             end_workspace(layout, self.settings, keep_reason)
 
     def _stage(self, ctx: JobContextView, layout: JobLayout) -> Path:

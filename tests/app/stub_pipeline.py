@@ -28,6 +28,9 @@ The actions run in order, then the stub exits 0 (unless an action exits first):
 ``kill-self:SIGNAL``                send SIGNAL (e.g. KILL) to itself
 ``error:MESSAGE``                   report a pipeline error (event + ``error:`` line), exit 1
 ``require-file:REL``                exit 1 unless ``<job root>/REL`` (train: ``DATA/REL``) is a file
+``require-out:REL``                 exit 1 unless ``<job root>/REL`` (train: ``OUT/REL``) is a file
+``once:FLAG=ACTION``                run ACTION only when the file FLAG does not exist yet, creating
+                                    it first (a behaviour of the first run only)
 ``exit:CODE``                       exit with CODE
 """
 
@@ -138,6 +141,15 @@ def run_action(action: str, args: argparse.Namespace) -> None:
         if not (base / value).is_file():
             print(f"error: missing input {value}", flush=True)
             sys.exit(1)
+    elif name == "require-out":
+        if not (job_root / value).is_file():
+            print(f"error: missing output {value}", flush=True)
+            sys.exit(1)
+    elif name == "once":
+        flag, _, then = value.partition("=")
+        if not Path(flag).exists():
+            atomic_write(Path(flag), "ran")
+            run_action(then, args)
     elif name in ("write-report", "bad-report"):
         out = splatter
         out.mkdir(parents=True, exist_ok=True)

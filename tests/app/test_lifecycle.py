@@ -23,13 +23,14 @@ pytestmark = pytest.mark.anyio
 KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082798ce3f4fdf2548b6f90"
 
 
-async def test_a_restart_fails_the_job_left_running_and_clears_old_job_folders_but_kept_ones(
+async def test_a_restart_fails_the_lease_job_left_running_and_clears_old_folders_but_kept_ones(
     tmp_path: Path,
 ) -> None:
     settings = make_settings(tmp_path)
     store = JobStore.open(settings.database_path)
     task_id = "5a1d0c8e-6f1e-4e59-9a51-3c2b1d7e8f90"  # job folders are named by task UUID
-    job = store.create(NewJob(source="push", task_id=task_id, capability="/splatter/colmap/v1"))
+    # DMS hands a lease job's task out again; push jobs are queued again (test_push_restart)
+    job = store.create(NewJob(source="lease", task_id=task_id, capability="/splatter/colmap/v1"))
     store.mark_running(job.id)
     store.close()
     stale = settings.tasks_root / task_id  # a leftover without a keep-marker

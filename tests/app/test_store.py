@@ -195,3 +195,72 @@ def test_a_v1_file_migrates_to_v2_keeping_every_event_and_artifact(tmp_path: Pat
     store.delete_finished_before("9999")
     assert store.find(watch.id) is None
     assert store._db.execute("SELECT COUNT(*) FROM watch_inputs").fetchone()[0] == 0
+
+
+def test_a_restart_queues_push_jobs_again_and_fails_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    store = JobStore.open(path)
+    pushed = store.create(new_job("t-push"), envelope={"task": {"id": "t-push"}})
+    store.mark_running(pushed.id)
+    waiting = store.create(new_job("t-wait"), envelope={"task": {"id": "t-wait"}})
+    leased = store.create(new_job("t-lease", source="lease"))
+    store.mark_running(leased.id)
+    watched = store.create(new_job("t-watch", source="watch"))
+    store.close()
+
+    reopened = JobStore.open(path)
+    assert reopened.recover_interrupted(requeue=("push",)) == [leased.id, watched.id]
+    assert [j.id for j in reopened.queued_jobs("push")] == [pushed.id, waiting.id]  # oldest first
+    again = reopened.get(pushed.id)
+    assert (again.state, again.started_at, again.error) == ("queued", None, None)
+    assert [e.event["message"] for e in reopened.events(pushed.id)] == [
+        "node restarted; the job was running and is queued again"
+    ]
+    assert reopened.events(waiting.id)[-1].event["message"] == (
+        "node restarted; the job was queued and is queued again"
+    )
+    assert reopened.push_envelope(pushed.id) == '{"task": {"id": "t-push"}}'
+    assert reopened.push_envelope(leased.id) is None
+    for job_key in (leased.id, watched.id):
+        assert (reopened.get(job_key).state, reopened.get(job_key).error) == (
+            "failed", "node restarted",
+        )  # fmt: skip
+    assert reopened.claim_queued(pushed.id)  # the worker can start it again
+
+
+def test_fail_queued_only_fails_a_job_still_queued(store: JobStore) -> None:
+    queued = store.create(new_job("t1"))
+    claimed = store.create(new_job("t2"))
+    assert store.claim_queued(claimed.id)
+    assert store.fail_queued(queued.id, "no token")
+    assert not store.fail_queued(claimed.id, "no token")
+    assert (store.get(queued.id).state, store.get(queued.id).error) == ("failed", "no token")
+    assert store.get(claimed.id).state == "running"
+
+
+def test_a_v2_file_migrates_to_v3_keeping_its_jobs_and_stores_push_envelopes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("PRAGMA foreign_keys = ON")
+    for version, script in enumerate(MIGRATIONS[:2], start=1):
+        raw.executescript(f"BEGIN; {script}; PRAGMA user_version = {version}; COMMIT;")
+    raw.close()
+    v2 = JobStore(sqlite3.connect(path, check_same_thread=False, isolation_level=None))
+    v2._db.row_factory = sqlite3.Row
+    v2._db.execute("PRAGMA foreign_keys = ON")
+    old = v2.create(new_job())  # a v2 node could not store an envelope
+    v2.add_event(old.id, {"message": "kept"})
+    v2.close()
+    store = JobStore.open(path)
+    assert store.schema_version == len(MIGRATIONS) >= 3
+    assert store.get(old.id).state == "queued"
+    assert [e.event for e in store.events(old.id)] == [{"message": "kept"}]
+    assert store.push_envelope(old.id) is None
+    new = store.create(new_job("task-2"), envelope={"domain_id": "d", "task": {"id": "task-2"}})
+    assert store.push_envelope(new.id) == '{"domain_id": "d", "task": {"id": "task-2"}}'
+    store.mark_running(new.id)
+    store.finish(new.id, "succeeded")
+    store.delete_finished_before("9999")
+    assert store._db.execute("SELECT COUNT(*) FROM push_envelopes").fetchone()[0] == 0

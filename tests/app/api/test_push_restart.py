@@ -1,0 +1,266 @@
+"""Push jobs across a node restart (issue #10), over real loopback HTTP with the stub pipeline.
+
+A killed node leaves its push jobs ``queued`` or ``running`` in the store, with their envelope
+but never their token, and the running one's folder marked ``running``. Each test writes that
+state (as the killed node would have left it) and starts a node on it: the push jobs are queued
+again and wait for ``PUT /jobs/{id}/token``; then they run in the kept folder; without a token
+in ``TOKEN_WAIT_SECS``, or with an envelope that cannot run, they fail with the reason, and
+their kept folder stays for ``RESUME_RETENTION_HOURS``; ``DELETE`` removes it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from app import CAPABILITY
+from app.jobs.envelope import PushLease
+from app.jobs.service import stored_envelope
+from app.records import JobRecord, NewJob
+from app.runner.retention import mark_running, read_marker
+from app.settings import Settings
+from app.store import JobStore
+from emulator import EmulatorServer
+from tests.app.api.nodes import running_node
+from tests.app.domains import SUFFIX, emulated_scene, push_envelope, stored
+from tests.app.factories import make_settings
+from tests.app.serving import serve
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.anyio
+
+LATER = "2030-01-01T00:00:00Z"
+KEPT = "datasets/kept-by-the-killed-run.txt"
+
+
+def killed_node_state(
+    settings: Settings,
+    envelope: dict[str, Any],
+    *,
+    state: str = "running",
+    progress_url: str | None = None,
+    stored_as: dict[str, Any] | None = None,
+) -> JobRecord:
+    """The store and job folder a node killed while it ran (or queued) this push job left."""
+    lease = PushLease.model_validate(envelope)
+    store = JobStore.open(settings.database_path)
+    job = NewJob(
+        source="push",
+        task_id=lease.task.id,
+        capability=CAPABILITY,
+        job_id=lease.task.job_id,
+        domain_id=lease.domain_id,
+        progress_url=progress_url,
+    )
+    record = store.create(job, envelope=stored_envelope(lease) if stored_as is None else stored_as)
+    if state == "running":
+        store.mark_running(record.id)
+        store.set_progress(record.id, {"progress": 40, "step": 400, "total": 1000})
+        root = settings.tasks_root / lease.task.id
+        (root / KEPT).parent.mkdir(parents=True)
+        (root / KEPT).write_text("downloaded before the kill")
+        mark_running(root, lease.task.id)
+    store.close()
+    return record
+
+
+def messages(job: dict[str, Any]) -> list[str]:
+    return [e["event"]["message"] for e in job["events"]]
+
+
+async def test_a_push_job_the_killed_node_ran_waits_for_a_token_then_runs_in_its_kept_folder(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def record(request: Request) -> JSONResponse:
+        received.append(json.loads(await request.body()))
+        return JSONResponse({})
+
+    receiver = Starlette(routes=[Route("/progress", record, methods=["POST"])])
+    scene = emulated_scene(emulator)
+    envelope = push_envelope(emulator, scene)
+    task_id = envelope["task"]["id"]
+    settings = make_settings(tmp_path, f"require-file:{KEPT}", "write-outputs")
+    async with serve(receiver) as receiver_url:
+        job = killed_node_state(settings, envelope, progress_url=f"{receiver_url}/progress")
+        async with running_node(settings) as node:
+            waiting = await node.job(job.id)
+            await eventually(
+                lambda: any(u["progress"].get("status") == "waiting_for_token" for u in received)
+            )
+            fresh = emulator.state.issue_domain_token(scene.domain_id)
+            grant = {"access_token": fresh.token, "access_token_expires_at": LATER}
+            put = await node.client.put(f"/jobs/{job.id}/token", json=grant)
+            done = await node.wait_state(job.id)
+            await eventually(lambda: received[-1]["progress"].get("progress") == 100)
+
+    assert waiting["state"] == "queued"
+    assert waiting["progress"] == {
+        "progress": 40, "step": 400, "total": 1000,  # what the killed run had reported
+        "status": "waiting_for_token", "token_wait_s": 300.0,
+    }  # fmt: skip
+    assert messages(waiting)[-2:] == [
+        "node restarted; the job was running and is queued again",
+        "the node restarted and a push job's domain token is never stored; waiting up to 300 s "
+        f"for PUT /jobs/{job.id}/token",
+    ]
+    assert put.status_code == 200, put.text
+    assert done["state"] == "succeeded", done["error"]
+    said = messages(done)
+    assert said.index("domain token replaced") < said.index("new domain token received")
+    assert said.index("new domain token received") < said.index(
+        "resuming in the job folder kept from an earlier run"
+    )
+    (resumed,) = [e["event"] for e in done["events"] if e["event"]["message"].startswith("resum")]
+    assert resumed["interrupted_by"] == "node restarted"  # the killed run's folder
+    assert stored(emulator, scene.domain_id)[(f"refined_splat{SUFFIX}", "splat_data")]
+    domain = emulator.state.request_log("domain")
+    assert {r.headers["authorization"] for r in domain} == {f"Bearer {fresh.token}"}
+    assert not (settings.tasks_root / task_id).exists()  # success: the folder goes
+
+
+async def test_a_queued_push_job_comes_back_queued_and_without_a_token_fails_keeping_folders(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
+    settings = make_settings(tmp_path, "write-outputs", token_wait_secs=0.3)
+    ran = push_envelope(emulator, scene)
+    running = killed_node_state(settings, ran)
+    queued = killed_node_state(settings, push_envelope(emulator, scene), state="queued")
+    async with running_node(settings) as node:
+        first = await node.wait_state(running.id)
+        second = await node.wait_state(queued.id)
+    reason = (
+        "node restarted: no domain token arrived within 0.3 s (TOKEN_WAIT_SECS); a push job's "
+        "token is never stored, so after a restart the job waits for PUT /jobs/{id}/token"
+    )
+    assert (first["state"], first["error"]) == ("failed", reason)
+    assert (second["state"], second["error"]) == ("failed", reason)
+    assert messages(second)[0] == "node restarted; the job was queued and is queued again"
+    marker = read_marker(settings.tasks_root / ran["task"]["id"])
+    assert marker is not None and (marker.state, marker.reason) == ("interrupted", "node restarted")
+    assert emulator.state.request_log("domain") == []  # nothing ran
+
+
+async def test_a_cancel_while_it_waits_for_its_token_removes_the_kept_folder(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
+    settings = make_settings(tmp_path, "write-outputs")
+    envelope = push_envelope(emulator, scene)
+    job = killed_node_state(settings, envelope)
+    async with running_node(settings) as node:
+        cancel = await node.client.delete(f"/jobs/{job.id}")
+        done = await node.wait_state(job.id)
+        put = await node.client.put(f"/jobs/{job.id}/token", json={"access_token": "late"})
+    assert cancel.status_code == 202, cancel.text
+    assert (done["state"], done["error"]) == (
+        "cancelled", "cancelled while waiting for a domain token",
+    )  # fmt: skip
+    assert not (settings.tasks_root / envelope["task"]["id"]).exists()
+    assert put.status_code == 409
+
+
+async def test_push_jobs_waiting_for_a_token_count_toward_splatter_max_queued(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
+    settings = make_settings(tmp_path, "write-outputs", splatter_max_queued=1)
+    killed_node_state(settings, push_envelope(emulator, scene))
+    async with running_node(settings) as node:
+        refused = await node.client.post(CAPABILITY, json=push_envelope(emulator, scene))
+    assert refused.status_code == 429, refused.text
+
+
+@pytest.mark.parametrize(
+    ("stored_as", "reason"),
+    [
+        ({}, "node restarted: the stored envelope cannot be read (task: Field required; "
+             "domain_id: Field required; domain_server_url: Field required); push the task again"),
+        ({"lease_expires_at": "2021-01-01T00:00:00Z"},
+         "node restarted: the pushed lease expired at 2021-01-01T00:00:00Z (lease_expires_at); "
+         "push the task again with a fresh lease"),
+        ({"domain_server_url": "http://10.1.2.3:8080"},
+         "node restarted: domain_server_url host 10.1.2.3 is a private address; "),
+        ({"task": {"id": "9e1f6b0a-7a0c-4b7e-8c6f-0f1d2c3b4a59", "capability": CAPABILITY}},
+         "node restarted: the stored envelope names another task; push the task again"),
+    ],
+)  # fmt: skip
+async def test_a_stored_envelope_that_cannot_run_fails_the_job_at_start_up(
+    tmp_path: Path, emulator: EmulatorServer, stored_as: dict[str, Any], reason: str
+) -> None:
+    scene = emulated_scene(emulator)
+    settings = make_settings(tmp_path, "write-outputs")
+    envelope = push_envelope(emulator, scene)
+    whole = stored_envelope(PushLease.model_validate(envelope))
+    kept = {**whole, **stored_as} if stored_as else {}  # {}: nothing the node can read
+    job = killed_node_state(settings, envelope, stored_as=kept)
+    async with running_node(settings) as node:
+        done = await node.job(job.id)
+    assert done["state"] == "failed"
+    assert done["error"].startswith(reason)
+    assert messages(done)[-1] == done["error"]
+    assert (settings.tasks_root / envelope["task"]["id"]).is_dir()  # left to its retention
+
+
+async def test_a_push_job_without_a_stored_envelope_and_lease_jobs_fail_node_restarted(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path)
+    store = JobStore.open(settings.database_path)
+    task = "4f0b8c1e-2d3a-4b5c-8d7e-6f5a4b3c2d1e"
+    old = store.create(NewJob(source="push", task_id=task, capability=CAPABILITY))
+    leased = store.create(NewJob(source="lease", task_id=task, capability=CAPABILITY))
+    store.mark_running(leased.id)
+    store.close()
+    async with running_node(settings) as node:
+        old_job, lease_job = await node.job(old.id), await node.job(leased.id)
+    assert (old_job["state"], old_job["error"]) == (
+        "failed",
+        "node restarted: the job's envelope was not stored (queued by an older node); "
+        "push the task again",
+    )
+    assert (lease_job["state"], lease_job["error"]) == ("failed", "node restarted")
+
+
+async def test_the_domain_token_is_never_written_to_the_database(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
+    started, go = tmp_path / "started", tmp_path / "go"
+    settings = make_settings(tmp_path, f"touch:{started}", f"wait-file:{go}", "write-outputs")
+    envelope = push_envelope(emulator, scene)
+    async with running_node(settings) as node:
+        job = await node.push(envelope)
+        await eventually(started.exists)
+        fresh = emulator.state.issue_domain_token(scene.domain_id)
+        put = await node.client.put(f"/jobs/{job['id']}/token", json={"access_token": fresh.token})
+        assert put.status_code == 200, put.text
+        while_running = database_bytes(settings)
+        go.touch()
+        done = await node.wait_state(job["id"])
+    assert done["state"] == "succeeded", done["error"]
+    store = JobStore.open(settings.database_path)
+    kept = json.loads(store.push_envelope(job["id"]) or "{}")
+    store.close()
+    assert kept["task"]["id"] == envelope["task"]["id"]  # the envelope is stored ...
+    assert "access_token" not in kept and "access_token_expires_at" not in kept
+    for data in (while_running, database_bytes(settings)):
+        assert envelope["task"]["id"].encode() in data
+        for token in (envelope["access_token"], fresh.token):
+            assert token.encode() not in data  # ... never its tokens
+
+
+def database_bytes(settings: Settings) -> bytes:
+    """Every byte of the store: the database file, its WAL and shared-memory index."""
+    files = sorted(settings.splatter_data_dir.glob("jobs.sqlite3*"))
+    assert files
+    return b"".join(path.read_bytes() for path in files)
