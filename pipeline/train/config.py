@@ -158,6 +158,10 @@ class TrainConfig:
         random_init_scale: those points lie in the training views' frusta up to this depth, in
             camera extents (the largest distance of a training camera from their mean); the
             CPU profile uses 3 (an orbit's subject and surroundings).
+        fill_uncovered_points: with SfM points, add up to this many Gaussians where no point
+            projects into a training view (this many if no view had any point; in proportion
+            to the empty share of the views' grid cells; see :mod:`pipeline.train.initialize`);
+            0 (the reference) adds none, the CPU profile up to 5,000.
         checkpoint_every: write a checkpoint every this many steps (and at the end); the
             profiles keep it at most a tenth of the run.
         checkpoint_every_s: ... and whenever this many seconds of training have passed since
@@ -182,6 +186,7 @@ class TrainConfig:
     max_init_points: int | None = None
     random_init_points: int = 50_000
     random_init_scale: float = 10.0
+    fill_uncovered_points: int = 0
     checkpoint_every: int = 2000
     checkpoint_every_s: float = 120.0
     eval_every: int | None = None
@@ -224,7 +229,8 @@ class TrainConfig:
 
         ``steps`` (default 1,000) rescales every schedule (:meth:`scaled_to`); images are
         shrunk to at most 320 px on the longer side, the SfM seed to 10,000 points (5,000 for a
-        random start, at most 3 camera extents deep) and growth stops at 20,000 Gaussians. A
+        random start, at most 3 camera extents deep; up to 5,000 more where the SfM points
+        leave the views empty) and growth stops at 20,000 Gaussians. A
         full step at 10,000 Gaussians and 320×180 costs about 0.17 s on two cores, so a run
         takes minutes (the 160×120 synthetic job: about two). ``overrides`` replace any
         top-level field afterwards.
@@ -236,6 +242,7 @@ class TrainConfig:
             max_init_points=10_000,
             random_init_points=5_000,
             random_init_scale=3.0,
+            fill_uncovered_points=5_000,
             checkpoint_every=max(1, steps // 10),
             densify=replace(base.densify, max_gaussians=20_000),
         )

@@ -139,20 +139,28 @@ def test_photos_without_poses_reconstruct_align_and_train(tmp_path: Path) -> Non
     )
     errors = pose_errors(recovered, true)
     # One shared SIMPLE_RADIAL camera with unknown focal length on a low-texture scene:
-    # measured 0.7° / 2.7° rotation and 5 cm / 22 cm centre error (median / max), orbit radius 3 m.
+    # measured 0.9° / 1.6° rotation and 6 cm / 15 cm centre error (median / max), orbit radius 3 m
+    # (0.7° / 2.7°, 5 cm / 22 cm with the distortion refined).
     assert np.median(errors.rotation_deg) < 1.5 and errors.rotation_deg.max() < 4.0
     assert np.median(errors.position) < 0.1 and errors.position.max() < 0.35
     assert len(model.cameras) == 1  # photos of one size share a camera
+    # The true camera is a pinhole with fx = 200.9 px: mapped with its distortion held at 0 the
+    # focal length comes out at 197.5 px (refined, it drifted to 255 px with k = 0.36).
+    focal = model.cameras[1].params[0]
+    assert abs(focal / scene.model.cameras[1].param("fx") - 1) < 0.05
 
-    # Training on the recovered poses finishes with a report. Its held-out PSNR is not asserted
-    # against the flat image: at 500 CPU steps the splat trained from SfM poses stays below it
-    # on this scene (measured 12.2-13.4 dB vs 14.8 dB; from the true poses about 19 dB), because
-    # SfM triangulates few points on the floor and the spheres, which short training does not
-    # fill in. The report still shows it, with the flat baseline beside it.
+    # Training on the recovered poses beats a flat image of the mean colour by a clear margin:
+    # measured 19.4-19.6 dB against 14.8 dB (from the true poses at the same settings 21.0 dB).
+    # It stayed below the flat image (12.2-13.4 dB) while (1) the SfM camera came out at
+    # f = 255 px, k = 0.36 (true: a pinhole, f = 200.9 px), now mapped with k held at 0 too
+    # (f = 197.5 px kept), and (2) training started from the SfM points alone, which cover
+    # only the striped walls, never the floor or the spheres; the CPU profile now tops up the
+    # parts of the views no point covers.
     done = events[-1]
     assert done["event"] == "done" and done["metrics"]["views"] == 8
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["inputs"]["registered"] == len(images) and report["quality"]["flat_psnr"] > 10
+    assert report["inputs"]["registered"] == len(images)
+    assert report["quality"]["psnr"] > report["quality"]["flat_psnr"] + 3.0
 
 
 @pytest.mark.slow

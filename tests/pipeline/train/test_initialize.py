@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pipeline.errors import InputError
-from pipeline.render.sh import sh_to_rgb
+from pipeline.render.sh import rgb_to_sh, sh_to_rgb
 from pipeline.scene import SceneData
 from pipeline.train.config import TrainConfig
 from pipeline.train.initialize import (
@@ -139,3 +139,79 @@ def test_malformed_points_are_rejected(
 ) -> None:
     with pytest.raises(InputError, match=message):
         initial_splats(scene_with_points(points, colors), TrainConfig(), torch.Generator())
+
+
+def empty_cells_reference(
+    points: torch.Tensor, scene: SceneData
+) -> tuple[list[set[tuple[int, int]]], list[float], int]:
+    """Per training view, the (column, row) cells of a 16-cell grid along its longer side that
+    no point projects into, and the deepest visible point's depth; plus the number of cells."""
+    empties, fars, total = [], [], 0
+    for view in scene.train:
+        cam = view.camera
+        cols, rows = (16, round(16 * cam.height / cam.width))
+        hit, far = set(), 0.0
+        for p in points.double():
+            local = cam.world_to_camera.double()[:3, :3] @ p + cam.world_to_camera.double()[:3, 3]
+            if local[2] <= 0:
+                continue
+            u, v = (cam.K.double() @ (local / local[2]))[:2].tolist()
+            if 0 <= u < cam.width and 0 <= v < cam.height:
+                hit.add((int(u * cols / cam.width), int(v * rows / cam.height)))
+                far = max(far, float(local[2]))
+        empties.append({(c, r) for c in range(cols) for r in range(rows)} - hit)
+        fars.append(far)
+        total += cols * rows
+    return empties, fars, total
+
+
+def test_points_are_topped_up_where_they_leave_views_empty() -> None:
+    scene = tiny_scene(n_cloud=20, columns=3, rows=2, width=32, height=24, point_fraction=0.1)
+    points, colors = scene.points, scene.point_colors
+    config = TrainConfig(fill_uncovered_points=400)
+    splats = initial_splats(scene, config, torch.Generator().manual_seed(3))
+    empties, fars, total = empty_cells_reference(points, scene)
+    share = sum(len(e) for e in empties) / total
+    assert 0.5 < share < 1.0  # the sparse points cover some cells, far from all
+    added = splats.means[len(points) :].double()
+    assert len(added) == round(400 * share)
+    assert torch.equal(splats.means[: len(points)], points)  # the SfM points come first
+    assert torch.equal(splats.sh[: len(points), 0], rgb_to_sh(colors.float() / 255.0))
+    for mean, dc in zip(added, splats.sh[len(points) :, 0], strict=True):
+        # Some view sees it in one of its empty cells, no deeper than its deepest point, and
+        # its colour is that view's pixel there.
+        matches = []
+        for view, empty, far in zip(scene.train, empties, fars, strict=True):
+            cam = view.camera
+            w2c = cam.world_to_camera.double()
+            local = w2c[:3, :3] @ mean + w2c[:3, 3]
+            u, v = (cam.K.double() @ (local / local[2]))[:2].tolist()
+            cols, rows = 16, round(16 * cam.height / cam.width)
+            cell = (int(u * cols / cam.width), int(v * rows / cam.height))
+            if 0 < local[2] <= far * (1 + 1e-5) and cell in empty:
+                pixel = view.image[min(int(v), cam.height - 1), min(int(u), cam.width - 1)]
+                matches.append(torch.allclose(sh_to_rgb(dc), pixel.float() / 255.0, atol=1e-3))
+        assert any(matches)
+    again = initial_splats(scene, config, torch.Generator().manual_seed(3))
+    assert torch.equal(again.means, splats.means)
+
+
+def test_points_that_cover_every_view_get_no_top_up() -> None:
+    scene = tiny_scene(n_cloud=5, columns=2, rows=2, width=8, height=6)
+    # One point on the ray of every cell centre of every view, 2 m deep.
+    rays = []
+    for view in scene.train:
+        cam = view.camera
+        u = (torch.arange(16, dtype=torch.float64) + 0.5) * cam.width / 16
+        v = (torch.arange(12, dtype=torch.float64) + 0.5) * cam.height / 12
+        uu, vv = torch.meshgrid(u, v, indexing="xy")
+        pix = torch.stack([uu.flatten(), vv.flatten(), torch.ones(uu.numel(), dtype=torch.float64)])
+        local = torch.linalg.solve(cam.K.double(), pix).T * 2.0
+        w2c = cam.world_to_camera.double()
+        rays.append((local - w2c[:3, 3]) @ w2c[:3, :3])
+    points = torch.cat(rays).float()
+    config = TrainConfig(fill_uncovered_points=1000)
+    splats = initial_splats(scene_with_points(points), config, torch.Generator().manual_seed(0))
+    assert len(splats) == len(points)
+    plain = initial_splats(scene_with_points(points), TrainConfig(), torch.Generator())
+    assert len(plain) == len(points) and TrainConfig().fill_uncovered_points == 0

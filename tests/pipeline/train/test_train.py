@@ -92,7 +92,9 @@ def test_training_lifts_heldout_quality_far_above_the_initialisation(
     # Seeds 0-3 of this run end at 22.0-23.0 dB and SSIM 0.56-0.67 from 15.4 dB / 0.13; the
     # same run without densification stalls at 21.3 dB / 0.44, a sign error or a dead
     # optimiser stays at or below the start.
-    config = short_config(300)
+    # Without the profile's top-up of empty view cells, which starts close to the images already
+    # (18.3 dB here): this test is about what the optimiser and densification lift.
+    config = replace(short_config(300), fill_uncovered_points=0)
     psnr_start, ssim_start = heldout_quality_at_start(sparse_scene, config)
     result = train(sparse_scene, config, get_rasterizer("cpu"))
     assert psnr_start < 16.5 and ssim_start < 0.2
