@@ -157,20 +157,31 @@ def test_photos_without_poses_reconstruct_align_and_train(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_PYCOLMAP, reason="the 'sfm' extra (pycolmap) is not installed")
-def test_a_video_is_sampled_and_reconstructed_with_one_camera(tmp_path: Path) -> None:
+@pytest.mark.parametrize("seed", [0, 8, 9])
+def test_a_video_is_sampled_and_reconstructed_with_one_camera(tmp_path: Path, seed: int) -> None:
     from pipeline.captures.detect import detect_layout
     from pipeline.captures.sfm import SfmOptions, reconstruct
     from pipeline.progress import NullProgress
     from pipeline.run import StageTracker
 
-    config = SyntheticConfig(views=60, width=256, height=192, gaussians=6000, points=500, crf=18)
+    config = SyntheticConfig(
+        views=60, width=256, height=192, gaussians=6000, points=500, crf=18, seed=seed
+    )
     scene = make_synthetic_job(tmp_path / "job", config)
     video = tmp_path / "walk.mp4"
     video.write_bytes(scene.layout.recording(config.scan).read_bytes())
     capture = detect_layout(video)
     result = reconstruct(capture, tmp_path / "sfm", StageTracker(NullProgress()), SfmOptions(40))
-    assert (result.candidates, result.matching, len(result.model.cameras)) == (40, "sequential", 1)
-    assert result.registered / result.candidates >= 0.9  # measured 40/40
+    assert (result.candidates, len(result.model.cameras)) == (40, 1)
+    assert result.matching in ("sequential", "sequential+exhaustive")
+    # Sequential matching pairs each frame only with its successors 1, 2, 4, 8, … (pycolmap 4's
+    # quadratic overlap); on this low-texture orbit the mapper could then split the orbit into two
+    # models (seed 2 once: 14 and 31 frames, their cameras f = 228 and 265 px) and keep the larger.
+    # Sequential matching alone, one run per scene seed 0-11: 35/40, 24/40 and 31/40 for seeds
+    # 6, 8 and 9, 40/40 for the rest (CI saw 31/40 for seed 0: multi-threaded matching varies).
+    # With the remaining pairs matched when the kept model is short of 90 %: 40/40 for all 12
+    # (seeds 3 and 6-10 needed it: 5.3-6.7 s instead of about 3.2 s).
+    assert result.registered / result.candidates >= 0.9
     images = sorted(result.model.images.values(), key=lambda image: image.name)
     assert all(image.name.startswith("00_walk/") for image in images)
     recovered = np.stack([image.world_to_camera() for image in images])
@@ -178,6 +189,7 @@ def test_a_video_is_sampled_and_reconstructed_with_one_camera(tmp_path: Path) ->
         [scene.cameras[int(Path(i.name).stem)].world_to_camera.double().numpy() for i in images]
     )
     errors = pose_errors(recovered, true)
-    # Sequential matching without loop closure drifts along the orbit: measured 0.2° at the
-    # start to 3.9° near the end (median 2.4°), centres within about 0.2 m.
+    # Sequential matching without loop closure drifts along the orbit (seed 0: 0.9° median,
+    # 3.0° max); over seeds 0-11 the median rotation error was 0.7-2.4°, the median centre error
+    # 3-17 cm.
     assert np.median(errors.rotation_deg) < 4.0 and np.median(errors.position) < 0.3
