@@ -18,6 +18,7 @@ from typing import Protocol
 
 import httpx
 
+from app.jobs.egress import push_client
 from app.jobs.push_context import DomainPushContexts
 from app.jobs.service import JobService
 from app.metrics import NodeMetrics
@@ -59,6 +60,8 @@ class Services:
     lease_door: LeaseDoor | None = None
     recovered: list[str] = field(default_factory=list)
     """Jobs failed ``node restarted`` at start-up (lease and watch jobs)."""
+    push_http: httpx.AsyncClient | None = None
+    """Push jobs' HTTP client (connections pinned to checked addresses)."""
     requeued: list[str] = field(default_factory=list)
     """Push jobs queued again at start-up, each waiting for a token (``resume_interrupted``)."""
     watch: WatchDoor | None = None
@@ -67,8 +70,9 @@ class Services:
 async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = None) -> Services:
     """Builds and starts everything; raises if lease mode is configured without a lease door.
 
-    Both doors share one HTTP client: the lease door's DDS/DMS/domain clients and the push
-    door's domain clients (:class:`DomainPushContexts`) and progress relays.
+    The lease door's DDS/DMS/domain clients share one HTTP client; push jobs' domain clients
+    (:class:`DomainPushContexts`) and progress relays use their own, whose connections go only
+    to addresses the push door's rules allow (:func:`app.jobs.egress.push_client`).
     """
     if settings.lease_mode and lease_door is None:
         raise RuntimeError(
@@ -94,20 +98,22 @@ async def start_services(settings: Settings, *, lease_door: LeaseDoor | None = N
     metrics.watch_jobs(lambda: store.count_by_state().items())
     supervisor = WorkerSupervisor(settings)
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
+    push_http = push_client(settings.allowed_domain_hosts)
     contexts = DomainPushContexts(
-        http,
+        push_http,
         settings.client_id,
         download_rate=settings.download_rate,
         token_wait_s=settings.token_wait_secs,
     )
     jobs = JobService(
-        store, supervisor, settings, metrics, context_factory=contexts, http=http, outputs=outputs
-    )
+        store, supervisor, settings, metrics, context_factory=contexts, http=push_http,
+        outputs=outputs,
+    )  # fmt: skip
     jobs.start()
     requeued = await jobs.resume_interrupted()
     services = Services(
         settings, store, supervisor, metrics, jobs, http, outputs, JobScenes(outputs),
-        lease_door, recovered, requeued=requeued,
+        lease_door, recovered, requeued=requeued, push_http=push_http,
     )  # fmt: skip
     if settings.watch_dir is not None:
         services.watch = WatchDoor(settings, jobs, supervisor, metrics)
@@ -134,5 +140,7 @@ async def stop_services(services: Services) -> None:
     await services.jobs.stop()
     await services.supervisor.shutdown()
     await services.http.aclose()
+    if services.push_http is not None:
+        await services.push_http.aclose()
     services.store.close()
     log.info("node stopped")

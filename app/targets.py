@@ -13,6 +13,9 @@ twice:
    169.254.169.254), private, shared (CGNAT), unspecified, multicast and reserved addresses are
    refused unless the host matches ``SPLATTER_ALLOWED_DOMAIN_HOSTS``
    (:class:`AllowedHosts`).
+3. Connection (:mod:`app.jobs.egress`): every connection a push job opens resolves the host
+   once more, applies the same address rule and connects to the address it checked, so a DNS
+   answer that changes after 2. (DNS rebinding) cannot reach a refused address.
 
 The node's HTTP client never follows redirects, so a checked server cannot bounce the token on.
 """
@@ -35,6 +38,8 @@ __all__ = [
     "Resolver",
     "check_target",
     "non_public_kind",
+    "public_addresses",
+    "system_resolver",
     "url_form_problem",
 ]
 
@@ -157,13 +162,13 @@ class AllowedHosts:
         return any(p.matches(host, port) for p in self.patterns)
 
 
-async def _system_resolver(host: str, port: int) -> Sequence[str]:
+async def system_resolver(host: str, port: int) -> Sequence[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
 
 
 async def check_target(
-    field: str, url: str, allowed: AllowedHosts, resolve: Resolver = _system_resolver
+    field: str, url: str, allowed: AllowedHosts, resolve: Resolver = system_resolver
 ) -> None:
     """Refuses ``url`` unless every address of its host is public or the host is allowed.
 
@@ -184,7 +189,20 @@ async def check_target(
     port = parts.port or _DEFAULT_PORTS[parts.scheme]
     if allowed.allows(host, port):
         return
-    for address in await _addresses(field, host, port, resolve):
+    await public_addresses(field, host, port, resolve)
+
+
+async def public_addresses(
+    field: str, host: str, port: int, resolve: Resolver = system_resolver
+) -> list[IPAddress]:
+    """The addresses of ``host`` (itself when it is an IP literal), once every one is public.
+
+    Raises:
+        ForbiddenTargetError: the host does not resolve, or an address is not public (the
+            message names ``field``, the host, the address and ``SPLATTER_ALLOWED_DOMAIN_HOSTS``).
+    """
+    addresses = await _addresses(field, host, port, resolve)
+    for address in addresses:
         kind = non_public_kind(address)
         if kind is not None:
             shown = host if str(address) == host else f"{host} ({address})"
@@ -194,6 +212,7 @@ async def check_target(
                 f"{field} host {shown} is {article} {kind} address; the node only sends tokens to "
                 f"public addresses unless SPLATTER_ALLOWED_DOMAIN_HOSTS allows {authority}"
             )
+    return addresses
 
 
 async def _addresses(field: str, host: str, port: int, resolve: Resolver) -> list[IPAddress]:

@@ -107,8 +107,13 @@ class IntakeUnavailableError(RuntimeError):
 class DuplicateTaskError(RuntimeError):
     """A job for this DMS task is already queued or running."""
 
-    def __init__(self, task_id: str, job: JobRecord) -> None:
-        super().__init__(f"task {task_id} is already {job.state} as job {job.id}")
+    def __init__(self, task_id: str, job: JobRecord, waiting_for_token: bool = False) -> None:
+        hint = (
+            "; it waits for a domain token after a node restart: PUT /jobs/{id}/token"
+            if waiting_for_token
+            else ""
+        )
+        super().__init__(f"task {task_id} is already {job.state} as job {job.id}{hint}")
         self.job = job
 
 
@@ -331,7 +336,7 @@ class JobService:
         task_id = lease.task.id
         active = self.store.active_for_task(task_id)
         if active is not None:
-            raise DuplicateTaskError(task_id, active)
+            raise DuplicateTaskError(task_id, active, active.id in self._token_waits)
         queued = sum(1 for key in self._pushes if self.store.get(key).state == "queued")
         if queued >= self._settings.splatter_max_queued:
             raise QueueFullError(queued, QUEUE_FULL_RETRY_AFTER_SECS)

@@ -150,7 +150,7 @@ async def test_a_queued_push_job_comes_back_queued_and_without_a_token_fails_kee
     assert emulator.state.request_log("domain") == []  # nothing ran
 
 
-async def test_a_cancel_while_it_waits_for_its_token_removes_the_kept_folder(
+async def test_a_repost_is_told_to_put_a_token_and_a_cancel_while_it_waits_removes_the_folder(
     tmp_path: Path, emulator: EmulatorServer
 ) -> None:
     scene = emulated_scene(emulator)
@@ -158,9 +158,15 @@ async def test_a_cancel_while_it_waits_for_its_token_removes_the_kept_folder(
     envelope = push_envelope(emulator, scene)
     job = killed_node_state(settings, envelope)
     async with running_node(settings) as node:
+        again = await node.client.post(CAPABILITY, json=envelope)
         cancel = await node.client.delete(f"/jobs/{job.id}")
         done = await node.wait_state(job.id)
         put = await node.client.put(f"/jobs/{job.id}/token", json={"access_token": "late"})
+    assert (again.status_code, again.json()["detail"]) == (
+        409,
+        f"task {envelope['task']['id']} is already queued as job {job.id}; it waits for a "
+        "domain token after a node restart: PUT /jobs/{id}/token",
+    )
     assert cancel.status_code == 202, cancel.text
     assert (done["state"], done["error"]) == (
         "cancelled", "cancelled while waiting for a domain token",
