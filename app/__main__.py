@@ -3,7 +3,8 @@
 Commands: ``serve`` (also what no command means) runs the node; ``--help`` and ``--version``
 print and exit 0; an unknown command or option exits with status 2 before anything starts. The
 configuration comes from the environment (:mod:`app.settings`); an invalid one is reported
-variable by variable, without echoing values, and the process exits with status 2.
+variable by variable, without echoing values, and the process exits with status 2. Once read,
+the node's secrets are removed from the process environment (:func:`forget_secret_variables`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from app import __version__
 from app.logs import configure_logging
 from app.main import create_app
-from app.settings import get_settings
+from app.settings import forget_secret_variables, get_settings
 
 __all__ = ["main"]
 
@@ -64,6 +65,7 @@ def serve() -> int:
             print(f"  {line}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level, settings.secret_values())
+    forget_secret_variables(settings)  # the settings hold them; no process we start inherits them
     config = uvicorn.Config(
         create_app(settings),
         host=settings.splatter_host,

@@ -20,8 +20,10 @@ Empty variables count as unset.
 from __future__ import annotations
 
 import ipaddress
+import os
 import shlex
 import sys
+from collections.abc import MutableMapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -33,11 +35,12 @@ from app import PROJECT_ROOT, __version__
 from app.targets import AllowedHosts
 from domain_client.config import NodeConfig
 from domain_client.throughput import DownloadRateLimit
-from pipeline.contract import format_size, parse_size
+from pipeline.contract import SECRET_VARIABLES, format_size, parse_size
 
 __all__ = [
     "EnvBool",
     "Settings",
+    "forget_secret_variables",
     "get_settings",
     "is_loopback_host",
     "parse_env_bool",
@@ -306,3 +309,24 @@ class Settings(NodeConfig, BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def forget_secret_variables(
+    settings: Settings, environ: MutableMapping[str, str] | None = None
+) -> list[str]:
+    """Removes the node's secrets from ``environ`` (``os.environ`` when omitted) once
+    ``settings`` holds them: the variables of :data:`~pipeline.contract.SECRET_VARIABLES` (any
+    case, as the settings read them) and every other variable holding one of their values.
+
+    Libraries inside the node process start helper processes that inherit its environment
+    (pycryptodome's ctypes backend runs ``file -b`` through ``platform.architecture()``;
+    ``ctypes.util.find_library`` runs ``ldconfig``), so a secret left in ``os.environ`` would
+    reach them. Returns the removed names, never a value.
+    """
+    environ = os.environ if environ is None else environ
+    values = set(settings.secret_values())
+    names = {name.upper() for name in SECRET_VARIABLES}
+    removed = [k for k, v in environ.items() if k.upper() in names or (v and v in values)]
+    for name in removed:
+        del environ[name]
+    return removed

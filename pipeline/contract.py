@@ -13,7 +13,8 @@ It defines:
 - :func:`parse_size` / :func:`format_size`: ``"WxH"`` sizes;
 - the events: one frozen model per kind of JSON line the child prints on stdout, with
   :func:`encode_event` / :func:`parse_event` (bad lines raise :class:`EventError`);
-- :func:`child_environment`: the allow-listed environment the child runs in (defined in
+- :func:`child_environment`: the allow-listed environment the child runs in, and
+  :data:`SECRET_VARIABLES`, the node's secrets it never carries (defined in
   :mod:`pipeline.environment`, which is as light as this module, and re-exported here so that
   this module stays the node's one door into the pipeline).
 
@@ -55,7 +56,7 @@ from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
-from pipeline.environment import child_environment
+from pipeline.environment import SECRET_VARIABLES, child_environment
 
 __all__ = [
     "COLMAP_FILES",
@@ -73,6 +74,7 @@ __all__ = [
     "REPORT_HTML",
     "REPORT_JSON",
     "ROTATED_PLY",
+    "SECRET_VARIABLES",
     "SOG_FILE",
     "SPLAT_FILE",
     "SPLAT_PLY",

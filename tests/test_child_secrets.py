@@ -4,7 +4,8 @@ The node's environment holds ``REG_SECRET``, ``SECP256K1_PRIVHEX`` and ``SPLATTE
 A real pipeline child (``python -m pipeline run``, started by the supervisor as in production)
 decodes an MP4 with ffmpeg; both processes' ``/proc/<pid>/environ`` are read and must carry
 none of the three values, under any name. ``ns-train`` / ``ns-export`` go through ``run_tool``:
-its child is checked the same way.
+its child is checked the same way. The serving node itself drops the secrets from its own
+environment once its settings hold them, so helpers that libraries start inside it carry none.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import imageio_ffmpeg
 import pytest
+import uvicorn
 
+import app.__main__ as node_main
+from app.settings import Settings, forget_secret_variables, get_settings
 from app.worker.environment import pipeline_env
 from app.worker.supervisor import WorkerSupervisor
 from pipeline.environment import child_environment, scrub_own_environment
@@ -160,3 +165,48 @@ def test_python_m_pipeline_scrubs_its_own_environment(
     removed = scrub_own_environment()
     assert set(SECRETS) | set(COPIES) <= set(removed)
     assert_no_secret(dict(os.environ), "the pipeline after its scrub")
+
+
+def test_forget_secret_variables_removes_the_secrets_and_their_copies() -> None:
+    environ = {**SECRETS, **COPIES, "reg_secret": "x", "PATH": "/usr/bin", "OMP_NUM_THREADS": "1"}
+    settings = Settings(
+        reg_secret=SECRETS["REG_SECRET"],
+        secp256k1_privhex=SECRETS["SECP256K1_PRIVHEX"],
+        splatter_api_token=SECRETS["SPLATTER_API_TOKEN"],
+    )
+    removed = forget_secret_variables(settings, environ)
+    assert sorted(removed) == sorted([*SECRETS, *COPIES, "reg_secret"])
+    assert environ == {"PATH": "/usr/bin", "OMP_NUM_THREADS": "1"}
+
+
+def test_the_serving_node_starts_processes_without_its_secrets(
+    tmp_path: Path, secret_environment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Libraries in the node process start helpers that inherit os.environ (pycryptodome runs
+    # `file -b` via platform.architecture(), ctypes' find_library runs ldconfig): `serve` must
+    # have dropped the secrets by then, while the settings it serves with keep them.
+    # os.environ itself (a copy would not reach the C environment a child inherits); the
+    # fixture's monkeypatch puts every variable back afterwards.
+    monkeypatch.setenv("TASKS_ROOT", str(tmp_path / "tasks"))
+    monkeypatch.setenv("SPLATTER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(node_main, "configure_logging", lambda *args: None)
+    served: dict[str, Any] = {}
+
+    def create_app(settings: Settings) -> object:
+        served["settings"] = settings
+        return object()
+
+    def run(self: uvicorn.Server) -> None:  # instead of serving: what a library would start
+        env_dump = subprocess.run(["env", "-0"], capture_output=True, check=True).stdout
+        served["helper"] = dict(e.decode().partition("=")[::2] for e in env_dump.split(b"\0") if e)
+
+    monkeypatch.setattr(node_main, "create_app", create_app)
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    get_settings.cache_clear()
+    try:
+        node_main.serve()
+    finally:
+        get_settings.cache_clear()
+    assert_no_secret(served["helper"], "a process started by the serving node")
+    assert served["settings"].secret_values() == list(SECRETS.values())
+    assert served["helper"]["TASKS_ROOT"] == str(tmp_path / "tasks")  # the rest is inherited
