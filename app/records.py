@@ -21,7 +21,8 @@ __all__ = [
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 """Closed set: ``queued → running → succeeded | failed | cancelled``; a queued job may also be
-cancelled or failed directly."""
+cancelled or failed directly, and a push job a restart or the node's stop interrupted goes from
+``running`` back to ``queued`` (:meth:`JobStore.requeue`)."""
 JobSource = Literal["lease", "push", "watch"]
 """Which door the job came through: a DMS lease, ``POST /splatter/colmap/v1`` or a capture
 dropped into ``WATCH_DIR/inbox/``."""

@@ -6,8 +6,9 @@ the lease and watch jobs a previous process left unfinished (``node restarted``;
 inbox hand them out again), then the supervisor, the job service (push worker) with the
 unfinished push jobs queued again (each waits for ``PUT /jobs/{id}/token``) and, in lease mode,
 the lease door. Shutdown runs the other way round:
-the lease door stops leasing, running jobs drain or are cancelled (SIGTERM → SIGKILL; their
-folders are kept for a resume), states are recorded, the store is closed.
+the lease door stops leasing, running jobs drain or are stopped (SIGTERM → SIGKILL; their
+folders are kept for a resume), states are recorded (lease and watch jobs ``cancelled``; push
+jobs, running or queued, stay ``queued`` for the next start), the store is closed.
 """
 
 from __future__ import annotations

@@ -435,8 +435,9 @@ class JobStore:
         return failed
 
     def requeue(self, job_key: str) -> None:
-        """``running → queued`` (or leaves a queued job queued): a restart's recovery only; the
-        job runs again from the start of the worker's queue (:meth:`claim_queued`)."""
+        """``running → queued`` (or leaves a queued job queued): a restart's recovery, or a push
+        job the node's stop interrupted (``JobService.stop``); the job runs again from the start
+        of the worker's queue (:meth:`claim_queued`)."""
         with self._transaction() as db:
             db.execute(
                 "UPDATE jobs SET state = 'queued', started_at = NULL, updated_at = ?"

@@ -10,13 +10,17 @@ into the same queue, slot and store. At most ``SPLATTER_MAX_QUEUED`` push jobs w
 jobs are deleted after ``JOB_RETENTION_DAYS``. Lease jobs come from the lease engine,
 which calls :meth:`JobService.run_leased` as its handler while holding the same slot. Both run
 :func:`app.runner.run_splatter_job` and end in exactly one of ``succeeded``, ``failed`` (reason
-``runner failed: <message>``, at most 4096 bytes) or ``cancelled``.
+``runner failed: <message>``, at most 4096 bytes) or ``cancelled`` (a push job the node's stop
+interrupts goes back to ``queued`` instead, below).
 
 A push job's domain token (a :class:`~app.jobs.push_token.PushToken`, replaceable with
 ``PUT /jobs/{id}/token``) lives only in memory: the store keeps the envelope without it
 (:func:`stored_envelope`). A push job a killed node left queued or running is queued again at
 the next start (:meth:`JobService.resume_interrupted`): it waits up to ``TOKEN_WAIT_SECS`` for
-``PUT /jobs/{id}/token``, then runs in the job folder the killed run kept, resuming.
+``PUT /jobs/{id}/token``, then runs in the job folder the killed run kept, resuming. A push job
+the node's own shutdown interrupts (running, queued, or waiting for its token) is left
+``queued`` the same way (:meth:`JobService.stop`): the next start treats it exactly as after a
+kill, and its ``progress_url`` is told so instead of being told it was cancelled.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN = "node shutting down"
+"""Why a job the node's stop interrupted ended, or (a push job) stays queued."""
 RETENTION_SWEEP_SECS = 3600.0
 """How often finished jobs past ``JOB_RETENTION_DAYS`` are deleted (also once at start)."""
 QUEUE_FULL_RETRY_AFTER_SECS = 60
@@ -250,6 +256,8 @@ class JobService:
         self._token_waits: dict[str, asyncio.Task[None]] = {}
         self._locals: dict[str, LocalWork] = {}
         self._cancels: dict[str, Callable[[], None]] = {}
+        self._user_cancels: set[str] = set()
+        """Running jobs a ``DELETE`` asked to stop (they end ``cancelled`` even at a shutdown)."""
         self._idle = asyncio.Event()
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
@@ -270,7 +278,13 @@ class JobService:
         return self._worker is not None and not self._worker.done()
 
     async def stop(self) -> None:
-        """Refuses new jobs; lets a running job drain, then cancels it; records every state."""
+        """Refuses new jobs; lets a running job drain, then stops it; records every state.
+
+        Push jobs are not cancelled: one the stop interrupted (it keeps its folder), one still
+        queued and one waiting for its token after a restart all stay ``queued``, and the next
+        start queues them again (:meth:`resume_interrupted`); each one's ``progress_url`` is
+        told so. Local (watch) jobs still queued are cancelled (their input stays in the inbox).
+        """
         self._accepting = False
         drain = self._settings.shutdown_drain_secs
         if drain > 0:
@@ -280,13 +294,21 @@ class JobService:
             cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self._settings.cancel_grace_secs + 10.0)
+        # queued or waiting for a token (a running one left past the bounds is recorded below,
+        # when its task is cancelled)
+        waiting = {
+            job_key: push
+            for job_key, push in self._pushes.items()
+            if self.store.get(job_key).state == "queued"
+        }
         for task in (self._worker, self._sweeper, *self._token_waits.values()):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        for job_key in [*self._pushes, *self._locals]:
-            self._cancel_queued(job_key, "node shutting down")
+        await asyncio.gather(*(self._keep_queued(key, push) for key, push in waiting.items()))
+        for job_key in [*self._locals]:
+            self._cancel_queued(job_key, SHUTDOWN)
         self._pushes.clear()
         self._locals.clear()
         self._token_waits.clear()
@@ -392,6 +414,7 @@ class JobService:
             return self.store.get(job_key)
         cancel = self._cancels.get(job_key)
         if cancel is not None:
+            self._user_cancels.add(job_key)
             cancel()
             self.store.add_event(
                 job_key, {"level": "warn", "stage": "cancelled", "message": "cancel requested"}
@@ -573,6 +596,8 @@ class JobService:
             if push is None and local is None:
                 continue  # cancelled while queued
             async with self._supervisor.slot:
+                if not self._accepting:
+                    continue  # the stop began while it waited for the slot: it stays queued
                 try:
                     if not self.store.claim_queued(job_key):
                         continue  # DELETE cancelled it while it waited for the slot
@@ -635,9 +660,9 @@ class JobService:
         else:
             await self._execute(job_key, ctx, reraise=False, cancel=cancel.set)
         finally:
-            self._forget_cancel(job_key)
             if forwarder is not None:
-                await forwarder.close()
+                await forwarder.close()  # before the job counts as ended: the stop waits for it
+            self._forget_cancel(job_key)
 
     async def _check_targets(self, lease: PushLease, progress_url: str | None) -> None:
         allowed = self._settings.allowed_domain_hosts
@@ -647,6 +672,7 @@ class JobService:
 
     def _forget_cancel(self, job_key: str) -> None:
         self._cancels.pop(job_key, None)
+        self._user_cancels.discard(job_key)
         if not self._cancels:
             self._idle.set()
 
@@ -658,16 +684,21 @@ class JobService:
         reraise: bool,
         cancel: Callable[[], None] | None = None,
     ) -> None:
-        self._cancels[job_key] = cancel or ctx.cancelled.set
-        self._idle.clear()
+        owned = job_key not in self._cancels  # a push job's: registered by _run_push
+        if owned:
+            self._cancels[job_key] = cancel or ctx.cancelled.set
+            self._idle.clear()
         try:
             with log_context(job=job_key, task_id=ctx.lease.task.id):
                 await self._handler(ctx, job_key)
         except asyncio.CancelledError:
             # Our own task was cancelled (shutdown past its bounds): the runner has already
             # killed its child; record the end before unwinding.
+            if self._resumes_after_restart(job_key):
+                self._keep_for_restart(job_key, ctx.reporter)
+                raise
             artifacts = ctx.storage.artifacts()
-            self._finish(job_key, "cancelled", error="node shutting down", artifacts=artifacts)
+            self._finish(job_key, "cancelled", error=SHUTDOWN, artifacts=artifacts)
             raise
         except Exception as exc:
             if isinstance(exc, PipelineInterruptedError):
@@ -680,7 +711,8 @@ class JobService:
         else:
             self._finish(job_key, "succeeded", artifacts=ctx.storage.artifacts())
         finally:
-            self._forget_cancel(job_key)
+            if owned:
+                self._forget_cancel(job_key)
 
     async def _handler(self, ctx: TaskContextView, job_key: str) -> None:
         outputs = self._outputs
@@ -690,12 +722,20 @@ class JobService:
             supervisor=self._supervisor,
             metrics=self._metrics,
             keep_outputs=None if outputs is None else partial(outputs.keep, job_key),
+            reports_interruption=lambda _reason: self._resumes_after_restart(job_key),
         )
 
     def _record_failure(self, job_key: str, ctx: TaskContextView, exc: Exception) -> None:
         artifacts = ctx.storage.artifacts()
         if isinstance(exc, JobCancelledError) or ctx.cancelled.is_set():
+            if self._resumes_after_restart(job_key):
+                self._keep_for_restart(job_key, ctx.reporter)
+                return
             self._finish(job_key, "cancelled", error=str(exc), artifacts=artifacts)
+            if job_key in self._user_cancels and job_key in self._pushes:
+                # a DELETE ends the job for good, even when the stop made the runner keep
+                # its folder
+                self._remove_kept_folder(ctx.lease.task.id)
             return
         token = ctx.storage.domain.token
         if isinstance(token, PushToken) and token.gave_up is not None:
@@ -717,12 +757,64 @@ class JobService:
         log.info("job finished", extra={"job": job_key, "state": state, "error": error})
         return record
 
-    def _forwarder(self, url: str | None) -> ProgressForwarder | None:
+    def _forwarder(self, url: str | None, *, start: bool = True) -> ProgressForwarder | None:
+        """A relay to ``url`` (``None`` without one); unstarted, it sends only at ``close()``."""
         if url is None:
             return None
         forwarder = ProgressForwarder(self._http, url)
-        forwarder.start()
+        if start:
+            forwarder.start()
         return forwarder
+
+    # --- push jobs the node's stop interrupts ---
+
+    def _resumes_after_restart(self, job_key: str) -> bool:
+        """Whether a push job stopped now stays queued for the next start: the node is
+        stopping and no ``DELETE`` asked the job to stop."""
+        return (
+            self._supervisor.stopping
+            and job_key in self._pushes
+            and job_key not in self._user_cancels
+        )
+
+    def _keep_for_restart(self, job_key: str, reporter: ProgressReporter) -> None:
+        """Leaves a push job the stop interrupted ``queued`` (a running one goes back to it),
+        telling its reporter (store, ``progress_url``) that it runs again after the restart."""
+        record = self.store.get(job_key)
+        try:
+            kept = (self._settings.tasks_root / job_folder_name(record.task_id)).is_dir()
+        except UnsafeJobFolderError:
+            kept = False
+        then = "resumes in its kept job folder" if kept else "runs"
+        queued = "is queued again" if record.state == "running" else "stays queued"
+        progress = {k: v for k, v in record.progress.items() if k != "token_wait_s"}
+        reporter.set_progress({**progress, "status": "interrupted", "interrupted_by": SHUTDOWN})
+        reporter.log_event(
+            {
+                "level": "warn",
+                "stage": "shutdown",
+                "message": f"interrupted: {SHUTDOWN}; the job {queued}: at the next start it "
+                f"waits for PUT /jobs/{job_key}/token (a push job's token is never stored), "
+                f"then {then}",
+                "interrupted_by": SHUTDOWN,
+            }
+        )
+        self.store.requeue(job_key)
+        log.info(
+            "push job stays queued for the next start",
+            extra={"job": job_key, "was": record.state, "kept_folder": kept},
+        )
+
+    async def _keep_queued(self, job_key: str, push: _PushJob) -> None:
+        """At the stop: a push job still queued (or waiting for its token) stays queued; its
+        ``progress_url`` is told so (one POST, at most a few seconds)."""
+        forwarder = self._forwarder(push.progress_url, start=False)
+        reporter = JobReporter(self.store, job_key, [] if forwarder is None else [forwarder])
+        try:
+            self._keep_for_restart(job_key, reporter)
+        finally:
+            if forwarder is not None:
+                await forwarder.close()
 
 
 def _problem(exc: ValueError) -> str:

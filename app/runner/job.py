@@ -64,6 +64,7 @@ async def run_splatter_job(
     supervisor: WorkerSupervisor | None = None,
     metrics: NodeMetrics | None = None,
     keep_outputs: Callable[[Path], object] | None = None,
+    reports_interruption: Callable[[str], bool] | None = None,
 ) -> None:
     """Runs one splatter task in ``<TASKS_ROOT>/<task_id>`` and removes the folder afterwards.
 
@@ -75,6 +76,10 @@ async def run_splatter_job(
         metrics: where durations, bytes and training steps are counted; private when omitted.
         keep_outputs: called with ``refined/splatter`` after a successful upload, before the
             folder is removed (the viewer keeps a copy of the outputs).
+        reports_interruption: asked, with the reason, when a cancelled run keeps its folder for
+            a resume (``node shutting down``, ...); ``True`` means the caller reports the
+            interruption itself, and the cancellation progress and event are not sent (a push
+            job the node's shutdown stopped stays queued for the next start).
 
     Raises:
         SplatterJobError: the job failed; ``str(error)`` is the reference's top-level message.
@@ -97,7 +102,7 @@ async def run_splatter_job(
         keep_reason = _interruption(ctx, supervisor)
         if keep_reason is None and isinstance(exc, PipelineInterruptedError):
             keep_reason = "pipeline stopped by SIGTERM"
-        _report_cancelled(ctx, exc)
+        _report_cancelled(ctx, exc, keep_reason, reports_interruption)
         raise
     except RequiredUploadError as exc:
         keep_reason = _interruption(ctx, supervisor)
@@ -115,7 +120,7 @@ async def run_splatter_job(
         if ctx.cancelled.is_set():
             keep_reason = _interruption(ctx, supervisor)
             cancelled = JobCancelledError("runner")
-            _report_cancelled(ctx, cancelled)
+            _report_cancelled(ctx, cancelled, keep_reason, reports_interruption)
             raise cancelled from exc
         log.exception("splatter runner crashed")
         failure = SplatterJobError(str(exc) or type(exc).__name__)
@@ -241,7 +246,18 @@ def _prepare_workspace(ctx: TaskContextView, layout: JobLayout) -> None:
     )
 
 
-def _report_cancelled(ctx: TaskContextView, exc: JobCancelledError) -> None:
+def _report_cancelled(
+    ctx: TaskContextView,
+    exc: JobCancelledError,
+    keep_reason: str | None = None,
+    reports_interruption: Callable[[str], bool] | None = None,
+) -> None:
+    if (
+        keep_reason is not None
+        and reports_interruption is not None
+        and reports_interruption(keep_reason)
+    ):
+        return  # the caller says what happens to the job instead
     ctx.reporter.set_progress(dict(progress.CANCELLED))
     ctx.reporter.log_event({"level": "warn", "stage": "cancelled", "message": str(exc)})
 

@@ -6,11 +6,19 @@ state (as the killed node would have left it) and starts a node on it: the push 
 again and wait for ``PUT /jobs/{id}/token``; then they run in the kept folder; without a token
 in ``TOKEN_WAIT_SECS``, or with an envelope that cannot run, they fail with the reason, and
 their kept folder stays for ``RESUME_RETENTION_HOURS``; ``DELETE`` removes it.
+
+A graceful stop (SIGTERM, the node's lifespan shutdown) is no worse than a kill: a push job it
+interrupts (running, queued, or waiting for its token after a restart) stays ``queued``, its
+``progress_url`` is told it was interrupted (never that it was cancelled), and the next start
+queues it again the same way. A ``DELETE`` still ends a job for good, even one the stop reaches
+before it has ended.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +36,7 @@ from app.runner.retention import mark_running, read_marker
 from app.settings import Settings
 from app.store import JobStore
 from emulator import EmulatorServer
-from tests.app.api.nodes import running_node
+from tests.app.api.nodes import Node, running_node
 from tests.app.domains import SUFFIX, emulated_scene, push_envelope, stored
 from tests.app.factories import make_settings
 from tests.app.serving import serve
@@ -38,6 +46,7 @@ pytestmark = pytest.mark.anyio
 
 LATER = "2030-01-01T00:00:00Z"
 KEPT = "datasets/kept-by-the-killed-run.txt"
+STOPPED_KEPT = "kept-by-the-stopped-run.txt"
 
 
 def killed_node_state(
@@ -73,6 +82,55 @@ def killed_node_state(
 
 def messages(job: dict[str, Any]) -> list[str]:
     return [e["event"]["message"] for e in job["events"]]
+
+
+def progress_receiver(received: list[dict[str, Any]]) -> Starlette:
+    """A ``progress_url`` that records every body POSTed to ``/progress``."""
+
+    async def record(request: Request) -> JSONResponse:
+        received.append(json.loads(await request.body()))
+        return JSONResponse({})
+
+    return Starlette(routes=[Route("/progress", record, methods=["POST"])])
+
+
+def stored_job(settings: Settings, job_id: str) -> tuple[JobRecord, list[dict[str, Any]]]:
+    """A job and its events as the stopped node left them in the store."""
+    store = JobStore.open(settings.database_path)
+    try:
+        return store.get(job_id), [e.event for e in store.events(job_id)]
+    finally:
+        store.close()
+
+
+def stop_note(job_id: str, queued: str, then: str) -> dict[str, Any]:
+    """The event a push job the stop interrupted gets (stored and sent to its progress_url)."""
+    return {
+        "level": "warn",
+        "stage": "shutdown",
+        "message": f"interrupted: node shutting down; the job {queued}: at the next start it "
+        f"waits for PUT /jobs/{job_id}/token (a push job's token is never stored), then {then}",
+        "interrupted_by": "node shutting down",
+    }
+
+
+def told_events(received: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every event a progress_url received (resent ones once)."""
+    seen: list[dict[str, Any]] = []
+    for update in received:
+        seen.extend(e for e in update["events"] if e not in seen)
+    return seen
+
+
+async def resume_with_a_token(
+    node: Node, emulator: EmulatorServer, domain_id: str, job_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """After a restart: the job as it waits, and as it ends once a fresh token is PUT."""
+    waiting = await node.job(job_id)
+    fresh = emulator.state.issue_domain_token(domain_id)
+    put = await node.client.put(f"/jobs/{job_id}/token", json={"access_token": fresh.token})
+    assert put.status_code == 200, put.text
+    return waiting, await node.wait_state(job_id)
 
 
 async def test_a_push_job_the_killed_node_ran_waits_for_a_token_then_runs_in_its_kept_folder(
@@ -270,3 +328,163 @@ def database_bytes(settings: Settings) -> bytes:
     files = sorted(settings.splatter_data_dir.glob("jobs.sqlite3*"))
     assert files
     return b"".join(path.read_bytes() for path in files)
+
+
+async def test_a_push_job_running_at_a_graceful_stop_stays_queued_and_resumes_after_the_restart(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    received: list[dict[str, Any]] = []
+    scene = emulated_scene(emulator)
+    envelope = push_envelope(emulator, scene)
+    task_id = envelope["task"]["id"]
+    started = tmp_path / "started"
+    # the first run writes a file, then trains until the stop; the second needs that file
+    settings = make_settings(
+        tmp_path,
+        f"once:{tmp_path / 'wrote'}=write:{STOPPED_KEPT}=written before the stop",
+        f"touch:{started}",
+        f"once:{tmp_path / 'trained'}=train-forever",
+        f"require-file:{STOPPED_KEPT}",
+        "write-outputs",
+    )
+    async with serve(progress_receiver(received)) as receiver_url:
+        async with running_node(settings) as node:
+            job = await node.push({**envelope, "progress_url": f"{receiver_url}/progress"})
+            await eventually(started.exists)
+        stopped, stopped_events = stored_job(settings, job["id"])
+        told = list(received)
+        marker = read_marker(settings.tasks_root / task_id)
+        async with running_node(settings) as node:
+            waiting, done = await resume_with_a_token(node, emulator, scene.domain_id, job["id"])
+
+    note = stop_note(job["id"], "is queued again", "resumes in its kept job folder")
+    assert (stopped.state, stopped.error, stopped.started_at) == ("queued", None, None)
+    assert stopped.progress["status"] == "interrupted"
+    assert stopped.progress["interrupted_by"] == "node shutting down"
+    assert stopped_events[-1] == note
+    assert not [e for e in stopped_events if e["stage"] == "cancelled"]
+    assert marker is not None and (marker.state, marker.reason) == (
+        "interrupted", "node shutting down",
+    )  # fmt: skip
+    # the progress_url hears that the job will resume, never that it was cancelled
+    assert told[-1]["progress"] == stopped.progress
+    assert told_events(told)[-1] == note
+    assert not [e for e in told_events(told) if e["stage"] == "cancelled"]
+    assert told[-1]["progress"]["status"] != "cancelled"
+    # the next start treats it as after a kill: it waits for a token, then resumes
+    assert waiting["state"] == "queued"
+    assert waiting["progress"]["status"] == "waiting_for_token"
+    assert messages(waiting)[-2] == "node restarted; the job was queued and is queued again"
+    assert done["state"] == "succeeded", done["error"]
+    (resumed,) = [e["event"] for e in done["events"] if e["event"]["message"].startswith("resum")]
+    assert resumed["interrupted_by"] == "node shutting down"  # the stopped run's folder
+    assert stored(emulator, scene.domain_id)[(f"refined_splat{SUFFIX}", "splat_data")]
+    assert not (settings.tasks_root / task_id).exists()  # success: the folder goes
+
+
+async def test_a_push_job_queued_at_a_graceful_stop_stays_queued_and_runs_after_the_restart(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    received: list[dict[str, Any]] = []
+    scene = emulated_scene(emulator)
+    started = tmp_path / "started"
+    settings = make_settings(tmp_path, f"touch:{started}", "train-forever")
+    async with serve(progress_receiver(received)) as receiver_url:
+        async with running_node(settings) as node:
+            running = await node.push(push_envelope(emulator, scene))
+            await eventually(started.exists)
+            envelope = {
+                **push_envelope(emulator, scene),
+                "progress_url": f"{receiver_url}/progress",
+            }
+            queued = await node.push(envelope)
+        stopped, stopped_events = stored_job(settings, queued["id"])
+        was_running, _ = stored_job(settings, running["id"])
+        told = list(received)
+        async with running_node(make_settings(tmp_path, "write-outputs")) as node:
+            waiting, done = await resume_with_a_token(node, emulator, scene.domain_id, queued["id"])
+            other = await node.job(running["id"])
+
+    note = stop_note(queued["id"], "stays queued", "runs")
+    assert (stopped.state, stopped.error) == ("queued", None)
+    assert stopped_events[-1] == note
+    assert stopped.progress == {"status": "interrupted", "interrupted_by": "node shutting down"}
+    assert (told[-1]["progress"], told_events(told)) == (stopped.progress, [note])
+    assert was_running.state == "queued"
+    assert waiting["state"] == "queued"
+    assert waiting["progress"]["status"] == "waiting_for_token"
+    assert done["state"] == "succeeded", done["error"]
+    assert (other["state"], other["progress"]["status"]) == ("queued", "waiting_for_token")
+
+
+async def test_a_push_job_waiting_for_its_token_at_a_graceful_stop_waits_again_after_the_next(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    received: list[dict[str, Any]] = []
+    scene = emulated_scene(emulator)
+    envelope = push_envelope(emulator, scene)
+    settings = make_settings(tmp_path, f"require-file:{KEPT}", "write-outputs")
+
+    def said(status: str) -> Callable[[], bool]:
+        return lambda: any(u["progress"].get("status") == status for u in received)
+
+    async with serve(progress_receiver(received)) as receiver_url:
+        job = killed_node_state(settings, envelope, progress_url=f"{receiver_url}/progress")
+        async with running_node(settings) as node:  # restarted after the kill ...
+            await eventually(said("waiting_for_token"))
+        # ... and stopped again before anyone PUT a token
+        stopped, stopped_events = stored_job(settings, job.id)
+        told = list(received)
+        received.clear()
+        async with running_node(settings) as node:
+            await eventually(said("waiting_for_token"))
+            waiting, done = await resume_with_a_token(node, emulator, scene.domain_id, job.id)
+
+    note = stop_note(job.id, "stays queued", "resumes in its kept job folder")
+    assert (stopped.state, stopped.error) == ("queued", None)
+    assert stopped_events[-1] == note
+    assert stopped.progress == {
+        "progress": 40, "step": 400, "total": 1000,  # what the killed run had reported
+        "status": "interrupted", "interrupted_by": "node shutting down",
+    }  # fmt: skip
+    assert told[-1]["progress"] == stopped.progress
+    assert told_events(told)[-1] == note
+    assert waiting["state"] == "queued"
+    assert waiting["progress"]["status"] == "waiting_for_token"
+    assert done["state"] == "succeeded", done["error"]
+    (resumed,) = [e["event"] for e in done["events"] if e["event"]["message"].startswith("resum")]
+    assert resumed["interrupted_by"] == "node restarted"  # the killed run's folder, still kept
+    assert not (settings.tasks_root / envelope["task"]["id"]).exists()
+
+
+async def test_a_delete_the_stop_overtakes_still_cancels_the_push_job_for_good(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
+    envelope = push_envelope(emulator, scene)
+    started, go = tmp_path / "started", tmp_path / "go"
+    # the child ignores the DELETE's SIGTERM until the node has begun to stop
+    settings = make_settings(
+        tmp_path,
+        "ignore-sigterm",
+        f"touch:{started}",
+        f"wait-file:{go}",
+        "write-outputs",
+        cancel_grace_secs=60.0,
+    )
+    async with running_node(settings) as node:
+        job = await node.push(envelope)
+        await eventually(started.exists)
+        cancel = await node.client.delete(f"/jobs/{job['id']}")
+        supervisor = node.app.state.services.supervisor
+
+        async def release_when_stopping() -> None:
+            await eventually(lambda: supervisor.stopping, within_s=30.0)
+            go.touch()
+
+        release = asyncio.create_task(release_when_stopping())
+    await release
+    record, _ = stored_job(settings, job["id"])
+    assert cancel.status_code == 202, cancel.text
+    assert (record.state, record.error) == ("cancelled", "task cancelled: python execution")
+    assert not (settings.tasks_root / envelope["task"]["id"]).exists()  # ended for good
