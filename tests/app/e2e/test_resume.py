@@ -7,7 +7,9 @@ child, loopback HTTP):
   well under the time of two full runs;
 - the same for a push job: the restarted node queues it again, it waits for ``PUT
   /jobs/{id}/token`` (its token was never stored) and then resumes from the checkpoint and
-  uploads its outputs to the domain server;
+  uploads its outputs to the domain server; and the same again when the node is stopped with
+  SIGTERM instead (a deploy): the stopped node leaves the job ``queued`` and tells its
+  ``progress_url`` it was interrupted, not cancelled;
 - the node stopped with SIGTERM while it uploads the splat: the folder is kept, and the
   restarted node, leased the task again, trains nothing (the train stage resumes at its last
   step; export and previews are skipped) and completes the task;
@@ -130,11 +132,13 @@ async def test_a_node_killed_mid_training_resumes_the_re_leased_task_from_its_ch
     assert second_attempt_s / full_run_s < MAX_SECOND_ATTEMPT_RATIO
 
 
+@pytest.mark.parametrize("stop", ["sigkill", "sigterm"])
 async def test_a_push_job_the_node_was_killed_in_waits_for_a_token_then_resumes(
     emulator: EmulatorServer,
     synthetic_scene: dict[str, Any],
     start_node: StartNode,
     tmp_path: Path,
+    stop: str,
 ) -> None:
     received: list[dict[str, Any]] = []
 
@@ -169,11 +173,23 @@ async def test_a_push_job_the_node_was_killed_in_waits_for_a_token_then_resumes(
         first_started = time.monotonic()
         await until(lambda: pushed_step() >= KILL_AT * KILL_STEPS, 300, "training")
         (child,) = pipeline_children(node)
-        node.kill()  # no shutdown: the job stays "running" in the store
+        if stop == "sigkill":
+            node.kill()  # no shutdown: the job stays "running" in the store
+        else:  # the graceful shutdown: the child checkpoints, the job stays "queued"
+            assert node.stop() in (0, -signal.SIGTERM)
         first_attempt_s = time.monotonic() - first_started
         await until(lambda: not alive(child), 15, "the orphaned pipeline's exit")
         marker = json.loads((work / "tasks" / task_id / ".resume.json").read_text())
-        assert marker["state"] == "running"  # as the killed node left it
+        if stop == "sigkill":
+            assert marker["state"] == "running"  # as the killed node left it
+        else:
+            assert (marker["state"], marker["reason"]) == ("interrupted", "node shutting down")
+            told = received[-1]["progress"]
+            assert (told["status"], told.get("interrupted_by")) == (
+                "interrupted", "node shutting down",
+            )  # fmt: skip
+            said = [e["stage"] for u in received for e in u["events"]]
+            assert "shutdown" in said and "cancelled" not in said
         killed_at = len(received)
         requests_at_kill = len(emulator.state.request_log("domain"))
 
@@ -220,7 +236,7 @@ async def test_a_push_job_the_node_was_killed_in_waits_for_a_token_then_resumes(
             full_run_s = time.monotonic() - started
             assert full["state"] == "succeeded", full["error"]
     print(
-        f"push job resumed from step {resumed_from} of {KILL_STEPS}; both attempts "
+        f"push job ({stop}) resumed from step {resumed_from} of {KILL_STEPS}; both attempts "
         f"{first_attempt_s + second_attempt_s:.1f} s (second {second_attempt_s:.1f} s), "
         f"one full run {full_run_s:.1f} s: second attempt {second_attempt_s / full_run_s:.2f}"
     )
