@@ -201,3 +201,39 @@ def test_a_video_is_sampled_and_reconstructed_with_one_camera(tmp_path: Path, se
     # 3.0° max); over seeds 0-11 the median rotation error was 0.7-2.4°, the median centre error
     # 3-17 cm.
     assert np.median(errors.rotation_deg) < 4.0 and np.median(errors.position) < 0.3
+
+
+class _Mapping:
+    """What :func:`pipeline.captures.sfm._choose` reads of a ``pycolmap.Reconstruction``."""
+
+    def __init__(self, registered: int, error: float) -> None:
+        self.registered, self.error = registered, error
+
+    def num_reg_images(self) -> int:
+        return self.registered
+
+    def compute_mean_reprojection_error(self) -> float:
+        return self.error
+
+
+@pytest.mark.parametrize(
+    ("refined", "held", "kept"),
+    [
+        ((30, 0.124), (30, 0.120), "held"),  # the synthetic room: k drifted, no better fit
+        ((30, 0.133), (30, 0.136), "held"),  # 2 % better is within the 5 % margin
+        ((30, 0.137), (30, 0.236), "refined"),  # a k = -0.2 lens fits clearly better with k
+        ((40, 0.284), (24, 0.303), "refined"),  # more images registered wins
+        ((21, 0.130), (30, 0.133), "held"),
+        (None, (30, 0.2), "held"),
+        ((30, 0.2), None, "refined"),
+    ],
+)
+def test_the_mapping_without_distortion_is_kept_unless_the_other_is_clearly_better(
+    refined: tuple[int, float] | None, held: tuple[int, float] | None, kept: str
+) -> None:
+    from pipeline.captures.sfm import _choose
+
+    mappings = {"refined": refined and _Mapping(*refined), "held": held and _Mapping(*held)}
+    assert _choose([mappings["refined"], mappings["held"]], 0.05) is mappings[kept]
+    if held is None:  # only one mapping (also_without_distortion=False)
+        assert _choose([mappings["refined"]], 0.05) is mappings["refined"]
