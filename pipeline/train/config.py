@@ -158,10 +158,11 @@ class TrainConfig:
         random_init_scale: those points lie in the training views' frusta up to this depth, in
             camera extents (the largest distance of a training camera from their mean); the
             CPU profile uses 3 (an orbit's subject and surroundings).
-        fill_uncovered_points: with SfM points, add up to this many Gaussians where no point
-            projects into a training view (this many if no view had any point; in proportion
-            to the empty share of the views' grid cells; see :mod:`pipeline.train.initialize`);
-            0 (the reference) adds none, the CPU profile up to 5,000.
+        fill_uncovered_points: with SfM points, the Gaussians added where no point projects
+            into a training view (this many if every view were empty; in proportion to the
+            share of the views' grid cells that are empty, in views with at least a quarter of
+            them empty; see :mod:`pipeline.train.initialize`); 0 (the reference) adds none,
+            the CPU profile up to 5,000.
         checkpoint_every: write a checkpoint every this many steps (and at the end); the
             profiles keep it at most a tenth of the run.
         checkpoint_every_s: ... and whenever this many seconds of training have passed since
@@ -230,7 +231,7 @@ class TrainConfig:
         ``steps`` (default 1,000) rescales every schedule (:meth:`scaled_to`); images are
         shrunk to at most 320 px on the longer side, the SfM seed to 10,000 points (5,000 for a
         random start, at most 3 camera extents deep; up to 5,000 more where the SfM points
-        leave the views empty) and growth stops at 20,000 Gaussians. A
+        leave a quarter or more of a view empty) and growth stops at 20,000 Gaussians. A
         full step at 10,000 Gaussians and 320×180 costs about 0.17 s on two cores, so a run
         takes minutes (the 160×120 synthetic job: about two). ``overrides`` replace any
         top-level field afterwards.

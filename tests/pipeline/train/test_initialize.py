@@ -144,12 +144,13 @@ def test_malformed_points_are_rejected(
 def empty_cells_reference(
     points: torch.Tensor, scene: SceneData
 ) -> tuple[list[set[tuple[int, int]]], list[float], int]:
-    """Per training view, the (column, row) cells of a 16-cell grid along its longer side that
-    no point projects into, and the deepest visible point's depth; plus the number of cells."""
+    """Per training view, the (column, row) cells of an 8-cell grid along its longer side that
+    no point projects into (none when they are under a quarter of its cells), and the deepest
+    visible point's depth; plus the number of cells."""
     empties, fars, total = [], [], 0
     for view in scene.train:
         cam = view.camera
-        cols, rows = (16, round(16 * cam.height / cam.width))
+        cols, rows = (8, round(8 * cam.height / cam.width))
         hit, far = set(), 0.0
         for p in points.double():
             local = cam.world_to_camera.double()[:3, :3] @ p + cam.world_to_camera.double()[:3, 3]
@@ -159,7 +160,8 @@ def empty_cells_reference(
             if 0 <= u < cam.width and 0 <= v < cam.height:
                 hit.add((int(u * cols / cam.width), int(v * rows / cam.height)))
                 far = max(far, float(local[2]))
-        empties.append({(c, r) for c in range(cols) for r in range(rows)} - hit)
+        empty = {(c, r) for c in range(cols) for r in range(rows)} - hit
+        empties.append(empty if len(empty) >= 0.25 * cols * rows else set())
         fars.append(far)
         total += cols * rows
     return empties, fars, total
@@ -186,7 +188,7 @@ def test_points_are_topped_up_where_they_leave_views_empty() -> None:
             w2c = cam.world_to_camera.double()
             local = w2c[:3, :3] @ mean + w2c[:3, 3]
             u, v = (cam.K.double() @ (local / local[2]))[:2].tolist()
-            cols, rows = 16, round(16 * cam.height / cam.width)
+            cols, rows = 8, round(8 * cam.height / cam.width)
             cell = (int(u * cols / cam.width), int(v * rows / cam.height))
             if 0 < local[2] <= far * (1 + 1e-5) and cell in empty:
                 pixel = view.image[min(int(v), cam.height - 1), min(int(u), cam.width - 1)]
@@ -215,3 +217,23 @@ def test_points_that_cover_every_view_get_no_top_up() -> None:
     assert len(splats) == len(points)
     plain = initial_splats(scene_with_points(points), TrainConfig(), torch.Generator())
     assert len(plain) == len(points) and TrainConfig().fill_uncovered_points == 0
+
+
+@pytest.mark.parametrize(("empty_cells", "topped_up"), [(1, False), (11, False), (12, True)])
+def test_only_views_with_a_quarter_of_their_cells_empty_are_topped_up(
+    empty_cells: int, topped_up: bool
+) -> None:
+    scene = tiny_scene(n_cloud=5, columns=1, rows=1, width=32, height=24)
+    (view,) = scene.train
+    cam = view.camera
+    # One point 2 m deep on the ray of each cell centre of the 8×6 grid, but the first cells.
+    centres = [((c + 0.5) * 4, (r + 0.5) * 4) for r in range(6) for c in range(8)][empty_cells:]
+    pix = torch.tensor([[u, v, 1.0] for u, v in centres], dtype=torch.float64).T
+    local = torch.linalg.solve(cam.K.double(), pix).T * 2.0
+    w2c = cam.world_to_camera.double()
+    points = ((local - w2c[:3, 3]) @ w2c[:3, :3]).float()
+    config = TrainConfig(fill_uncovered_points=480)
+    colours = torch.full(points.shape, 9, dtype=torch.uint8)
+    sparse = replace(scene, points=points, point_colors=colours)
+    splats = initial_splats(sparse, config, torch.Generator().manual_seed(1))
+    assert len(splats) == len(points) + (10 * empty_cells if topped_up else 0)
