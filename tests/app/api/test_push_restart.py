@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from app import CAPABILITY
 from app.jobs.envelope import PushLease
-from app.jobs.service import stored_envelope
+from app.jobs.push_job import stored_envelope
 from app.records import JobRecord, NewJob
 from app.runner.retention import mark_running, read_marker
 from app.settings import Settings
