@@ -300,6 +300,7 @@ def _run_colmap(
     _match(database, matching, options)
     tracker.progress.progress("sfm", 70.0, phase="matching", matching=matching)
     mappings = _map(database, images_dir, work_dir, len(names), options, tracker)
+    best = _choose(mappings, options.distortion_margin)
     fewest = min(_registered(rec) for rec in mappings)
     short = fewest < options.rematch_below * len(names)
     if matching == "sequential" and short and len(names) <= options.exhaustive_max_images:
@@ -311,8 +312,12 @@ def _run_colmap(
         _match(database, "exhaustive", options)
         matching = "sequential+exhaustive"
         tracker.progress.progress("sfm", 70.0, phase="matching", matching=matching)
-        mappings = _map(database, images_dir, work_dir, len(names), options, tracker)
-    best = _choose(mappings, options.distortion_margin)
+        again = _choose(
+            _map(database, images_dir, work_dir, len(names), options, tracker),
+            options.distortion_margin,
+        )
+        if _registered(again) >= _registered(best):  # the extra pairs did not make it worse
+            best = again
     sparse = work_dir / "sparse" / "0"
     shutil.rmtree(sparse, ignore_errors=True)
     sparse.mkdir(parents=True)
