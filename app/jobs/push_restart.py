@@ -184,6 +184,7 @@ class PushRestarts:
             push.token.listener = TokenWaitReporter(
                 self._store, job_key, rep,
                 "the node restarted and a push job's domain token is never stored",
+                resumed_status="queued",  # until the worker takes it (not the killed run's)
             )  # fmt: skip
             try:
                 arrived = await push.token.arrives(self._settings.token_wait_secs)

@@ -149,6 +149,9 @@ class TokenWaitReporter:
         job_key: the job.
         reporter: the job's reporter.
         cause: why the job waits, the first half of the event's message.
+        resumed_status: the progress ``status`` once the token arrived (a restored job goes
+            back to the queue: ``"queued"``); ``None`` restores the progress before the wait
+            (a running job carries on).
     """
 
     def __init__(
@@ -157,11 +160,13 @@ class TokenWaitReporter:
         job_key: str,
         reporter: ProgressReporter,
         cause: str = "the domain server refused the token (401)",
+        resumed_status: str | None = None,
     ) -> None:
         self._store = store
         self._job_key = job_key
         self._reporter = reporter
         self._cause = cause
+        self._resumed_status = resumed_status
         self._waiting = 0
         self._before: dict[str, Any] = {}
 
@@ -191,4 +196,7 @@ class TokenWaitReporter:
         self._reporter.log_event(
             {"level": "info", "stage": "token", "message": "new domain token received"}
         )
-        self._reporter.set_progress(self._before)
+        if self._resumed_status is None:
+            self._reporter.set_progress(self._before)
+        else:
+            self._reporter.set_progress({**self._before, "status": self._resumed_status})
