@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.jobs.service import (
+from app.jobs.errors import (
     DuplicateTaskError,
     IntakeUnavailableError,
     JobFinishedError,

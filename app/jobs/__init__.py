@@ -1,15 +1,14 @@
 """Job intake and bookkeeping: the push envelope, the job service, progress relays."""
 
 from app.jobs.envelope import PushLease, PushTask
-from app.jobs.service import (
+from app.jobs.errors import (
     DuplicateTaskError,
     IntakeUnavailableError,
     JobFinishedError,
-    JobService,
-    PushContextFactory,
     QueueFullError,
     TokenNotAcceptedError,
 )
+from app.jobs.service import JobService, PushContextFactory
 
 __all__ = [
     "DuplicateTaskError",

@@ -14,84 +14,61 @@ which calls :meth:`JobService.run_leased` as its handler while holding the same 
 interrupts goes back to ``queued`` instead, below).
 
 A push job's domain token (a :class:`~app.jobs.push_token.PushToken`, replaceable with
-``PUT /jobs/{id}/token``) lives only in memory: the store keeps the envelope without it
-(:func:`stored_envelope`). A push job a killed node left queued or running is queued again at
-the next start (:meth:`JobService.resume_interrupted`): it waits up to ``TOKEN_WAIT_SECS`` for
-``PUT /jobs/{id}/token``, then runs in the job folder the killed run kept, resuming. A push job
-the node's own shutdown interrupts (running, queued, or waiting for its token) is left
-``queued`` the same way (:meth:`JobService.stop`): the next start treats it exactly as after a
-kill, and its ``progress_url`` is told so instead of being told it was cancelled.
+``PUT /jobs/{id}/token``) lives only in memory, in its :class:`~app.jobs.push_job.PushJob`: the
+store keeps the envelope without it. A push job a killed node left queued or running is queued
+again at the next start (:meth:`JobService.resume_interrupted`), and one the node's own stop
+interrupts is left ``queued`` (:meth:`JobService.stop`); how both work is
+:mod:`app.jobs.push_restart`'s. What the service refuses is in :mod:`app.jobs.errors`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
-from pydantic import ValidationError
 
 from app.jobs.envelope import PushLease, TokenGrant
+from app.jobs.errors import (
+    DuplicateTaskError,
+    IntakeUnavailableError,
+    JobFinishedError,
+    QueueFullError,
+    TokenNotAcceptedError,
+)
+from app.jobs.push_job import PushJob, stored_envelope
+from app.jobs.push_restart import SHUTDOWN, PushRestarts, remove_kept_folder
 from app.jobs.push_token import PushToken
-from app.jobs.reporting import JobReporter, ProgressForwarder
+from app.jobs.reporting import JobReporter, TokenWaitReporter, relayed_reporter
 from app.logs import log_context
 from app.metrics import NodeMetrics
 from app.ports import JobContextView, TaskContextView
 from app.records import JobEvent, JobRecord, JobState, NewJob
 from app.runner import JobCancelledError, run_splatter_job
 from app.runner.errors import PipelineInterruptedError
-from app.runner.workspace import UnsafeJobFolderError, job_folder_name, remove_job_root
 from app.settings import Settings
 from app.store import JobStore
-from app.targets import ForbiddenTargetError, check_target
+from app.targets import check_target
 from app.viewer.outputs import JobOutputs
 from app.worker.supervisor import WorkerSupervisor
 from domain_client.delivery import ProgressReporter
-from domain_client.errors import TaskCancelled
 from domain_client.models import ArtifactRecord, Lease
 from domain_client.receipts import runner_failure_reason, truncate_utf8
 from domain_client.storage import TaskStorage
-from domain_client.timestamps import format_timestamp, utc_now
 
-__all__ = [
-    "DuplicateTaskError",
-    "IntakeUnavailableError",
-    "JobFinishedError",
-    "JobService",
-    "LocalJobContext",
-    "LocalWork",
-    "PushContextFactory",
-    "QueueFullError",
-    "TokenNotAcceptedError",
-    "stored_envelope",
-]
+__all__ = ["JobService", "LocalJobContext", "LocalWork", "PushContextFactory"]
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN = "node shutting down"
-"""Why a job the node's stop interrupted ended, or (a push job) stays queued."""
 RETENTION_SWEEP_SECS = 3600.0
 """How often finished jobs past ``JOB_RETENTION_DAYS`` are deleted (also once at start)."""
 QUEUE_FULL_RETRY_AFTER_SECS = 60
-#: The envelope fields the store never keeps: the domain token (and its expiry, meaningless
-#: without it).
-_SECRET_FIELDS = frozenset({"access_token", "access_token_expires_at"})
-
-
-def stored_envelope(lease: PushLease) -> dict[str, Any]:
-    """A push envelope as the store keeps it: every field but the domain token."""
-    return lease.model_dump(mode="json", exclude=set(_SECRET_FIELDS))
-
-
-class _NotResumableError(RuntimeError):
-    """A push job queued again after a restart that cannot run (the reason it fails with)."""
 
 
 class PushContextFactory(Protocol):
@@ -106,42 +83,6 @@ class PushContextFactory(Protocol):
     ) -> TaskContextView: ...
 
 
-class IntakeUnavailableError(RuntimeError):
-    """The push door cannot take jobs now (the node is shutting down)."""
-
-
-class DuplicateTaskError(RuntimeError):
-    """A job for this DMS task is already queued or running."""
-
-    def __init__(self, task_id: str, job: JobRecord, waiting_for_token: bool = False) -> None:
-        hint = (
-            "; it waits for a domain token after a node restart: PUT /jobs/{id}/token"
-            if waiting_for_token
-            else ""
-        )
-        super().__init__(f"task {task_id} is already {job.state} as job {job.id}{hint}")
-        self.job = job
-
-
-class JobFinishedError(RuntimeError):
-    """The job has already ended; it cannot be cancelled."""
-
-
-class QueueFullError(RuntimeError):
-    """``SPLATTER_MAX_QUEUED`` push jobs are already waiting; try again after ``retry_after_s``."""
-
-    def __init__(self, queued: int, retry_after_s: int) -> None:
-        super().__init__(
-            f"{queued} push jobs are already queued (SPLATTER_MAX_QUEUED); "
-            f"retry in {retry_after_s} s"
-        )
-        self.retry_after_s = retry_after_s
-
-
-class TokenNotAcceptedError(RuntimeError):
-    """The job takes no pushed token (a lease job: DMS heartbeats rotate its token)."""
-
-
 @dataclass(frozen=True)
 class _RecordedContext:
     """A task context whose reporter also records into the store."""
@@ -150,18 +91,6 @@ class _RecordedContext:
     storage: TaskStorage
     reporter: ProgressReporter
     cancelled: asyncio.Event
-
-
-@dataclass(frozen=True)
-class _PushJob:
-    """An active (queued or running) push job's in-memory half: what the store never sees."""
-
-    lease: PushLease
-    progress_url: str | None
-    token: PushToken
-    restored: asyncio.Event | None = None
-    """Set for a job queued again after a restart (it may have a kept job folder): ends its
-    wait for a token when the job is cancelled."""
 
 
 @dataclass(frozen=True)
@@ -183,51 +112,6 @@ class LocalWork(Protocol):
     def finished(self, record: JobRecord) -> None:
         """Called once with the job's final record (also when cancelled while queued)."""
         ...
-
-
-class _TokenWaitReporter:
-    """Tells a job's reporter (store, ``progress_url``) that it waits for a token, and when
-    it got one (the progress before the wait is restored)."""
-
-    def __init__(
-        self,
-        store: JobStore,
-        job_key: str,
-        reporter: ProgressReporter,
-        cause: str = "the domain server refused the token (401)",
-    ) -> None:
-        self._store = store
-        self._job_key = job_key
-        self._reporter = reporter
-        self._cause = cause
-        self._waiting = 0
-        self._before: dict[str, Any] = {}
-
-    def waiting(self, wait_s: float) -> None:
-        self._waiting += 1
-        if self._waiting > 1:
-            return  # a parallel request is already waiting and has said so
-        self._before = self._store.get(self._job_key).progress
-        self._reporter.set_progress(
-            {**self._before, "status": "waiting_for_token", "token_wait_s": wait_s}
-        )
-        self._reporter.log_event(
-            {
-                "level": "warn",
-                "stage": "token",
-                "message": f"{self._cause}; waiting up to "
-                f"{wait_s:g} s for PUT /jobs/{self._job_key}/token",
-            }
-        )
-
-    def resumed(self) -> None:
-        self._waiting = max(0, self._waiting - 1)
-        if self._waiting:
-            return
-        self._reporter.log_event(
-            {"level": "info", "stage": "token", "message": "new domain token received"}
-        )
-        self._reporter.set_progress(self._before)
 
 
 class JobService:
@@ -252,8 +136,7 @@ class JobService:
         self._http = http
         self._outputs = outputs
         self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._pushes: dict[str, _PushJob] = {}
-        self._token_waits: dict[str, asyncio.Task[None]] = {}
+        self._pushes: dict[str, PushJob] = {}
         self._locals: dict[str, LocalWork] = {}
         self._cancels: dict[str, Callable[[], None]] = {}
         self._user_cancels: set[str] = set()
@@ -263,6 +146,15 @@ class JobService:
         self._worker: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._accepting = False
+        self._restarts = PushRestarts(
+            store,
+            settings,
+            metrics,
+            http,
+            pushes=self._pushes,
+            enqueue=self._queue.put_nowait,
+            check_targets=self._check_targets,
+        )
 
     # --- lifecycle ---
 
@@ -286,6 +178,29 @@ class JobService:
         told so. Local (watch) jobs still queued are cancelled (their input stays in the inbox).
         """
         self._accepting = False
+        await self._stop_running()
+        # queued or waiting for a token (a running one left past the bounds is recorded below,
+        # when its task is cancelled)
+        waiting = {
+            job_key: push
+            for job_key, push in self._pushes.items()
+            if self.store.get(job_key).state == "queued"
+        }
+        for task in (self._worker, self._sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._restarts.cancel_token_waits()
+        await self._restarts.keep_queued(waiting)
+        for job_key in [*self._locals]:
+            self._cancel_queued(job_key, SHUTDOWN)
+        self._pushes.clear()
+        self._locals.clear()
+
+    async def _stop_running(self) -> None:
+        """Waits up to ``SHUTDOWN_DRAIN_SECS`` for the running job to end, then cancels it and
+        waits up to ``CANCEL_GRACE_SECS`` + 10 s for it to stop."""
         drain = self._settings.shutdown_drain_secs
         if drain > 0:
             with contextlib.suppress(TimeoutError):
@@ -294,24 +209,6 @@ class JobService:
             cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self._settings.cancel_grace_secs + 10.0)
-        # queued or waiting for a token (a running one left past the bounds is recorded below,
-        # when its task is cancelled)
-        waiting = {
-            job_key: push
-            for job_key, push in self._pushes.items()
-            if self.store.get(job_key).state == "queued"
-        }
-        for task in (self._worker, self._sweeper, *self._token_waits.values()):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await asyncio.gather(*(self._keep_queued(key, push) for key, push in waiting.items()))
-        for job_key in [*self._locals]:
-            self._cancel_queued(job_key, SHUTDOWN)
-        self._pushes.clear()
-        self._locals.clear()
-        self._token_waits.clear()
 
     def sweep_finished(self, now: datetime | None = None) -> int:
         """Deletes jobs finished more than ``JOB_RETENTION_DAYS`` ago; returns how many."""
@@ -358,7 +255,7 @@ class JobService:
         task_id = lease.task.id
         active = self.store.active_for_task(task_id)
         if active is not None:
-            raise DuplicateTaskError(task_id, active, active.id in self._token_waits)
+            raise DuplicateTaskError(task_id, active, self._restarts.waits_for_token(active.id))
         queued = sum(1 for key in self._pushes if self.store.get(key).state == "queued")
         if queued >= self._settings.splatter_max_queued:
             raise QueueFullError(queued, QUEUE_FULL_RETRY_AFTER_SECS)
@@ -374,7 +271,7 @@ class JobService:
             envelope=stored_envelope(lease),
         )
         token = PushToken(lease.access_token, lease.access_token_expires_at)
-        self._pushes[record.id] = _PushJob(lease, progress_url, token)
+        self._pushes[record.id] = PushJob(lease, progress_url, token)
         self._queue.put_nowait(record.id)
         log.info("push job queued", extra={"job": record.id, "task_id": task_id})
         return record
@@ -406,11 +303,11 @@ class JobService:
         push = self._pushes.get(job_key)
         restored = push is not None and push.restored is not None
         reason = "cancelled before it started"
-        if job_key in self._token_waits:
+        if self._restarts.waits_for_token(job_key):
             reason = "cancelled while waiting for a domain token"
         if self._cancel_queued(job_key, reason):
             if restored:  # a cancel ends the job for good: its kept folder goes
-                self._remove_kept_folder(record.task_id)
+                remove_kept_folder(self._settings, record.task_id)
             return self.store.get(job_key)
         cancel = self._cancels.get(job_key)
         if cancel is not None:
@@ -447,103 +344,9 @@ class JobService:
 
     async def resume_interrupted(self) -> list[str]:
         """At start-up, after :meth:`start`: queues again the push jobs a previous process left
-        unfinished (the store put them back to ``queued``: :meth:`JobStore.recover_interrupted`
-        with ``requeue=("push",)``); returns their ids.
-
-        The store has each job's envelope but never its token, so each waits up to
-        ``TOKEN_WAIT_SECS`` for ``PUT /jobs/{id}/token`` (progress ``"status":
-        "waiting_for_token"``, also sent to its ``progress_url``), then joins the queue and
-        runs in the job folder its killed run kept, resuming from its checkpoint. A job whose
-        envelope is missing or unreadable, whose lease has expired (``lease_expires_at``) or
-        whose URLs the SSRF rules now refuse fails at once (``node restarted: ...``); so does
-        one that gets no token in time. Its kept folder is left to ``RESUME_RETENTION_HOURS``.
-        """
-        requeued: list[str] = []
-        for record in self.store.queued_jobs("push"):
-            try:
-                lease = self._restored_lease(record)
-                await self._check_targets(lease, record.progress_url)
-            except (_NotResumableError, ForbiddenTargetError) as exc:
-                self._fail_restored(record.id, truncate_utf8(f"node restarted: {exc}"))
-                continue
-            cancelled = asyncio.Event()
-            token = PushToken("")
-            token.cancelled = cancelled
-            push = _PushJob(lease, record.progress_url, token, restored=cancelled)
-            self._pushes[record.id] = push
-            self._token_waits[record.id] = asyncio.create_task(
-                self._await_token(record.id, push), name=f"token-wait {record.id}"
-            )
-            requeued.append(record.id)
-        if requeued:
-            log.warning(
-                "push jobs interrupted by a restart wait for a domain token",
-                extra={"jobs": requeued, "token_wait_s": self._settings.token_wait_secs},
-            )
-        return requeued
-
-    def _restored_lease(self, record: JobRecord) -> PushLease:
-        text = self.store.push_envelope(record.id)
-        if text is None:
-            raise _NotResumableError(
-                "the job's envelope was not stored (queued by an older node); push the task again"
-            )
-        try:
-            stored = json.loads(text)
-            if not isinstance(stored, dict):
-                raise ValueError("not a JSON object")
-            # the token is PUT later; the lease is checked with a stand-in, then holds none
-            lease = PushLease.model_validate({**stored, "access_token": "not stored"})
-        except ValueError as exc:  # ValidationError is one
-            raise _NotResumableError(
-                f"the stored envelope cannot be read ({_problem(exc)}); push the task again"
-            ) from exc
-        if lease.task.id != record.task_id:
-            raise _NotResumableError("the stored envelope names another task; push the task again")
-        expiry = lease.lease_expires_at
-        if expiry is not None and expiry <= utc_now():
-            raise _NotResumableError(
-                f"the pushed lease expired at {format_timestamp(expiry)} (lease_expires_at); "
-                "push the task again with a fresh lease"
-            )
-        return lease.model_copy(update={"access_token": ""})
-
-    async def _await_token(self, job_key: str, push: _PushJob) -> None:
-        """A restored push job's wait for its token; then it joins the queue, or fails."""
-        forwarder = self._forwarder(push.progress_url)
-        reporter = JobReporter(self.store, job_key, [] if forwarder is None else [forwarder])
-        push.token.listener = _TokenWaitReporter(
-            self.store, job_key, reporter,
-            "the node restarted and a push job's domain token is never stored",
-        )  # fmt: skip
-        try:
-            arrived = await push.token.arrives(self._settings.token_wait_secs)
-        except TaskCancelled:
-            return  # DELETE (or the shutdown) has recorded the end
-        finally:
-            push.token.listener = None
-            self._token_waits.pop(job_key, None)
-            if forwarder is not None:
-                await forwarder.close()
-        if arrived:
-            self._queue.put_nowait(job_key)
-            return
-        if self._pushes.pop(job_key, None) is not None:
-            self._fail_restored(job_key, truncate_utf8(push.token.gave_up or "no domain token"))
-
-    def _fail_restored(self, job_key: str, reason: str) -> None:
-        """Fails a restored push job that cannot run; its kept folder stays (retention)."""
-        self.store.add_event(job_key, {"level": "error", "stage": "runner", "message": reason})
-        if self.store.fail_queued(job_key, reason):
-            self._metrics.job_finished("failed")
-            log.warning("job finished", extra={"job": job_key, "state": "failed", "error": reason})
-
-    def _remove_kept_folder(self, task_id: str) -> None:
-        try:
-            folder = self._settings.tasks_root / job_folder_name(task_id)
-        except UnsafeJobFolderError:
-            return
-        remove_job_root(folder, self._settings.disable_tasks_cleanup, self._settings.tasks_root)
+        unfinished; returns their ids. Each waits up to ``TOKEN_WAIT_SECS`` for
+        ``PUT /jobs/{id}/token`` first (:meth:`PushRestarts.resume_interrupted`)."""
+        return await self._restarts.resume_interrupted()
 
     # --- the lease door ---
 
@@ -631,7 +434,7 @@ class JobService:
             with log_context(job=job_key):
                 await work.run(ctx)
         except asyncio.CancelledError:
-            self._finish(job_key, "cancelled", error="node shutting down")
+            self._finish(job_key, "cancelled", error=SHUTDOWN)
             raise
         except Exception as exc:
             if isinstance(exc, JobCancelledError) or cancel.is_set():
@@ -644,25 +447,32 @@ class JobService:
             self._forget_cancel(job_key)
             _tell_finished(work, self.store.get(job_key))
 
-    async def _run_push(self, job_key: str, push: _PushJob) -> None:
+    async def _run_push(self, job_key: str, push: PushJob) -> None:
         cancel = asyncio.Event()
         self._cancels[job_key] = cancel.set
         self._idle.clear()
-        forwarder = self._forwarder(push.progress_url)
-        reporter = JobReporter(self.store, job_key, [] if forwarder is None else [forwarder])
-        push.token.listener = _TokenWaitReporter(self.store, job_key, reporter)
         try:
-            await self._check_targets(push.lease, push.progress_url)  # DNS may have moved
+            # the relay closes before the job counts as ended: the stop waits for it
+            async with relayed_reporter(
+                self.store, self._http, job_key, push.progress_url
+            ) as reporter:
+                push.token.listener = TokenWaitReporter(self.store, job_key, reporter)
+                await self._start_push(job_key, push, reporter, cancel)
+        finally:
+            self._forget_cancel(job_key)
+
+    async def _start_push(
+        self, job_key: str, push: PushJob, reporter: ProgressReporter, cancel: asyncio.Event
+    ) -> None:
+        """Checks the job's URLs again (DNS may have moved), builds its context and runs it."""
+        try:
+            await self._check_targets(push.lease, push.progress_url)
             ctx = self._context_factory(push.lease, reporter, cancel, push.token)
         except Exception as exc:
             log.exception("push job setup failed", extra={"job": job_key})
             self._finish(job_key, "failed", error=truncate_utf8(f"node_setup_failed: {exc}"))
         else:
             await self._execute(job_key, ctx, reraise=False, cancel=cancel.set)
-        finally:
-            if forwarder is not None:
-                await forwarder.close()  # before the job counts as ended: the stop waits for it
-            self._forget_cancel(job_key)
 
     async def _check_targets(self, lease: PushLease, progress_url: str | None) -> None:
         allowed = self._settings.allowed_domain_hosts
@@ -695,7 +505,7 @@ class JobService:
             # Our own task was cancelled (shutdown past its bounds): the runner has already
             # killed its child; record the end before unwinding.
             if self._resumes_after_restart(job_key):
-                self._keep_for_restart(job_key, ctx.reporter)
+                self._restarts.keep_for_restart(job_key, ctx.reporter)
                 raise
             artifacts = ctx.storage.artifacts()
             self._finish(job_key, "cancelled", error=SHUTDOWN, artifacts=artifacts)
@@ -729,13 +539,13 @@ class JobService:
         artifacts = ctx.storage.artifacts()
         if isinstance(exc, JobCancelledError) or ctx.cancelled.is_set():
             if self._resumes_after_restart(job_key):
-                self._keep_for_restart(job_key, ctx.reporter)
+                self._restarts.keep_for_restart(job_key, ctx.reporter)
                 return
             self._finish(job_key, "cancelled", error=str(exc), artifacts=artifacts)
             if job_key in self._user_cancels and job_key in self._pushes:
                 # a DELETE ends the job for good, even when the stop made the runner keep
                 # its folder
-                self._remove_kept_folder(ctx.lease.task.id)
+                remove_kept_folder(self._settings, ctx.lease.task.id)
             return
         token = ctx.storage.domain.token
         if isinstance(token, PushToken) and token.gave_up is not None:
@@ -757,16 +567,7 @@ class JobService:
         log.info("job finished", extra={"job": job_key, "state": state, "error": error})
         return record
 
-    def _forwarder(self, url: str | None, *, start: bool = True) -> ProgressForwarder | None:
-        """A relay to ``url`` (``None`` without one); unstarted, it sends only at ``close()``."""
-        if url is None:
-            return None
-        forwarder = ProgressForwarder(self._http, url)
-        if start:
-            forwarder.start()
-        return forwarder
-
-    # --- push jobs the node's stop interrupts ---
+    # --- push jobs the node's stop interrupts (app.jobs.push_restart keeps them queued) ---
 
     def _resumes_after_restart(self, job_key: str) -> bool:
         """Whether a push job stopped now stays queued for the next start: the node is
@@ -776,55 +577,6 @@ class JobService:
             and job_key in self._pushes
             and job_key not in self._user_cancels
         )
-
-    def _keep_for_restart(self, job_key: str, reporter: ProgressReporter) -> None:
-        """Leaves a push job the stop interrupted ``queued`` (a running one goes back to it),
-        telling its reporter (store, ``progress_url``) that it runs again after the restart."""
-        record = self.store.get(job_key)
-        try:
-            kept = (self._settings.tasks_root / job_folder_name(record.task_id)).is_dir()
-        except UnsafeJobFolderError:
-            kept = False
-        then = "resumes in its kept job folder" if kept else "runs"
-        queued = "is queued again" if record.state == "running" else "stays queued"
-        progress = {k: v for k, v in record.progress.items() if k != "token_wait_s"}
-        reporter.set_progress({**progress, "status": "interrupted", "interrupted_by": SHUTDOWN})
-        reporter.log_event(
-            {
-                "level": "warn",
-                "stage": "shutdown",
-                "message": f"interrupted: {SHUTDOWN}; the job {queued}: at the next start it "
-                f"waits for PUT /jobs/{job_key}/token (a push job's token is never stored), "
-                f"then {then}",
-                "interrupted_by": SHUTDOWN,
-            }
-        )
-        self.store.requeue(job_key)
-        log.info(
-            "push job stays queued for the next start",
-            extra={"job": job_key, "was": record.state, "kept_folder": kept},
-        )
-
-    async def _keep_queued(self, job_key: str, push: _PushJob) -> None:
-        """At the stop: a push job still queued (or waiting for its token) stays queued; its
-        ``progress_url`` is told so (one POST, at most a few seconds)."""
-        forwarder = self._forwarder(push.progress_url, start=False)
-        reporter = JobReporter(self.store, job_key, [] if forwarder is None else [forwarder])
-        try:
-            self._keep_for_restart(job_key, reporter)
-        finally:
-            if forwarder is not None:
-                await forwarder.close()
-
-
-def _problem(exc: ValueError) -> str:
-    """What is wrong with a stored envelope, in one line (at most three fields named)."""
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'envelope'}: {error['msg']}"
-            for error in exc.errors()[:3]
-        )
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _tell_finished(work: LocalWork, record: JobRecord) -> None:

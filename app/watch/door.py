@@ -23,7 +23,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from app import CAPABILITY
-from app.jobs.service import IntakeUnavailableError, JobService
+from app.jobs.errors import IntakeUnavailableError
+from app.jobs.service import JobService
 from app.metrics import NodeMetrics
 from app.records import JobRecord, NewJob
 from app.runner.errors import SplatterJobError

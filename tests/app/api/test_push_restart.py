@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from app import CAPABILITY
 from app.jobs.envelope import PushLease
-from app.jobs.service import stored_envelope
+from app.jobs.push_job import stored_envelope
 from app.records import JobRecord, NewJob
 from app.runner.retention import mark_running, read_marker
 from app.settings import Settings
@@ -488,3 +488,23 @@ async def test_a_delete_the_stop_overtakes_still_cancels_the_push_job_for_good(
     assert cancel.status_code == 202, cancel.text
     assert (record.state, record.error) == ("cancelled", "task cancelled: python execution")
     assert not (settings.tasks_root / envelope["task"]["id"]).exists()  # ended for good
+
+
+async def test_a_restored_job_given_its_token_shows_queued_until_the_worker_takes_it(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
+    settings = make_settings(tmp_path, f"require-file:{KEPT}", "write-outputs")
+    job = killed_node_state(settings, push_envelope(emulator, scene))
+    async with running_node(settings) as node:
+        services = node.app.state.services
+        async with services.supervisor.slot:  # as a leased task holds the only slot
+            fresh = emulator.state.issue_domain_token(scene.domain_id)
+            put = await node.client.put(f"/jobs/{job.id}/token", json={"access_token": fresh.token})
+            await eventually(lambda: services.store.get(job.id).progress.get("status") == "queued")
+            given = await node.job(job.id)
+        done = await node.wait_state(job.id)
+    assert put.status_code == 200, put.text
+    assert given["state"] == "queued"
+    assert given["progress"] == {"progress": 40, "step": 400, "total": 1000, "status": "queued"}
+    assert done["state"] == "succeeded", done["error"]
