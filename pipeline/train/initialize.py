@@ -82,54 +82,73 @@ def _fill_uncovered(
     into; each new point is on the ray of a uniformly random pixel of a uniformly random empty
     cell, at a depth uniform in ``(0, far]`` (``far``: the deepest point that view sees, else
     ``random_init_scale`` camera extents), with that pixel's colour."""
-    cells: list[Tensor] = []  # per view: [E, 3] int64 (view, column, row) of its empty cells
-    fars: list[float] = []
-    total = 0
-    for index, view in enumerate(views):
-        cam = view.camera
-        cols, rows = _fill_grid(cam.width, cam.height)
-        uv, depth = _project(points, cam.K, cam.world_to_camera)
-        inside = (uv[:, 0] >= 0) & (uv[:, 0] < cam.width) & (uv[:, 1] >= 0)
-        inside &= (uv[:, 1] < cam.height) & (depth > 0)
-        covered = torch.zeros(rows, cols, dtype=torch.bool)
-        column = (uv[inside, 0] * cols / cam.width).long().clamp(0, cols - 1)
-        row = (uv[inside, 1] * rows / cam.height).long().clamp(0, rows - 1)
-        covered[row, column] = True
-        empty = (~covered).nonzero()  # [E, 2] (row, column)
-        if len(empty) < FILL_MIN_EMPTY * rows * cols:  # small gaps fill in by densification
-            empty = empty[:0]
-        cells.append(
-            torch.stack([torch.full_like(empty[:, 0], index), empty[:, 1], empty[:, 0]], 1)
-        )
-        seen = depth[inside]
-        fars.append(float(seen.max()) if len(seen) else config.random_init_scale * extent)
-        total += rows * cols
-    candidates = torch.cat(cells)
+    fallback_far = config.random_init_scale * extent
+    found = [_empty_cells(points, view, fallback_far) for view in views]
+    candidates = torch.cat(
+        [
+            torch.stack([torch.full_like(cells[:, 0], index), cells[:, 1], cells[:, 0]], 1)
+            for index, (cells, _) in enumerate(found)
+        ]
+    )  # [E, 3] int64: (view, column, row) of every empty cell
+    grids = torch.tensor([_fill_grid(v.camera.width, v.camera.height) for v in views])  # [V, 2]
+    total = int(grids.prod(dim=1).sum())
     n = round(config.fill_uncovered_points * len(candidates) / max(total, 1))
     if n == 0:
         return torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.uint8)
     chosen = candidates[torch.randint(len(candidates), (n,), generator=generator)]
     jitter = torch.rand(n, 2, generator=generator, dtype=torch.float64)
     share = 1.0 - torch.rand(n, generator=generator, dtype=torch.float64)
-    grids = torch.tensor([_fill_grid(v.camera.width, v.camera.height) for v in views])
-    sizes = torch.tensor([[v.camera.width, v.camera.height] for v in views], dtype=torch.float64)
     which = chosen[:, 0]
+    sizes = torch.tensor([[v.camera.width, v.camera.height] for v in views], dtype=torch.float64)
     pixel = (chosen[:, 1:].double() + jitter) * sizes[which] / grids[which].double()
+    depth = share * torch.tensor([far for _, far in found], dtype=torch.float64)[which]
+    return _unproject(pixel, depth, views, which).float(), _pixel_colours(pixel, views, which)
+
+
+def _empty_cells(points: Tensor, view: View, fallback_far: float) -> tuple[Tensor, float]:
+    """``(cells [E, 2] int64 (row, column), far)``: the cells of ``view``'s coverage grid no
+    point projects into (none when fewer than ``FILL_MIN_EMPTY`` of them are empty: small gaps
+    fill in by densification), and the depth of the deepest point it sees (``fallback_far``
+    when it sees none; world units)."""
+    cam = view.camera
+    cols, rows = _fill_grid(cam.width, cam.height)
+    uv, depth = _project(points, cam.K, cam.world_to_camera)
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] < cam.width) & (uv[:, 1] >= 0)
+    inside &= (uv[:, 1] < cam.height) & (depth > 0)
+    covered = torch.zeros(rows, cols, dtype=torch.bool)
+    column = (uv[inside, 0] * cols / cam.width).long().clamp(0, cols - 1)
+    row = (uv[inside, 1] * rows / cam.height).long().clamp(0, rows - 1)
+    covered[row, column] = True
+    empty = (~covered).nonzero()
+    if len(empty) < FILL_MIN_EMPTY * rows * cols:
+        empty = empty[:0]
+    seen = depth[inside]
+    return empty, float(seen.max()) if len(seen) else fallback_far
+
+
+def _unproject(pixel: Tensor, depth: Tensor, views: list[View], which: Tensor) -> Tensor:
+    """World points ``[n, 3]`` (float64) at camera-frame ``depth`` ``[n]`` on the rays through
+    ``pixel`` ``[n, 2]`` (pixel units) of the views ``which`` ``[n]`` indexes."""
     K = torch.stack([v.camera.K.detach().cpu().double() for v in views])[which]
     w2c = torch.stack([v.camera.world_to_camera.detach().cpu().double() for v in views])[which]
-    homogeneous = torch.cat([pixel, torch.ones(n, 1, dtype=torch.float64)], dim=-1)
+    homogeneous = torch.cat([pixel, torch.ones(len(pixel), 1, dtype=torch.float64)], dim=-1)
     ray = torch.linalg.solve(K, homogeneous.unsqueeze(-1)).squeeze(-1)
-    local = ray / ray[:, 2:] * (share * torch.tensor(fars, dtype=torch.float64)[which])[:, None]
+    local = ray / ray[:, 2:] * depth[:, None]
     rotation, translation = w2c[:, :3, :3], w2c[:, :3, 3]
-    world = (rotation.transpose(1, 2) @ (local - translation).unsqueeze(-1)).squeeze(-1)
-    colours = torch.empty(n, 3, dtype=torch.uint8)
+    world: Tensor = (rotation.transpose(1, 2) @ (local - translation).unsqueeze(-1)).squeeze(-1)
+    return world
+
+
+def _pixel_colours(pixel: Tensor, views: list[View], which: Tensor) -> Tensor:
+    """``[n, 3]`` uint8 RGB of the training image of view ``which[i]`` at ``pixel[i]``."""
+    colours = torch.empty(len(pixel), 3, dtype=torch.uint8)
     for view_index in sorted(set(which.tolist())):
         mine = which == view_index
         image = views[view_index].image
         u = pixel[mine, 0].long().clamp(0, image.shape[1] - 1)
         v = pixel[mine, 1].long().clamp(0, image.shape[0] - 1)
         colours[mine] = image[v, u, :3].to(torch.uint8)
-    return world.float(), colours
+    return colours
 
 
 def _fill_grid(width: int, height: int) -> tuple[int, int]:
