@@ -1,5 +1,6 @@
 """Real loopback HTTP for node tests: serve an ASGI app with uvicorn on an ephemeral port, in
-the test's event loop (:func:`serve`) or in a thread of its own (:class:`ThreadedServer`)."""
+the test's event loop (:func:`serve`) or in a thread of its own (:class:`ThreadedServer`); a
+``progress_url`` receiver to serve (:func:`progress_receiver`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,27 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from tests.support.waiting import eventually
+
+
+def progress_receiver(received: list[dict[str, Any]]) -> Starlette:
+    """A ``progress_url`` app: every JSON body POSTed to ``/progress`` is appended to
+    ``received`` (in arrival order); answers ``{}``."""
+
+    async def record(request: Request) -> JSONResponse:
+        received.append(await request.json())
+        return JSONResponse({})
+
+    return Starlette(routes=[Route("/progress", record, methods=["POST"])])
 
 
 @asynccontextmanager

@@ -10,17 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from app import CAPABILITY
 from emulator import EmulatorServer
 from tests.app.api.nodes import running_node
 from tests.app.domains import SUFFIX, domain_uploads, emulated_scene, push_envelope, stored
 from tests.app.factories import make_settings
-from tests.app.serving import serve
+from tests.app.serving import progress_receiver, serve
 from tests.support.waiting import alive, eventually
 
 pytestmark = pytest.mark.anyio
@@ -69,12 +65,7 @@ async def test_progress_url_receives_heartbeat_shaped_updates(
     tmp_path: Path, emulator: EmulatorServer
 ) -> None:
     received: list[dict[str, Any]] = []
-
-    async def record(request: Request) -> JSONResponse:
-        received.append(json.loads(await request.body()))
-        return JSONResponse({})
-
-    receiver = Starlette(routes=[Route("/progress", record, methods=["POST"])])
+    receiver = progress_receiver(received)
     scene = emulated_scene(emulator)
     settings = make_settings(tmp_path, "progress:5", "write-outputs")
     async with serve(receiver) as receiver_url, running_node(settings) as node:

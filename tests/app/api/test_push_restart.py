@@ -23,10 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from app import CAPABILITY
 from app.jobs.envelope import PushLease
@@ -39,7 +35,7 @@ from emulator import EmulatorServer
 from tests.app.api.nodes import Node, running_node
 from tests.app.domains import SUFFIX, emulated_scene, push_envelope, stored
 from tests.app.factories import make_settings
-from tests.app.serving import serve
+from tests.app.serving import progress_receiver, serve
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
@@ -82,16 +78,6 @@ def killed_node_state(
 
 def messages(job: dict[str, Any]) -> list[str]:
     return [e["event"]["message"] for e in job["events"]]
-
-
-def progress_receiver(received: list[dict[str, Any]]) -> Starlette:
-    """A ``progress_url`` that records every body POSTed to ``/progress``."""
-
-    async def record(request: Request) -> JSONResponse:
-        received.append(json.loads(await request.body()))
-        return JSONResponse({})
-
-    return Starlette(routes=[Route("/progress", record, methods=["POST"])])
 
 
 def stored_job(settings: Settings, job_id: str) -> tuple[JobRecord, list[dict[str, Any]]]:
@@ -137,12 +123,7 @@ async def test_a_push_job_the_killed_node_ran_waits_for_a_token_then_runs_in_its
     tmp_path: Path, emulator: EmulatorServer
 ) -> None:
     received: list[dict[str, Any]] = []
-
-    async def record(request: Request) -> JSONResponse:
-        received.append(json.loads(await request.body()))
-        return JSONResponse({})
-
-    receiver = Starlette(routes=[Route("/progress", record, methods=["POST"])])
+    receiver = progress_receiver(received)
     scene = emulated_scene(emulator)
     envelope = push_envelope(emulator, scene)
     task_id = envelope["task"]["id"]

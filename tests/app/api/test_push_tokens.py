@@ -7,22 +7,17 @@ domain server does once a pushed token runs out during a long training.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from app.services import Services
 from emulator import EmulatorServer
 from tests.app.api.nodes import Node, running_node
 from tests.app.domains import SUFFIX, emulated_scene, push_envelope, stored
 from tests.app.factories import make_settings
-from tests.app.serving import serve
+from tests.app.serving import progress_receiver, serve
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
@@ -48,12 +43,7 @@ async def test_a_401_mid_job_waits_for_a_put_token_then_the_job_completes(
     tmp_path: Path, emulator: EmulatorServer
 ) -> None:
     received: list[dict[str, Any]] = []
-
-    async def record(request: Request) -> JSONResponse:
-        received.append(json.loads(await request.body()))
-        return JSONResponse({})
-
-    receiver = Starlette(routes=[Route("/progress", record, methods=["POST"])])
+    receiver = progress_receiver(received)
     scene = emulated_scene(emulator)
     started, go = tmp_path / "started", tmp_path / "go"
     settings = make_settings(

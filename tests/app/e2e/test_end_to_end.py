@@ -15,10 +15,6 @@ import struct
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from app import CAPABILITY
 from demo import SeededScene
@@ -26,7 +22,7 @@ from emulator import EmulatorServer
 from tests.app.e2e.conftest import StartNode
 from tests.app.e2e.harness import create_task, lease_environment, seed, wait_task
 from tests.app.e2e.shapes import check_v1_sequence
-from tests.app.serving import ThreadedServer
+from tests.app.serving import ThreadedServer, progress_receiver
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -122,12 +118,7 @@ async def test_push_mode_runs_a_job_and_relays_its_progress(
     emulator: EmulatorServer, synthetic_scene: dict[str, Any], start_node: StartNode
 ) -> None:
     received: list[dict[str, Any]] = []
-
-    async def record(request: Request) -> JSONResponse:
-        received.append(await request.json())
-        return JSONResponse({})
-
-    receiver = Starlette(routes=[Route("/progress", record, methods=["POST"])])
+    receiver = progress_receiver(received)
     scene = await seed(emulator, synthetic_scene)
     node = start_node(SPLATTER_API_TOKEN="e2e-token")
     grant = emulator.state.issue_domain_token(scene.domain_id)

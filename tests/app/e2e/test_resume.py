@@ -29,10 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from app import CAPABILITY
 from emulator import EmulatorServer
@@ -40,7 +36,7 @@ from tests.app.e2e.conftest import StartNode
 from tests.app.e2e.harness import E2E_STEPS, create_task, lease_environment, seed, wait_task
 from tests.app.e2e.test_end_to_end import OUTPUTS, outputs_on_server
 from tests.app.e2e.test_faults import pipeline_children, until
-from tests.app.serving import ThreadedServer
+from tests.app.serving import ThreadedServer, progress_receiver
 from tests.support.waiting import alive
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -142,10 +138,6 @@ async def test_a_push_job_the_node_was_killed_in_waits_for_a_token_then_resumes(
 ) -> None:
     received: list[dict[str, Any]] = []
 
-    async def record(request: Request) -> JSONResponse:
-        received.append(await request.json())
-        return JSONResponse({})
-
     def pushed_step() -> int:
         steps = [u["progress"].get("step") for u in received]
         return max((s for s in steps if isinstance(s, int)), default=0)
@@ -154,7 +146,7 @@ async def test_a_push_job_the_node_was_killed_in_waits_for_a_token_then_resumes(
     work = tmp_path / "killed-push-node"
     env = {"SPLATTER_ITERATIONS": str(KILL_STEPS), "SPLATTER_API_TOKEN": "e2e-token"}
     node = start_node(work, **env)
-    with ThreadedServer(Starlette(routes=[Route("/p", record, methods=["POST"])])) as receiver:
+    with ThreadedServer(progress_receiver(received)) as receiver:
 
         def envelope(task_id: str) -> dict[str, Any]:
             return {
@@ -162,7 +154,7 @@ async def test_a_push_job_the_node_was_killed_in_waits_for_a_token_then_resumes(
                 "domain_id": scene.domain_id,
                 "domain_server_url": emulator.domain_server_url,
                 "task": {"id": task_id, "capability": CAPABILITY, "inputs_cids": [scene.cid]},
-                "progress_url": f"{receiver.url}/p",
+                "progress_url": f"{receiver.url}/progress",
             }
 
         task_id = "5c3e9a7b-1d2f-4e6a-8b0c-9d8e7f6a5b4c"
