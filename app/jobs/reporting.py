@@ -46,6 +46,7 @@ class ProgressForwarder:
         self._timeout_s = timeout_s
         self._outbox = Outbox(max_events=_MAX_PENDING_EVENTS)
         self._task: asyncio.Task[None] | None = None
+        self._in_doubt = False  # the last batch taken was not acknowledged (failed, cut off)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"progress-forwarder {self._url}")
@@ -57,12 +58,14 @@ class ProgressForwarder:
         self._outbox.add_event(event)
 
     async def close(self, flush_timeout_s: float = 5.0) -> None:
-        """Stops after one last attempt to deliver what changed since the last POST."""
+        """Stops after one last attempt to deliver what the receiver has not acknowledged:
+        what changed since the last POST, or the last POST itself when it failed or this
+        close cut it off."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._outbox.changed.is_set():
+        if self._outbox.changed.is_set() or self._in_doubt:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.deliver_once(), flush_timeout_s)
 
@@ -75,6 +78,7 @@ class ProgressForwarder:
         """POST the latest progress and every unacknowledged event once."""
         batch = self._outbox.take()
         body = {"progress": batch.progress, "events": batch.events}
+        self._in_doubt = True
         try:
             response = await self._http.post(self._url, json=body, timeout=self._timeout_s)
         except httpx.HTTPError as exc:
@@ -82,6 +86,7 @@ class ProgressForwarder:
             return
         if response.is_success:
             self._outbox.acknowledge(batch)
+            self._in_doubt = False
         else:
             log.warning(
                 "progress_url refused the update",
