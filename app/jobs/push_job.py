@@ -36,3 +36,6 @@ class PushJob:
     restored: asyncio.Event | None = None
     """Set for a job queued again after a restart (it may have a kept job folder): ends its
     wait for a token when the job is cancelled."""
+    sigterm_requeues: int = 0
+    """How often a SIGTERM the node did not send stopped its child and it was queued again
+    (:meth:`app.jobs.service.JobService._queue_again`); it then has a kept job folder."""

@@ -11,7 +11,8 @@ jobs are deleted after ``JOB_RETENTION_DAYS``. Lease jobs come from the lease en
 which calls :meth:`JobService.run_leased` as its handler while holding the same slot. Both run
 :func:`app.runner.run_splatter_job` and end in exactly one of ``succeeded``, ``failed`` (reason
 ``runner failed: <message>``, at most 4096 bytes) or ``cancelled`` (a push job the node's stop
-interrupts goes back to ``queued`` instead, below).
+interrupts goes back to ``queued`` instead, below; one whose child a SIGTERM the node did not send
+stopped is queued again at once, at most ``SIGTERM_REQUEUES`` times).
 
 A push job's domain token (a :class:`~app.jobs.push_token.PushToken`, replaceable with
 ``PUT /jobs/{id}/token``) lives only in memory, in its :class:`~app.jobs.push_job.PushJob`: the
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -69,6 +71,10 @@ log = logging.getLogger(__name__)
 RETENTION_SWEEP_SECS = 3600.0
 """How often finished jobs past ``JOB_RETENTION_DAYS`` are deleted (also once at start)."""
 QUEUE_FULL_RETRY_AFTER_SECS = 60
+SIGTERM_REQUEUES = 2
+"""How often a push job whose child a SIGTERM the node did not send stopped is queued again
+(then it is recorded ``cancelled`` as a lease job is, its folder kept)."""
+SIGTERM_STOPPED = "pipeline stopped by SIGTERM"
 
 
 class PushContextFactory(Protocol):
@@ -301,12 +307,13 @@ class JobService:
         if not record.active:
             raise JobFinishedError(f"job {job_key} has already {record.state}")
         push = self._pushes.get(job_key)
-        restored = push is not None and push.restored is not None
+        # restored after a restart, or queued again after a foreign SIGTERM: a kept folder
+        kept = push is not None and (push.restored is not None or push.sigterm_requeues > 0)
         reason = "cancelled before it started"
         if self._restarts.waits_for_token(job_key):
             reason = "cancelled while waiting for a domain token"
         if self._cancel_queued(job_key, reason):
-            if restored:  # a cancel ends the job for good: its kept folder goes
+            if kept:  # a cancel ends the job for good: its kept folder goes
                 remove_kept_folder(self._settings, record.task_id)
             return self.store.get(job_key)
         cancel = self._cancels.get(job_key)
@@ -409,7 +416,8 @@ class JobService:
                     elif local is not None:
                         await self._run_local(job_key, local)
                 finally:
-                    self._pushes.pop(job_key, None)
+                    if self._pushes.get(job_key) is push:  # not queued again (a new PushJob)
+                        self._pushes.pop(job_key, None)
                     self._locals.pop(job_key, None)
 
     def _cancel_queued(self, job_key: str, reason: str) -> bool:
@@ -512,6 +520,8 @@ class JobService:
             raise
         except Exception as exc:
             if isinstance(exc, PipelineInterruptedError):
+                if self._queue_again(job_key, ctx.reporter):
+                    return
                 # As at a node shutdown: the job's own cancel (the lease engine's, for a lease
                 # job) so that no receipt is sent and DMS hands the task out again.
                 self._cancels[job_key]()
@@ -532,7 +542,9 @@ class JobService:
             supervisor=self._supervisor,
             metrics=self._metrics,
             keep_outputs=None if outputs is None else partial(outputs.keep, job_key),
-            reports_interruption=lambda _reason: self._resumes_after_restart(job_key),
+            reports_interruption=lambda _reason: (
+                self._resumes_after_restart(job_key) or self._queues_again(job_key)
+            ),
         )
 
     def _record_failure(self, job_key: str, ctx: TaskContextView, exc: Exception) -> None:
@@ -577,6 +589,49 @@ class JobService:
             and job_key in self._pushes
             and job_key not in self._user_cancels
         )
+
+    # --- push jobs whose child a SIGTERM the node did not send stopped ---
+
+    def _queues_again(self, job_key: str) -> bool:
+        """Whether a push job whose child a foreign SIGTERM stopped is queued again now: the
+        node goes on, no ``DELETE`` asked it to stop, and it has been fewer than
+        ``SIGTERM_REQUEUES`` times."""
+        push = self._pushes.get(job_key)
+        return (
+            push is not None
+            and self._accepting
+            and not self._supervisor.stopping
+            and job_key not in self._user_cancels
+            and push.sigterm_requeues < SIGTERM_REQUEUES
+        )
+
+    def _queue_again(self, job_key: str, reporter: ProgressReporter) -> bool:
+        """Queues a push job again at once (its token is still in memory) when
+        :meth:`_queues_again`; its next run resumes in the folder the stopped run kept. A stop
+        that begins meanwhile finds it queued and keeps it for the next start."""
+        push = self._pushes.get(job_key)
+        if push is None or not self._queues_again(job_key):
+            return False
+        attempt = push.sigterm_requeues + 1
+        self._pushes[job_key] = dataclasses.replace(push, sigterm_requeues=attempt)
+        progress = self.store.get(job_key).progress
+        reporter.set_progress({**progress, "status": "queued", "interrupted_by": SIGTERM_STOPPED})
+        reporter.log_event(
+            {
+                "level": "warn",
+                "stage": "runner",
+                "message": "pipeline stopped by a SIGTERM the node did not send; queued again "
+                f"to resume from its checkpoint (attempt {attempt} of {SIGTERM_REQUEUES})",
+                "interrupted_by": SIGTERM_STOPPED,
+            }
+        )
+        self.store.requeue(job_key)
+        self._queue.put_nowait(job_key)
+        log.warning(
+            "push job queued again after a foreign SIGTERM stopped its pipeline",
+            extra={"job": job_key, "attempt": attempt, "of": SIGTERM_REQUEUES},
+        )
+        return True
 
 
 def _tell_finished(work: LocalWork, record: JobRecord) -> None:

@@ -38,7 +38,9 @@ class PipelineInterruptedError(JobCancelledError):
     its cgroup was signalled, e.g. systemd stopping the unit): an interruption, not a failure.
 
     Handled like a node shutdown: no receipt is sent, the job ends ``cancelled`` and its folder is
-    kept for a resume (the child wrote a checkpoint on its way out).
+    kept for a resume (the child wrote a checkpoint on its way out). A push job is queued again
+    instead, at most twice (``app.jobs.service.SIGTERM_REQUEUES``); a watch job too
+    (``WATCH_MAX_ATTEMPTS``).
     """
 
     def __init__(self, detail: str | None) -> None:

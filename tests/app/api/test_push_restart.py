@@ -11,7 +11,9 @@ A graceful stop (SIGTERM, the node's lifespan shutdown) is no worse than a kill:
 interrupts (running, queued, or waiting for its token after a restart) stays ``queued``, its
 ``progress_url`` is told it was interrupted (never that it was cancelled), and the next start
 queues it again the same way. A ``DELETE`` still ends a job for good, even one the stop reaches
-before it has ended.
+before it has ended. A push job whose child a SIGTERM the node did not send stopped (systemd's
+``KillMode=control-group``, an operator) is queued again at once and resumes, at most twice; a
+stop that follows keeps it queued for the next start.
 """
 
 from __future__ import annotations
@@ -489,3 +491,118 @@ async def test_a_restored_job_given_its_token_shows_queued_until_the_worker_take
     assert given["state"] == "queued"
     assert given["progress"] == {"progress": 40, "step": 400, "total": 1000, "status": "queued"}
     assert done["state"] == "succeeded", done["error"]
+
+
+def requeue_note(attempt: int) -> dict[str, Any]:
+    """The event a push job gets when a SIGTERM the node did not send stopped its child."""
+    return {
+        "level": "warn",
+        "stage": "runner",
+        "message": "pipeline stopped by a SIGTERM the node did not send; queued again to resume "
+        f"from its checkpoint (attempt {attempt} of 2)",
+        "interrupted_by": "pipeline stopped by SIGTERM",
+    }
+
+
+async def test_a_push_job_whose_child_a_foreign_sigterm_stopped_is_queued_again_and_resumes(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    received: list[dict[str, Any]] = []
+    scene = emulated_scene(emulator)
+    envelope = push_envelope(emulator, scene)
+    # the first run writes a file, then gets a SIGTERM the node did not send (systemd's
+    # KillMode=control-group, an operator); the second run needs that file
+    settings = make_settings(
+        tmp_path,
+        f"once:{tmp_path / 'wrote'}=write:{STOPPED_KEPT}=written before the SIGTERM",
+        f"once:{tmp_path / 'sigterm'}=kill-self:TERM",
+        f"require-file:{STOPPED_KEPT}",
+        "write-outputs",
+    )
+    async with serve(progress_receiver(received)) as receiver_url, running_node(settings) as node:
+        job = await node.push({**envelope, "progress_url": f"{receiver_url}/progress"})
+        done = await node.wait_state(job["id"])
+        await eventually(lambda: received[-1]["progress"].get("progress") == 100)
+
+    assert done["state"] == "succeeded", done["error"]
+    said = [e["event"] for e in done["events"]]
+    assert requeue_note(1) in said and requeue_note(2) not in said
+    assert requeue_note(1) in told_events(received)  # the progress_url hears it too
+    assert not [e for e in said if e["stage"] == "cancelled"]
+    (resumed,) = [e for e in said if e["message"].startswith("resum")]
+    assert said.index(requeue_note(1)) < said.index(resumed)
+    assert resumed["interrupted_by"] == "pipeline stopped by SIGTERM"  # the first run's folder
+    assert stored(emulator, scene.domain_id)[(f"refined_splat{SUFFIX}", "splat_data")]
+    assert not (settings.tasks_root / envelope["task"]["id"]).exists()  # success: the folder goes
+
+
+async def test_a_push_job_whose_child_is_always_sigtermed_is_cancelled_after_two_requeues(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
+    envelope = push_envelope(emulator, scene)
+    settings = make_settings(
+        tmp_path, "write:checkpoints/step_000010.pt=kept", "kill-self:TERM", "write-outputs"
+    )
+    async with running_node(settings) as node:
+        job = await node.push(envelope)
+        done = await node.wait_state(job["id"])
+
+    assert done["state"] == "cancelled"
+    assert done["error"].startswith("task interrupted: pipeline ")
+    said = [e["event"] for e in done["events"]]
+    assert [e for e in said if e["message"].startswith("pipeline stopped by a SIGTERM")] == [
+        requeue_note(1),
+        requeue_note(2),
+    ]
+    assert said[-1]["stage"] == "cancelled"  # the third stop is recorded as before
+    kept = settings.tasks_root / envelope["task"]["id"]
+    assert (kept / "checkpoints" / "step_000010.pt").read_text() == "kept"
+    marker = read_marker(kept)
+    assert marker is not None and marker.reason == "pipeline stopped by SIGTERM"
+
+
+async def test_a_push_job_queued_again_after_a_foreign_sigterm_stays_queued_at_a_graceful_stop(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    received: list[dict[str, Any]] = []
+    scene = emulated_scene(emulator)
+    envelope = push_envelope(emulator, scene)
+    task_id = envelope["task"]["id"]
+    go, started = tmp_path / "go", tmp_path / "started"
+    # the first job's run writes a file, waits until the second job is queued, then gets a
+    # foreign SIGTERM; queued again behind the second job, it is still queued when the stop
+    # begins (as when systemd signals the node and the child at once)
+    settings = make_settings(
+        tmp_path,
+        f"once:{tmp_path / 'wrote'}=write:{STOPPED_KEPT}=written before the SIGTERM",
+        f"once:{tmp_path / 'waited'}=wait-file:{go}",
+        f"once:{tmp_path / 'sigterm'}=kill-self:TERM",
+        f"touch:{started}",
+        "train-forever",
+    )
+    async with serve(progress_receiver(received)) as receiver_url:
+        async with running_node(settings) as node:
+            job = await node.push({**envelope, "progress_url": f"{receiver_url}/progress"})
+            await node.push(push_envelope(emulator, scene))
+            go.touch()
+            await eventually(started.exists)  # the second job runs: the first is queued again
+        stopped, stopped_events = stored_job(settings, job["id"])
+        told = list(received)
+        resumed_settings = make_settings(tmp_path, f"require-file:{STOPPED_KEPT}", "write-outputs")
+        async with running_node(resumed_settings) as node:
+            waiting, done = await resume_with_a_token(node, emulator, scene.domain_id, job["id"])
+
+    note = stop_note(job["id"], "stays queued", "resumes in its kept job folder")
+    assert (stopped.state, stopped.error) == ("queued", None)
+    assert stopped.progress["status"] == "interrupted"
+    assert stopped_events[-2:] == [requeue_note(1), note]
+    assert not [e for e in stopped_events if e["stage"] == "cancelled"]
+    assert told[-1]["progress"] == stopped.progress
+    assert told_events(told)[-2:] == [requeue_note(1), note]
+    assert waiting["state"] == "queued"
+    assert waiting["progress"]["status"] == "waiting_for_token"
+    assert done["state"] == "succeeded", done["error"]
+    (resumed,) = [e["event"] for e in done["events"] if e["event"]["message"].startswith("resum")]
+    assert resumed["interrupted_by"] == "pipeline stopped by SIGTERM"
+    assert not (settings.tasks_root / task_id).exists()
