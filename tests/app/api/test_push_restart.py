@@ -606,3 +606,32 @@ async def test_a_push_job_queued_again_after_a_foreign_sigterm_stays_queued_at_a
     (resumed,) = [e["event"] for e in done["events"] if e["event"]["message"].startswith("resum")]
     assert resumed["interrupted_by"] == "pipeline stopped by SIGTERM"
     assert not (settings.tasks_root / task_id).exists()
+
+
+async def test_a_delete_of_a_push_job_queued_again_after_a_foreign_sigterm_removes_its_folder(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    scene = emulated_scene(emulator)
+    envelope = push_envelope(emulator, scene)
+    go, started = tmp_path / "go", tmp_path / "started"
+    # as above: the first job is queued again behind the second, which trains until the stop
+    settings = make_settings(
+        tmp_path,
+        f"once:{tmp_path / 'wrote'}=write:{STOPPED_KEPT}=written before the SIGTERM",
+        f"once:{tmp_path / 'waited'}=wait-file:{go}",
+        f"once:{tmp_path / 'sigterm'}=kill-self:TERM",
+        f"touch:{started}",
+        "train-forever",
+    )
+    async with running_node(settings) as node:
+        job = await node.push(envelope)
+        await node.push(push_envelope(emulator, scene))
+        go.touch()
+        await eventually(started.exists)
+        kept = (settings.tasks_root / envelope["task"]["id"] / STOPPED_KEPT).is_file()
+        cancel = await node.client.delete(f"/jobs/{job['id']}")
+        done = await node.wait_state(job["id"])
+    assert kept  # the interrupted run's folder, kept for the resume
+    assert cancel.status_code == 202, cancel.text
+    assert (done["state"], done["error"]) == ("cancelled", "cancelled before it started")
+    assert not (settings.tasks_root / envelope["task"]["id"]).exists()  # ended for good
