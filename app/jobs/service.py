@@ -53,7 +53,7 @@ from app.metrics import NodeMetrics
 from app.ports import JobContextView, TaskContextView
 from app.records import JobEvent, JobRecord, JobState, NewJob
 from app.runner import JobCancelledError, run_splatter_job
-from app.runner.errors import PipelineInterruptedError
+from app.runner.errors import FOREIGN_SIGTERM, PipelineInterruptedError
 from app.settings import Settings
 from app.store import JobStore
 from app.targets import check_target
@@ -74,7 +74,6 @@ QUEUE_FULL_RETRY_AFTER_SECS = 60
 SIGTERM_REQUEUES = 2
 """How often a push job whose child a SIGTERM the node did not send stopped is queued again
 (then it is recorded ``cancelled`` as a lease job is, its folder kept)."""
-SIGTERM_STOPPED = "pipeline stopped by SIGTERM"
 
 
 class PushContextFactory(Protocol):
@@ -615,14 +614,14 @@ class JobService:
         attempt = push.sigterm_requeues + 1
         self._pushes[job_key] = dataclasses.replace(push, sigterm_requeues=attempt)
         progress = self.store.get(job_key).progress
-        reporter.set_progress({**progress, "status": "queued", "interrupted_by": SIGTERM_STOPPED})
+        reporter.set_progress({**progress, "status": "queued", "interrupted_by": FOREIGN_SIGTERM})
         reporter.log_event(
             {
                 "level": "warn",
                 "stage": "runner",
                 "message": "pipeline stopped by a SIGTERM the node did not send; queued again "
                 f"to resume from its checkpoint (attempt {attempt} of {SIGTERM_REQUEUES})",
-                "interrupted_by": SIGTERM_STOPPED,
+                "interrupted_by": FOREIGN_SIGTERM,
             }
         )
         self.store.requeue(job_key)

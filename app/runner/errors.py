@@ -6,6 +6,7 @@ from __future__ import annotations
 from domain_client.engine import RunnerError
 
 __all__ = [
+    "FOREIGN_SIGTERM",
     "JobCancelledError",
     "PipelineInterruptedError",
     "RequiredUploadError",
@@ -31,6 +32,11 @@ class JobCancelledError(Exception):
     def __init__(self, stage: str) -> None:
         super().__init__(f"task cancelled: {stage}")
         self.stage = stage
+
+
+FOREIGN_SIGTERM = "pipeline stopped by SIGTERM"
+"""Why a job folder is kept (and a push or watch job queued again) after a
+:class:`PipelineInterruptedError`: the resume marker's reason and ``interrupted_by``."""
 
 
 class PipelineInterruptedError(JobCancelledError):

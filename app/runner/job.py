@@ -26,6 +26,7 @@ from app.ports import TaskContextView
 from app.runner import progress
 from app.runner.cancel import check_cancelled
 from app.runner.errors import (
+    FOREIGN_SIGTERM,
     JobCancelledError,
     PipelineInterruptedError,
     RequiredUploadError,
@@ -101,7 +102,7 @@ async def run_splatter_job(
     except JobCancelledError as exc:
         keep_reason = _interruption(ctx, supervisor)
         if keep_reason is None and isinstance(exc, PipelineInterruptedError):
-            keep_reason = "pipeline stopped by SIGTERM"
+            keep_reason = FOREIGN_SIGTERM
         _report_cancelled(ctx, exc, keep_reason, reports_interruption)
         raise
     except RequiredUploadError as exc:

@@ -30,7 +30,12 @@ from app.metrics import NodeMetrics
 from app.ports import JobContextView
 from app.records import JobRecord
 from app.runner.cancel import check_cancelled
-from app.runner.errors import JobCancelledError, PipelineInterruptedError, SplatterJobError
+from app.runner.errors import (
+    FOREIGN_SIGTERM,
+    JobCancelledError,
+    PipelineInterruptedError,
+    SplatterJobError,
+)
 from app.runner.job import end_workspace, make_room
 from app.runner.python_stage import run_python_stage
 from app.runner.retention import mark_running
@@ -124,7 +129,7 @@ class WatchRun:
             if self.supervisor.stopping:  # the node stopping, not a DELETE: resume next start
                 keep_reason = "node shutting down"
             elif isinstance(exc, PipelineInterruptedError):  # not a DELETE: resume it now
-                keep_reason = "pipeline stopped by SIGTERM"
+                keep_reason = FOREIGN_SIGTERM
             raise
         finally:
             self.item.interrupted_by = keep_reason
