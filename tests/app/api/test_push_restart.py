@@ -562,6 +562,21 @@ async def test_a_push_job_whose_child_is_always_sigtermed_is_cancelled_after_two
     assert marker is not None and marker.reason == "pipeline stopped by SIGTERM"
 
 
+def requeued_behind_a_second_job(tmp_path: Path, go: Path, started: Path) -> Settings:
+    """Stub settings: the first job's run writes a file, waits for ``go`` (touched once the
+    second job is queued), then gets a foreign SIGTERM; queued again behind the second job,
+    which touches ``started`` and trains until the stop, it is still queued when the stop
+    begins (as when systemd signals the node and the child at once)."""
+    return make_settings(
+        tmp_path,
+        f"once:{tmp_path / 'wrote'}=write:{STOPPED_KEPT}=written before the SIGTERM",
+        f"once:{tmp_path / 'waited'}=wait-file:{go}",
+        f"once:{tmp_path / 'sigterm'}=kill-self:TERM",
+        f"touch:{started}",
+        "train-forever",
+    )
+
+
 async def test_a_push_job_queued_again_after_a_foreign_sigterm_stays_queued_at_a_graceful_stop(
     tmp_path: Path, emulator: EmulatorServer
 ) -> None:
@@ -570,17 +585,7 @@ async def test_a_push_job_queued_again_after_a_foreign_sigterm_stays_queued_at_a
     envelope = push_envelope(emulator, scene)
     task_id = envelope["task"]["id"]
     go, started = tmp_path / "go", tmp_path / "started"
-    # the first job's run writes a file, waits until the second job is queued, then gets a
-    # foreign SIGTERM; queued again behind the second job, it is still queued when the stop
-    # begins (as when systemd signals the node and the child at once)
-    settings = make_settings(
-        tmp_path,
-        f"once:{tmp_path / 'wrote'}=write:{STOPPED_KEPT}=written before the SIGTERM",
-        f"once:{tmp_path / 'waited'}=wait-file:{go}",
-        f"once:{tmp_path / 'sigterm'}=kill-self:TERM",
-        f"touch:{started}",
-        "train-forever",
-    )
+    settings = requeued_behind_a_second_job(tmp_path, go, started)
     async with serve(progress_receiver(received)) as receiver_url:
         async with running_node(settings) as node:
             job = await node.push({**envelope, "progress_url": f"{receiver_url}/progress"})
@@ -614,15 +619,7 @@ async def test_a_delete_of_a_push_job_queued_again_after_a_foreign_sigterm_remov
     scene = emulated_scene(emulator)
     envelope = push_envelope(emulator, scene)
     go, started = tmp_path / "go", tmp_path / "started"
-    # as above: the first job is queued again behind the second, which trains until the stop
-    settings = make_settings(
-        tmp_path,
-        f"once:{tmp_path / 'wrote'}=write:{STOPPED_KEPT}=written before the SIGTERM",
-        f"once:{tmp_path / 'waited'}=wait-file:{go}",
-        f"once:{tmp_path / 'sigterm'}=kill-self:TERM",
-        f"touch:{started}",
-        "train-forever",
-    )
+    settings = requeued_behind_a_second_job(tmp_path, go, started)
     async with running_node(settings) as node:
         job = await node.push(envelope)
         await node.push(push_envelope(emulator, scene))
