@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,8 @@ EXTENSIONS = {
     "splat_report_json": ".json",
 }
 FINAL_STATUSES = ("completed", "failed", "cancelled")
+#: ``--serve``: seconds between looks at whether the node still runs.
+SERVE_POLL_S = 0.5
 
 
 async def run_demo(config: DemoConfig) -> int:
@@ -105,10 +109,26 @@ async def viewer_url(announcing: asyncio.Task[str | None]) -> str | None:
 
 
 async def serve(node: subprocess.Popen[bytes], node_url: str) -> None:
-    """``--serve``: the node stays up (its viewer too) until Ctrl-C or until it exits."""
+    """``--serve``: the node stays up (its viewer too) until Ctrl-C (SIGINT) or SIGTERM, then
+    returns (the caller stops the node); raises ``RuntimeError`` if the node exits first.
+
+    The signals set an event of this loop's own (not asyncio's KeyboardInterrupt, which a
+    stop must not depend on), and the node is polled, so no thread is left waiting on it."""
     say(f"serving the viewer (all jobs: {node_url}/viewer); Ctrl-C stops")
-    await asyncio.to_thread(node.wait)
-    raise RuntimeError(f"the node exited with status {node.returncode}")
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        while not stop.is_set():
+            if node.poll() is not None:
+                raise RuntimeError(f"the node exited with status {node.returncode}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), SERVE_POLL_S)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    say("stopping the node")
 
 
 async def follow(

@@ -97,23 +97,27 @@ class ProcessTreeWatch:
             node = _cmdline(root)
             for pid in descendants(root):
                 # Between fork and exec a child still is the node (same command line, the
-                # node's environment): only what it execs is judged.
-                if _cmdline(pid) != node:
+                # node's environment), and a process being created, exec'd or reaped can show
+                # an empty command line: only a process that has exec'd something is judged.
+                command = _cmdline(pid)
+                if command and command != node:
                     self.seen.add(pid)
-                    self._check(pid)
+                    self._check(pid, command)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.check_once()
             self._stop.wait(POLL_S)
 
-    def _check(self, pid: int) -> None:
+    def _check(self, pid: int, command: list[str]) -> None:
         env = _environ(pid)
+        if _cmdline(pid) != command:  # it exec'd or ended meanwhile: judged at the next look
+            return
         leaked = sorted(k for k, v in env.items() if any(s in v for s in self._secrets))
         leaked += sorted(set(SECRET_VARIABLES) & set(env) - set(leaked))
         if leaked:
-            command = " ".join(_cmdline(pid))[:300]
-            self.violations.append(f"pid {pid} ({command}) carries a node secret in {leaked}")
+            shown = " ".join(command)[:300]
+            self.violations.append(f"pid {pid} ({shown}) carries a node secret in {leaked}")
 
 
 class FolderGuard:
