@@ -3,8 +3,9 @@
 Commands: ``serve`` (also what no command means) runs the node; ``--help`` and ``--version``
 print and exit 0; an unknown command or option exits with status 2 before anything starts. The
 configuration comes from the environment (:mod:`app.settings`); an invalid one is reported
-variable by variable, without echoing values, and the process exits with status 2. Once read,
-the node's secrets are removed from the process environment (:func:`forget_secret_variables`).
+variable by variable, without echoing values, and the process exits with status 2. The node's
+secrets leave the process environment before the node's modules are even imported
+(:mod:`app.node_secrets`); the settings get them directly.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-
-import uvicorn
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any, cast
 
 from app import __version__
-from app.logs import configure_logging
-from app.main import create_app
-from app.settings import forget_secret_variables, get_settings
+from app.node_secrets import take_node_secrets
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = ["main"]
 
@@ -57,8 +57,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve() -> int:
     """Runs the node until SIGTERM/SIGINT; 2 for an invalid configuration, 3 if it never
     started serving."""
+    # The secrets leave os.environ before the node's modules are imported: importing them
+    # starts helper processes (pycryptodome runs `file -b`), which inherit the environment.
+    secrets = take_node_secrets()
+    import uvicorn
+    from pydantic import ValidationError
+
+    from app.logs import configure_logging
+    from app.main import create_app
+    from app.settings import Settings, forget_secret_variables
+
     try:
-        settings = get_settings()
+        settings = Settings(**cast(dict[str, Any], secrets))
     except ValidationError as error:
         print("splatter-node: invalid configuration", file=sys.stderr)
         for line in describe_errors(error):

@@ -23,6 +23,9 @@ import pytest
 import uvicorn
 
 import app.__main__ as node_main
+import app.logs
+import app.main
+from app.node_secrets import take_node_secrets
 from app.settings import Settings, forget_secret_variables, get_settings
 from app.worker.environment import pipeline_env
 from app.worker.supervisor import WorkerSupervisor
@@ -189,7 +192,7 @@ def test_the_serving_node_starts_processes_without_its_secrets(
     # fixture's monkeypatch puts every variable back afterwards.
     monkeypatch.setenv("TASKS_ROOT", str(tmp_path / "tasks"))
     monkeypatch.setenv("SPLATTER_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(node_main, "configure_logging", lambda *args: None)
+    monkeypatch.setattr(app.logs, "configure_logging", lambda *args: None)
     served: dict[str, Any] = {}
 
     def create_app(settings: Settings) -> object:
@@ -200,7 +203,7 @@ def test_the_serving_node_starts_processes_without_its_secrets(
         env_dump = subprocess.run(["env", "-0"], capture_output=True, check=True).stdout
         served["helper"] = dict(e.decode().partition("=")[::2] for e in env_dump.split(b"\0") if e)
 
-    monkeypatch.setattr(node_main, "create_app", create_app)
+    monkeypatch.setattr(app.main, "create_app", create_app)
     monkeypatch.setattr(uvicorn.Server, "run", run)
     get_settings.cache_clear()
     try:
@@ -210,3 +213,29 @@ def test_the_serving_node_starts_processes_without_its_secrets(
     assert_no_secret(served["helper"], "a process started by the serving node")
     assert served["settings"].secret_values() == list(SECRETS.values())
     assert served["helper"]["TASKS_ROOT"] == str(tmp_path / "tasks")  # the rest is inherited
+
+
+def test_take_node_secrets_removes_them_and_their_copies_before_any_import() -> None:
+    environ = {**SECRETS, **COPIES, "PATH": "/usr/bin", "EMPTY_TOKEN": ""}
+    taken = take_node_secrets(environ)
+    assert taken == {name.lower(): value for name, value in SECRETS.items()}
+    assert environ == {"PATH": "/usr/bin", "EMPTY_TOKEN": ""}
+
+
+def test_python_m_app_starts_no_helper_with_a_secret(tmp_path: Path) -> None:
+    # pycryptodome's ctypes backend runs `file -b <python>` while the node's modules are
+    # imported; a `file` first on PATH records the environment it was started with.
+    spy = tmp_path / "bin" / "file"
+    spy.parent.mkdir()
+    spy.write_text(f'#!/bin/sh\ncat /proc/$$/environ > "{tmp_path}/file.environ"\n')
+    spy.chmod(spy.stat().st_mode | stat.S_IXUSR)
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    env.update(SECRETS, PATH=f"{spy.parent}:{os.environ['PATH']}", PYTHONPATH=str(Path.cwd()))
+    env.update(TASKS_ROOT=str(tmp_path / "tasks"), SPLATTER_DATA_DIR=str(tmp_path / "data"))
+    env.update(SPLATTER_PORT="1", SPLATTER_HOST="256.0.0.1")  # invalid: exits after importing
+    done = subprocess.run([sys.executable, "-m", "app"], env=env, capture_output=True, timeout=120)
+    assert done.returncode in (2, 3), done.stderr
+    dump = tmp_path / "file.environ"
+    if not dump.exists():
+        pytest.skip("pycryptodome did not start `file` here (its cffi backend is installed)")
+    assert_no_secret(read_environ(dump), "`file -b` started while the node imported")
