@@ -51,6 +51,7 @@ from app.runner.workspace import (
 )
 from app.settings import Settings
 from app.worker.supervisor import WorkerSupervisor
+from domain_client.delivery import ProgressReporter
 from pipeline.contract import JobLayout
 
 __all__ = ["end_workspace", "make_room", "run_splatter_job"]
@@ -225,16 +226,22 @@ async def _run(
     ctx.reporter.set_progress(progress.with_report(final, uploads.report, uploads.metrics))
 
 
-def _prepare_workspace(ctx: TaskContextView, layout: JobLayout) -> None:
-    create_job_folder(layout)
-    task = ctx.lease.task
-    kept = mark_running(layout.root, str(task.id))
+def begin_run(root: Path, task_id: str, reporter: ProgressReporter) -> None:
+    """Marks ``root`` as running (:func:`mark_running`); when an earlier run kept it, logs
+    that this run resumes there and what interrupted that one."""
+    kept = mark_running(root, task_id)
     if kept is not None:
-        ctx.reporter.log_event(
+        reporter.log_event(
             {"level": "info", "stage": "workspace",
              "message": "resuming in the job folder kept from an earlier run",
              "interrupted_by": kept.reason}
         )  # fmt: skip
+
+
+def _prepare_workspace(ctx: TaskContextView, layout: JobLayout) -> None:
+    create_job_folder(layout)
+    task = ctx.lease.task
+    begin_run(layout.root, str(task.id), ctx.reporter)
     ctx.reporter.set_progress(progress.workspace_prepared(layout.root))
     ctx.reporter.log_event(
         {

@@ -36,9 +36,8 @@ from app.runner.errors import (
     PipelineInterruptedError,
     SplatterJobError,
 )
-from app.runner.job import end_workspace, make_room
+from app.runner.job import begin_run, end_workspace, make_room
 from app.runner.python_stage import run_python_stage
-from app.runner.retention import mark_running
 from app.runner.workspace import check_free_disk, job_layout, prove_job_folder
 from app.settings import Settings
 from app.watch.folders import WatchFolders, link_tree
@@ -143,13 +142,7 @@ class WatchRun:
         self.settings.tasks_root.mkdir(parents=True, exist_ok=True)
         root = prove_job_folder(self.settings.tasks_root, layout.root)
         root.mkdir(exist_ok=True)
-        kept = mark_running(root, self.task_id)
-        if kept is not None:
-            ctx.reporter.log_event(
-                {"level": "info", "stage": "workspace",
-                 "message": "resuming in the job folder kept from an earlier run",
-                 "interrupted_by": kept.reason}
-            )  # fmt: skip
+        begin_run(root, self.task_id, ctx.reporter)
         staged = root / "capture"
         shutil.rmtree(staged, ignore_errors=True)  # a kept folder's links: staged afresh
         capture = staged / f"{self.item.label}{self.item.suffix}"
